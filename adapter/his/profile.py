@@ -1,0 +1,87 @@
+"""The hospital's HL7 profile: which message types and fields this HIS uses.
+
+Read from ``mappings/hl7_profile.toml`` so that a hospital changes data, not code, when its HIS
+speaks another dialect (docs/hl7-profile.md describes every key).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CANCEL_MESSAGES = ("SRM^S04", "SIU^S15")
+SLOT_SYNC_MODES = ("query", "notify", "both")
+
+
+class ProfileError(ValueError):
+    """The HL7 profile file is missing a key or has a value the adapter cannot use."""
+
+
+@dataclass(frozen=True)
+class Hl7Profile:
+    """Message types, application names and identifier conventions of one hospital's HIS."""
+
+    version: str = "2.5"
+    sending_application: str = "FHA"  # MSH-3 of what the adapter sends
+    sending_facility: str = "WALLET"  # MSH-4
+    his_application: str = "HIS"  # MSH-5
+    his_facility: str = "HOSPITAL"  # MSH-6
+    processing_id: str = "P"  # MSH-11: P production, T training, D debugging
+    charset: str = "UNICODE UTF-8"  # MSH-18 of what the adapter sends (HL7 table 0211)
+    his_assigning_authority: str = "HIS"  # PID-3.4 of the HIS's own patient id
+    his_identifier_type: str = "PI"  # PID-3.5 of the HIS's patient id (table 0203)
+    booking_message: str = "SRM^S01"
+    cancel_message: str = "SRM^S04"  # or SIU^S15
+    slot_sync: str = "query"  # query (SQM^S25), notify (SIU^S12/S15/S17) or both
+    slot_sync_days: int = 7
+    # Inbound message types the listener accepts (AA); anything else is answered AR.
+    inbound: tuple[str, ...] = field(
+        default=("ORU^R01", "SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15", "SIU^S17",
+                 "SIU^S26", "DFT^P03", "ADT^A08", "ADT^A31")
+    )
+
+    def validate(self) -> None:
+        """Raise ProfileError naming the first unusable value."""
+        if self.cancel_message not in CANCEL_MESSAGES:
+            raise ProfileError(
+                f"cancel_message must be one of {', '.join(CANCEL_MESSAGES)}, "
+                f"not {self.cancel_message!r}"
+            )
+        if self.booking_message not in ("SRM^S01", "SIU^S12"):
+            raise ProfileError(f"booking_message must be SRM^S01 or SIU^S12, "
+                               f"not {self.booking_message!r}")
+        if self.slot_sync not in SLOT_SYNC_MODES:
+            raise ProfileError(f"slot_sync must be one of {', '.join(SLOT_SYNC_MODES)}")
+        if self.processing_id not in ("P", "T", "D"):
+            raise ProfileError("processing_id must be P, T or D (HL7 table 0103)")
+        if not 1 <= self.slot_sync_days <= 60:
+            raise ProfileError("slot_sync_days must be between 1 and 60")
+        for mtype in self.inbound:
+            code, _, event = mtype.partition("^")
+            if len(code) != 3 or len(event) != 3:
+                raise ProfileError(f"inbound message type {mtype!r} is not of the form ORU^R01")
+
+
+def load_profile(path: Path) -> Hl7Profile:
+    """Read and validate a profile file; a missing file gives the defaults."""
+    if not path.exists():
+        profile = Hl7Profile()
+        profile.validate()
+        return profile
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: {exc}") from exc
+    known = set(Hl7Profile.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ProfileError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    if "inbound" in data:
+        data["inbound"] = tuple(data["inbound"])
+    try:
+        profile = Hl7Profile(**data)
+        profile.validate()
+    except (TypeError, ProfileError) as exc:
+        raise ProfileError(f"{path}: {exc}") from exc
+    return profile
