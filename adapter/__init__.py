@@ -1,0 +1,33 @@
+"""Future Hospital Adapter: HIS (HL7 v2.5 over MLLP) <-> mobile wallet bridge."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from adapter.config import Config, load_config
+from adapter.runtime import Runtime
+
+__version__ = "0.1.0"
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(config: Config | None = None, runtime: Runtime | None = None) -> Flask:
+    """Build the web application; configuration comes from ADAPTER_* unless given."""
+    if runtime is None:
+        runtime = Runtime.from_config(config or load_config())
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = runtime.config.secret_key or None
+    app.extensions["adapter"] = runtime
+
+    from adapter.web import health
+
+    health.init_app(app)
+    return app
+
+
+def get_runtime(app: Flask) -> Runtime:
+    """The Runtime an app was built with."""
+    return app.extensions["adapter"]

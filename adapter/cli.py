@@ -1,0 +1,260 @@
+"""The ``hospital-adapter`` command: a Flask CLI group over the app factory.
+
+Roles (web, listener, worker) run alone in production; ``run`` starts all three in one process
+together with the HIS simulator, as a separate program on its own port, for a newcomer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from adapter import __version__, create_app
+from adapter.config import Config, ConfigError, load_config
+from adapter.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=os.environ.get("ADAPTER_LOG_LEVEL", level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _config() -> Config:
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _runtime(config: Config | None = None) -> Runtime:
+    from adapter.his.profile import ProfileError
+    from adapter.mappings import MappingsError
+
+    try:
+        return Runtime.from_config(config or _config())
+    except MappingsError as exc:
+        raise click.ClickException(
+            f"mappings are invalid; run `hospital-adapter check-mappings`:\n{exc}"
+        ) from None
+    except ProfileError as exc:
+        raise click.ClickException(f"HL7 profile: {exc}") from None
+
+
+def _require_schema(runtime: Runtime) -> None:
+    from adapter import migrate
+
+    if migrate.pending(runtime.engine):
+        raise click.ClickException(
+            "the database schema is not up to date: run `hospital-adapter db upgrade` first"
+        )
+
+
+def _make_app() -> Flask:
+    return create_app(runtime=_runtime())
+
+
+@click.group(
+    cls=FlaskGroup,
+    create_app=_make_app,
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)
+@click.version_option(__version__, prog_name="hospital-adapter")
+def main() -> None:
+    """Future Hospital Adapter: the HIS (HL7 over MLLP) <-> mobile wallet bridge."""
+    _setup_logging()
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the schema migrations (Alembic) to ADAPTER_DATABASE_URL."""
+    from adapter import migrate
+    from adapter.db import make_engine
+
+    config = _config()
+    engine = make_engine(config.effective_database_url)
+    migrate.upgrade(engine, revision)
+    click.echo(f"database at revision {revision}: {engine.url.render_as_string(True)}")
+
+
+@main.command("check-mappings")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+def check_mappings_command(directory: Path | None) -> None:
+    """Validate the code tables in mappings/, naming file, line and problem."""
+    from adapter.mappings import check_mappings
+
+    directory = directory or _config().mappings_dir
+    problems = check_mappings(directory)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in {directory}")
+    click.echo(f"mappings in {directory} are valid")
+
+
+@main.command("listener")
+def listener_command() -> None:
+    """Serve HL7 from the HIS over MLLP on ADAPTER_MLLP_LISTEN."""
+    from adapter.his.listener import make_listener
+
+    runtime = _runtime()
+    _require_schema(runtime)
+    server = make_listener(runtime.config, runtime.session_factory, runtime.profile)
+    _stop_on_sigterm(server.shutdown)
+    click.echo(f"MLLP listener on {runtime.config.mllp_listen}")
+    server.serve_forever()
+
+
+@main.command("worker")
+def worker_command() -> None:
+    """Run the scheduled jobs (slot sync, inbound processing, link checks)."""
+    from adapter.worker import make_scheduler
+
+    runtime = _runtime()
+    _require_schema(runtime)
+    scheduler = make_scheduler(runtime, blocking=True)
+    click.echo("worker started")
+    scheduler.start()
+
+
+@main.command("web")
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
+def web_command(workers: int) -> None:
+    """Serve the web role (API, pages, notify, admin, health) under gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    runtime = _runtime()
+    _require_schema(runtime)
+    listen = str(runtime.config.web_listen)
+
+    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", listen)
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 8)
+
+        def load(self) -> Flask:
+            return create_app(runtime=Runtime.from_config(runtime.config))
+
+    _Gunicorn().run()
+
+
+@main.command("run")
+@click.option("--no-simulators", is_flag=True, help="Do not start the HIS simulator.")
+def run_command(no_simulators: bool) -> None:
+    """Start web, listener and worker in one process, with the HIS simulator beside them."""
+    from werkzeug.serving import make_server
+
+    from adapter import migrate
+    from adapter.his.listener import make_listener
+    from adapter.worker import make_scheduler
+
+    config = _config()
+    runtime = _runtime(config)
+    migrate.upgrade(runtime.engine)  # the embedded database is created on first run
+
+    simulator: subprocess.Popen[bytes] | None = None
+    if not no_simulators:
+        simulator = subprocess.Popen(
+            [sys.executable, "-m", "adapter.cli", "simulate-his", "--listen", str(config.his_mllp),
+             "--mappings", str(config.mappings_dir)],
+        )
+        _wait_for_port(config.his_mllp.host, config.his_mllp.port, simulator)
+
+    listener = make_listener(config, runtime.session_factory, runtime.profile)
+    listener.start()
+    scheduler = make_scheduler(runtime, blocking=False)
+    scheduler.start()
+    app = create_app(runtime=runtime)
+    web = make_server(config.web_listen.host, config.web_listen.port, app, threaded=True)
+
+    stop = threading.Event()
+
+    def _stop(*_args: object) -> None:
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=web.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    base = f"http://{config.web_listen}"
+    click.echo(
+        "\nFuture Hospital Adapter is running:\n"
+        f"  status     {base}/readyz\n"
+        f"  MLLP in    {config.mllp_listen}  (HL7 from the HIS)\n"
+        f"  HIS        {config.his_mllp}  ({'simulator' if simulator else 'external'})\n"
+        f"  database   {runtime.engine.url.render_as_string(hide_password=True)}\n"
+        "Press Ctrl+C to stop.\n"
+    )
+    try:
+        web.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.shutdown(wait=False)
+        listener.shutdown()
+        if simulator is not None:
+            simulator.terminate()
+            try:
+                simulator.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                simulator.kill()
+
+
+def _wait_for_port(
+    host: str, port: int, process: subprocess.Popen[bytes], timeout: float = 20.0
+) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise click.ClickException(f"the HIS simulator exited with code {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    process.terminate()
+    raise click.ClickException(f"the HIS simulator did not listen on {host}:{port} in time")
+
+
+def _stop_on_sigterm(stop: object) -> None:
+    def _handler(*_args: object) -> None:
+        threading.Thread(target=stop, daemon=True).start()  # type: ignore[arg-type]
+
+    signal.signal(signal.SIGTERM, _handler)
+
+
+def _register_simulators() -> None:
+    from adapter.his.simulator import simulate_his_command
+
+    main.add_command(simulate_his_command)
+
+
+_register_simulators()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Configuration: one dataclass built from explicitly named ``ADAPTER_*`` environment variables.
+
+Nothing reads the environment at import time; :func:`load_config` is called by the app factory
+and the CLI, and fails fast with a message naming the variable at fault.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing, malformed or contradicts another."""
+
+
+@dataclass(frozen=True)
+class Address:
+    """A host:port pair as given in ADAPTER_*_LISTEN and ADAPTER_HIS_MLLP."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_address(value: str, name: str) -> Address:
+    """Parse ``host:port`` (IPv6 as ``[::1]:2575``) or raise ConfigError naming the variable."""
+    host, sep, port_text = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{name} must be host:port (for example 127.0.0.1:2575), got {value!r}")
+    return Address(host, int(port_text))
+
+
+def _default_mappings_dir() -> Path:
+    here = Path.cwd() / "mappings"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parent.parent / "mappings"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the adapter's roles need to know, validated once."""
+
+    environment: str = "development"  # development | production
+    data_dir: Path = Path("var")
+    database_url: str = ""  # default: SQLite file in data_dir
+    web_listen: Address = Address("127.0.0.1", 8000)
+    mllp_listen: Address = Address("127.0.0.1", 2575)
+    his_mllp: Address = Address("127.0.0.1", 2576)
+    his_connect_timeout: float = 5.0
+    his_ack_timeout: float = 30.0
+    mllp_idle_timeout: float = 300.0
+    mllp_frame_timeout: float = 30.0
+    mllp_max_frame_bytes: int = 16 * 1024 * 1024
+    mappings_dir: Path = field(default_factory=_default_mappings_dir)
+    hospital_timezone: str = "Asia/Shanghai"
+    slot_sync_interval: float = 300.0  # seconds between SQM^S25 pulls of the slot pool
+    inbound_batch_size: int = 100
+    public_url: str = ""
+    secret_key: str = ""
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        """The hospital's time zone (slot dates and release times are in it)."""
+        return zoneinfo.ZoneInfo(self.hospital_timezone)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to an embedded SQLite file under data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'adapter.db').resolve()}"
+
+    def validate(self) -> Config:
+        """Check values and contradictions; raise ConfigError naming the variable."""
+        if self.environment not in ("development", "production"):
+            raise ConfigError("ADAPTER_ENV must be development or production")
+        try:
+            zoneinfo.ZoneInfo(self.hospital_timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(
+                f"ADAPTER_TIMEZONE {self.hospital_timezone!r} is not a known time zone"
+            ) from exc
+        if self.mllp_listen == self.his_mllp:
+            raise ConfigError(
+                "ADAPTER_MLLP_LISTEN and ADAPTER_HIS_MLLP name the same address: the adapter "
+                "would send HL7 to itself"
+            )
+        for name, value in (
+            ("ADAPTER_HIS_CONNECT_TIMEOUT", self.his_connect_timeout),
+            ("ADAPTER_HIS_ACK_TIMEOUT", self.his_ack_timeout),
+            ("ADAPTER_MLLP_IDLE_TIMEOUT", self.mllp_idle_timeout),
+            ("ADAPTER_MLLP_FRAME_TIMEOUT", self.mllp_frame_timeout),
+            ("ADAPTER_SLOT_SYNC_INTERVAL", self.slot_sync_interval),
+        ):
+            if value <= 0:
+                raise ConfigError(f"{name} must be a positive number of seconds")
+        url = self.database_url
+        if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
+            raise ConfigError("ADAPTER_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        if self.environment == "production":
+            if not url.startswith("postgresql"):
+                raise ConfigError(
+                    "ADAPTER_ENV=production needs ADAPTER_DATABASE_URL to name PostgreSQL "
+                    "(SQLite is the embedded default for trying the adapter out)"
+                )
+            if not self.secret_key:
+                raise ConfigError(
+                    "ADAPTER_ENV=production needs ADAPTER_SECRET_KEY or ADAPTER_SECRET_KEY_FILE"
+                )
+        return self
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """A secret from NAME, or from the file named by NAME_FILE (never from the repository)."""
+    if env.get(name):
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    return ""
+
+
+def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:  # noqa: ANN401
+    """Build the configuration from the environment (or ``env``), then apply overrides."""
+    env = os.environ if env is None else env
+    defaults = Config()
+    values: dict[str, Any] = {
+        "environment": env.get("ADAPTER_ENV", defaults.environment),
+        "data_dir": Path(env.get("ADAPTER_DATA_DIR", str(defaults.data_dir))),
+        "database_url": env.get("ADAPTER_DATABASE_URL", ""),
+        "hospital_timezone": env.get("ADAPTER_TIMEZONE", defaults.hospital_timezone),
+        "public_url": env.get("ADAPTER_PUBLIC_URL", ""),
+        "secret_key": _secret(env, "ADAPTER_SECRET_KEY"),
+        "his_connect_timeout": _number(
+            env, "ADAPTER_HIS_CONNECT_TIMEOUT", defaults.his_connect_timeout
+        ),
+        "his_ack_timeout": _number(env, "ADAPTER_HIS_ACK_TIMEOUT", defaults.his_ack_timeout),
+        "mllp_idle_timeout": _number(env, "ADAPTER_MLLP_IDLE_TIMEOUT", defaults.mllp_idle_timeout),
+        "mllp_frame_timeout": _number(
+            env, "ADAPTER_MLLP_FRAME_TIMEOUT", defaults.mllp_frame_timeout
+        ),
+        "slot_sync_interval": _number(
+            env, "ADAPTER_SLOT_SYNC_INTERVAL", defaults.slot_sync_interval
+        ),
+    }
+    for key, name in (
+        ("web_listen", "ADAPTER_WEB_LISTEN"),
+        ("mllp_listen", "ADAPTER_MLLP_LISTEN"),
+        ("his_mllp", "ADAPTER_HIS_MLLP"),
+    ):
+        if env.get(name):
+            values[key] = parse_address(env[name], name)
+    if env.get("ADAPTER_MAPPINGS_DIR"):
+        values["mappings_dir"] = Path(env["ADAPTER_MAPPINGS_DIR"])
+    config = replace(Config(**values), **overrides)
+    return config.validate()

@@ -1,0 +1,601 @@
+"""MLLP transport: framing, a threaded listener and a persistent client.
+
+Written here rather than taken from a library: hl7apy's MLLPServer closes after one message, has
+no client and drops the connection without an ACK on a non-UTF-8 byte; python-hl7's MLLP is
+asyncio-only and its client has no reconnect or ACK timeout. The listener must keep connections
+open across many messages and answer malformed input instead of hanging up.
+
+Framing follows HL7 v2.5 Appendix C "Lower Layer Protocols", MLLP release 1:
+<SB=0x0B> payload <EB=0x1C><CR=0x0D>.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from adapter.his.header import AckResult, HeaderError, parse_ack
+from adapter.ports import HisUnavailable
+
+logger = logging.getLogger(__name__)
+
+START_BLOCK = b"\x0b"
+END_BLOCK = b"\x1c\x0d"
+_SB = 0x0B
+_EB = 0x1C
+_CR = 0x0D
+MAX_FRAME = 16 * 1024 * 1024
+_RECV_SIZE = 65536
+_INTERFRAME_WHITESPACE = b" \t\r\n"
+
+# FramingError reasons (also passed to MllpServer's on_framing_error).
+JUNK = "junk outside frame"
+OVERSIZE = "oversize frame"
+TRUNCATED = "truncated frame"
+EMPTY = "empty frame"
+FRAME_TIMEOUT = "frame timeout"
+HANDLER_ERROR = "handler error"
+
+
+def frame(payload: bytes) -> bytes:
+    """Wrap one message in MLLP start and end blocks."""
+    return START_BLOCK + payload + END_BLOCK
+
+
+@dataclass(frozen=True)
+class FramingError:
+    """An event from FrameDecoder: bytes that could not be taken as a complete frame."""
+
+    reason: str
+
+
+class FrameDecoder:
+    """Incremental MLLP decoder: feed it reads, get complete payloads and framing errors in order.
+
+    Decisions: a 0x1C not followed by 0x0D is payload data (MLLP release 1 ends a block only with
+    the two-byte sequence; a sender that ends with a bare 0x1C therefore hits the frame timeout,
+    visibly, instead of having a data byte taken as an end). Whitespace between frames (senders
+    that append CR/LF after the end block) is ignored, not reported as junk. An empty frame is
+    reported as a FramingError.
+    """
+
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self._buf = bytearray()
+        self._in_frame = False
+        self._discarding = False  # inside an oversize frame: drop until its end or a new start
+        self._eb_pending = False  # the last byte seen in a frame was 0x1C
+        self._junk_reported = False
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered of an unfinished frame (0 when between frames)."""
+        return len(self._buf) + (1 if self._eb_pending and not self._discarding else 0)
+
+    @property
+    def in_frame(self) -> bool:
+        """A start block has been seen and its frame is not finished yet."""
+        return self._in_frame
+
+    def discard_pending(self) -> int:
+        """Drop an unfinished frame (after a frame timeout); return how many bytes were dropped."""
+        dropped = self.pending
+        self._buf.clear()
+        self._in_frame = self._discarding = self._eb_pending = False
+        return dropped
+
+    def _end_frame(self, out: list[bytes | FramingError]) -> None:
+        if not self._discarding:
+            out.append(bytes(self._buf) if self._buf else FramingError(EMPTY))
+        self._buf.clear()
+        self._in_frame = self._discarding = False
+
+    def _start_frame(self, out: list[bytes | FramingError]) -> None:
+        if self._in_frame and not self._discarding:
+            out.append(FramingError(TRUNCATED))
+        self._buf.clear()
+        self._in_frame, self._discarding, self._junk_reported = True, False, False
+
+    def _append(self, chunk: bytes | memoryview, out: list[bytes | FramingError]) -> None:
+        if self._discarding or not chunk:
+            return
+        if len(self._buf) + len(chunk) > self.max_frame:
+            out.append(FramingError(OVERSIZE))
+            self._buf.clear()
+            self._discarding = True
+            return
+        self._buf += chunk
+
+    def feed(self, data: bytes) -> list[bytes | FramingError]:
+        """Consume one read; return the payloads completed and framing errors, in stream order."""
+        out: list[bytes | FramingError] = []
+        view = memoryview(data)
+        i, n = 0, len(data)
+        while i < n:
+            if not self._in_frame:
+                j = data.find(START_BLOCK, i)
+                stop = n if j < 0 else j
+                if data[i:stop].strip(_INTERFRAME_WHITESPACE) and not self._junk_reported:
+                    out.append(FramingError(JUNK))
+                    self._junk_reported = True
+                if j < 0:
+                    break
+                self._start_frame(out)
+                i = j + 1
+                continue
+            if self._eb_pending:
+                # End block split across reads: 0x1C ended the previous read.
+                self._eb_pending = False
+                if data[i] == _CR:
+                    self._end_frame(out)
+                    i += 1
+                    continue
+                self._append(b"\x1c", out)
+            eb = data.find(b"\x1c", i)
+            sb = data.find(START_BLOCK, i)
+            if sb >= 0 and (eb < 0 or sb < eb):
+                self._append(view[i:sb], out)
+                self._start_frame(out)
+                i = sb + 1
+            elif eb >= 0:
+                self._append(view[i:eb], out)
+                if eb + 1 == n:
+                    self._eb_pending = True
+                    i = n
+                elif data[eb + 1] == _CR:
+                    self._end_frame(out)
+                    i = eb + 2
+                else:
+                    self._append(b"\x1c", out)
+                    i = eb + 1
+            else:
+                self._append(view[i:], out)
+                i = n
+        return out
+
+
+class DropConnection(Exception):
+    """Raised by a server handler to close the connection now, after writing ``partial`` raw."""
+
+    def __init__(self, partial: bytes = b"") -> None:
+        super().__init__("drop connection")
+        self.partial = partial
+
+
+Handler = Callable[[bytes], bytes | None]
+FramingErrorHandler = Callable[[str], bytes | None]
+ConnectHook = Callable[[socket.socket, tuple], bool]
+
+
+class MllpServer:
+    """Threaded MLLP listener: one thread per connection, many messages per connection.
+
+    ``handler(payload)`` returns the response payload (framed here) or None for no response.
+    ``on_framing_error(reason)`` returns the NAK payload to send for framing errors, frame
+    timeouts and handler failures; the connection stays open in every such case.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        *,
+        on_framing_error: FramingErrorHandler | None = None,
+        on_connect: ConnectHook | None = None,
+        idle_timeout: float = 300,
+        frame_timeout: float = 30,
+        max_frame: int = MAX_FRAME,
+        max_connections: int = 256,
+    ) -> None:
+        self.handler = handler
+        self.on_framing_error = on_framing_error
+        self.on_connect = on_connect
+        self.idle_timeout = idle_timeout
+        self.frame_timeout = frame_timeout
+        self.max_frame = max_frame
+        self.max_connections = max_connections
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._thread: threading.Thread | None = None
+        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((host, port))
+            self._socket.listen(128)
+            # Accept wakes at least this often to notice shutdown where shutdown() on a
+            # listening socket does not interrupt accept() (it does on Linux).
+            self._socket.settimeout(0.5)
+        except OSError:
+            self._socket.close()
+            raise
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        """(host, port) actually bound; the real port when constructed with port 0."""
+        host, port = self._socket.getsockname()[:2]
+        return host, port
+
+    def __enter__(self) -> MllpServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self.serve_forever, name="mllp-accept", daemon=True)
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        """Accept connections until shutdown()."""
+        logger.info("MLLP listener on %s:%s", *self.server_address)
+        while not self._stopping.is_set():
+            try:
+                conn, peer = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    break
+                logger.warning("accept failed", exc_info=True)
+                time.sleep(0.05)
+                continue
+            self._admit(conn, peer)
+
+    def _admit(self, conn: socket.socket, peer: tuple) -> None:
+        with self._lock:
+            full = len(self._connections) >= self.max_connections
+        if full or self._stopping.is_set():
+            logger.warning("MLLP connection from %s refused: %d open", _peer(peer),
+                           len(self._connections))
+            _close(conn)
+            return
+        try:
+            if self.on_connect is not None and not self.on_connect(conn, peer):
+                logger.info("MLLP connection from %s refused by on_connect", _peer(peer))
+                _close(conn)
+                return
+        except Exception as exc:
+            logger.error("on_connect failed for %s: %s", _peer(peer), type(exc).__name__)
+            _close(conn)
+            return
+        thread = threading.Thread(
+            target=self._serve_connection, args=(conn, peer), name=f"mllp-{_peer(peer)}",
+            daemon=True,
+        )
+        with self._lock:
+            self._connections[conn] = thread
+        thread.start()
+
+    def shutdown(self) -> None:
+        """Stop accepting, close the listening socket and every open connection, promptly."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        with self._lock:
+            connections = list(self._connections.items())
+        for conn, _thread in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for _conn, thread in connections:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+
+    def _reply(self, conn: socket.socket, payload: bytes | None) -> None:
+        if payload is not None:
+            conn.settimeout(max(self.idle_timeout, 1.0))  # a peer that never reads
+            conn.sendall(frame(payload))
+
+    def _nak(self, reason: str, peer: tuple) -> bytes | None:
+        if self.on_framing_error is None:
+            return None
+        try:
+            return self.on_framing_error(reason)
+        except Exception as exc:
+            logger.error("on_framing_error failed for %s: %s", _peer(peer), type(exc).__name__)
+            return None
+
+    def _serve_connection(self, conn: socket.socket, peer: tuple) -> None:
+        logger.info("MLLP connection from %s", _peer(peer))
+        decoder = FrameDecoder(self.max_frame)
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        last_activity = time.monotonic()
+        frame_started: float | None = None
+        messages = 0
+        try:
+            while not self._stopping.is_set():
+                deadline = last_activity + self.idle_timeout
+                if frame_started is not None:
+                    deadline = min(deadline, frame_started + self.frame_timeout)
+                conn.settimeout(max(deadline - time.monotonic(), 0.001))
+                try:
+                    data = conn.recv(_RECV_SIZE)
+                except TimeoutError:
+                    now = time.monotonic()
+                    if frame_started is not None and now >= frame_started + self.frame_timeout:
+                        dropped = decoder.discard_pending()
+                        frame_started = None
+                        logger.warning("MLLP frame timeout from %s after %d bytes",
+                                       _peer(peer), dropped)
+                        self._reply(conn, self._nak(FRAME_TIMEOUT, peer))
+                    elif now >= last_activity + self.idle_timeout:
+                        logger.info("MLLP connection from %s idle, closing", _peer(peer))
+                        break
+                    continue
+                if not data:
+                    break
+                now = time.monotonic()
+                last_activity = now
+                events = decoder.feed(data)
+                if not decoder.in_frame:
+                    frame_started = None
+                elif frame_started is None or events:
+                    frame_started = now  # a new frame began in this read
+                for event in events:
+                    if isinstance(event, FramingError):
+                        logger.warning("MLLP %s from %s", event.reason, _peer(peer))
+                        self._reply(conn, self._nak(event.reason, peer))
+                        continue
+                    messages += 1
+                    try:
+                        response = self.handler(event)
+                    except DropConnection as drop:
+                        logger.info("MLLP handler dropped connection from %s", _peer(peer))
+                        if drop.partial:
+                            conn.sendall(drop.partial)
+                        return
+                    except Exception as exc:
+                        logger.error("MLLP handler failed on a %d-byte message from %s: %s",
+                                     len(event), _peer(peer), type(exc).__name__)
+                        response = self._nak(HANDLER_ERROR, peer)
+                    self._reply(conn, response)
+        except OSError as exc:
+            # Peer reset, broken pipe, send timeout: this connection ends, the server goes on.
+            logger.info("MLLP connection from %s ended: %s", _peer(peer), type(exc).__name__)
+        finally:
+            _close(conn)
+            with self._lock:
+                self._connections.pop(conn, None)
+            logger.info("MLLP connection from %s closed after %d messages", _peer(peer), messages)
+
+
+def _peer(peer: tuple) -> str:
+    return f"{peer[0]}:{peer[1]}" if len(peer) >= 2 else str(peer)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+class MllpConnectionError(HisUnavailable):
+    """The peer could not be reached, or the connection broke with the outcome unknown."""
+
+
+class MllpTimeout(HisUnavailable):
+    """No complete response within the ACK timeout; the outcome is unknown."""
+
+
+class AckMismatch(HisUnavailable):
+    """The response does not acknowledge the message sent (MSA-2 != MSH-10, or no MSA).
+
+    A HisUnavailable because the outcome of the message is unknown; resending the same
+    MSH-10 is safe.
+    """
+
+    def __init__(self, expected: str, received: str) -> None:
+        super().__init__(f"ACK for control id {received!r}, expected {expected!r}")
+        self.expected = expected
+        self.received = received
+
+
+class MllpClient:
+    """Persistent MLLP client: one connection reused across sends, one message in flight.
+
+    Thread-safe; concurrent callers take turns. Resending after a broken connection reuses the
+    same bytes, i.e. the same MSH-10: an HL7 original-mode retransmission receivers dedupe.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        connect_timeout: float = 5.0,
+        ack_timeout: float = 30.0,
+        retries: int = 3,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        max_frame: int = MAX_FRAME,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.connect_timeout = connect_timeout
+        self.ack_timeout = ack_timeout
+        self.retries = retries
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.max_frame = max_frame
+        self._sock: socket.socket | None = None
+        self._lock = threading.RLock()
+
+    def __enter__(self) -> MllpClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection; the next send opens a new one."""
+        with self._lock:
+            if self._sock is not None:
+                _close(self._sock)
+                self._sock = None
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self.backoff_max, self.backoff_initial * 2**attempt)
+        return delay / 2 + random.uniform(0, delay / 2)  # "equal jitter"
+
+    def _connect(self) -> socket.socket:
+        last: OSError | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self._backoff(attempt - 1))
+            try:
+                sock = socket.create_connection((self.host, self.port), self.connect_timeout)
+            except OSError as exc:
+                last = exc
+                logger.warning("MLLP connect to %s:%s failed (attempt %d): %s",
+                               self.host, self.port, attempt + 1, type(exc).__name__)
+                continue
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            logger.info("MLLP connected to %s:%s", self.host, self.port)
+            return sock
+        raise MllpConnectionError(
+            f"cannot connect to {self.host}:{self.port} after {self.retries + 1} attempts"
+        ) from last
+
+    def _usable(self, sock: socket.socket) -> bool:
+        """Drain bytes that arrived unasked (a stale response) and tell whether the peer closed."""
+        sock.setblocking(False)
+        try:
+            while True:
+                data = sock.recv(_RECV_SIZE)
+                if not data:
+                    return False
+                logger.warning("MLLP discarding %d unsolicited bytes from %s:%s",
+                               len(data), self.host, self.port)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                sock.setblocking(True)
+
+    def send(self, payload: bytes) -> bytes:
+        """Send one message and return the response payload.
+
+        Raises MllpConnectionError (cannot connect, or the connection broke after part of the
+        response) and MllpTimeout (no complete response within ack_timeout).
+        """
+        data = frame(payload)
+        with self._lock:
+            resends = self.retries
+            while True:
+                if self._sock is not None and not self._usable(self._sock):
+                    self.close()  # closed by the peer while idle
+                if self._sock is None:
+                    self._sock = self._connect()
+                sock = self._sock
+                try:
+                    sock.settimeout(self.ack_timeout)
+                    sock.sendall(data)
+                    return self._read_response(sock)
+                except _Broken as broken:
+                    self.close()
+                    if broken.received or resends <= 0:
+                        raise MllpConnectionError(
+                            f"connection to {self.host}:{self.port} lost"
+                            + (" after part of the response" if broken.received else "")
+                        ) from None
+                    resends -= 1
+                    logger.info("MLLP connection to %s:%s broke before a response; resending "
+                                "%d bytes", self.host, self.port, len(payload))
+                except OSError as exc:  # sendall failed
+                    self.close()
+                    if resends <= 0:
+                        raise MllpConnectionError(
+                            f"connection to {self.host}:{self.port} lost"
+                        ) from exc
+                    resends -= 1
+
+    def _read_response(self, sock: socket.socket) -> bytes:
+        decoder = FrameDecoder(self.max_frame)
+        deadline = time.monotonic() + self.ack_timeout
+        received = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._timeout(received)
+            sock.settimeout(remaining)
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except TimeoutError:
+                self._timeout(received)
+            except OSError:
+                raise _Broken(received) from None
+            if not data:
+                raise _Broken(received)
+            received += len(data)
+            events = decoder.feed(data)
+            for index, event in enumerate(events):
+                if isinstance(event, FramingError):
+                    logger.warning("MLLP %s in response from %s:%s", event.reason, self.host,
+                                   self.port)
+                    continue
+                if decoder.in_frame or index + 1 < len(events):
+                    # More than one frame: the stream is out of step; the next send must not
+                    # read the rest, so it starts on a fresh connection.
+                    logger.warning("MLLP extra bytes after response from %s:%s",
+                                   self.host, self.port)
+                    self.close()
+                return event
+
+    def _timeout(self, received: int) -> None:
+        # Close so that a late ACK is never read as the answer to the next message.
+        self.close()
+        logger.warning("MLLP no response from %s:%s within %.1f s (%d bytes received)",
+                       self.host, self.port, self.ack_timeout, received)
+        raise MllpTimeout(f"no ACK from {self.host}:{self.port} within {self.ack_timeout} s")
+
+    def send_checked(self, payload: bytes, control_id: str) -> AckResult:
+        """Send and return the parsed ACK; AckMismatch if it does not acknowledge control_id.
+
+        AE/AR are returned, not raised: the caller decides what a rejection means.
+        """
+        with self._lock:
+            response = self.send(payload)
+            try:
+                ack = parse_ack(response)
+            except HeaderError:
+                self.close()
+                raise AckMismatch(control_id, "") from None
+            if ack.control_id != control_id:
+                self.close()
+                raise AckMismatch(control_id, ack.control_id)
+            return ack
+
+
+class _Broken(Exception):
+    def __init__(self, received: int) -> None:
+        super().__init__("connection broken")
+        self.received = received

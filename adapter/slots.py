@@ -1,0 +1,101 @@
+"""Use case: keep the local slot pool in step with the pool the HIS allots to the wallet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapter.db import utcnow
+from adapter.models import Slot
+from adapter.ports import HisGateway, SlotRecord
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one sync changed."""
+
+    added: int = 0
+    updated: int = 0
+    closed: int = 0
+    unchanged: int = 0
+
+
+def apply_slot_record(session: Session, record: SlotRecord, now: dt.datetime) -> str:
+    """Insert or update one slot from the HIS; returns added, updated or unchanged.
+
+    ``booked`` is the adapter's own count and is never overwritten by the HIS; a capacity the
+    HIS lowers below what is already booked is kept at the booked count (the database check
+    refuses overbooking, and those patients keep their slots until the HIS cancels them).
+    """
+    slot = session.scalar(
+        select(Slot).where(Slot.his_slot_id == record.his_slot_id).with_for_update()
+    )
+    if slot is None:
+        session.add(
+            Slot(
+                his_slot_id=record.his_slot_id,
+                department_code=record.department_code,
+                doctor_code=record.doctor_code,
+                service_code=record.service_code,
+                start_at=record.start_at,
+                end_at=record.end_at,
+                capacity=record.capacity,
+                booked=0,
+                fee_fen=record.fee_fen,
+                status=record.status,
+                synced_at=now,
+            )
+        )
+        return "added"
+    changes = {
+        "department_code": record.department_code,
+        "doctor_code": record.doctor_code,
+        "service_code": record.service_code,
+        "start_at": record.start_at,
+        "end_at": record.end_at,
+        "capacity": max(record.capacity, slot.booked),
+        "fee_fen": record.fee_fen,
+        "status": record.status,
+    }
+    changed = any(getattr(slot, key) != value for key, value in changes.items())
+    for key, value in changes.items():
+        setattr(slot, key, value)
+    slot.synced_at = now
+    return "updated" if changed else "unchanged"
+
+
+def sync_slot_pool(
+    session: Session, his: HisGateway, start: dt.date, end: dt.date, tz: dt.tzinfo,
+    now: dt.datetime | None = None,
+) -> SyncReport:
+    """Pull the pool for [start, end] from the HIS and apply it; slots it no longer lists close.
+
+    The caller commits. A HisUnavailable from the gateway propagates and nothing changes.
+    """
+    now = now or utcnow()
+    records = his.query_slot_pool(start, end)
+    counts = {"added": 0, "updated": 0, "unchanged": 0}
+    seen: set[str] = set()
+    for record in records:
+        counts[apply_slot_record(session, record, now)] += 1
+        seen.add(record.his_slot_id)
+    window_start = dt.datetime.combine(start, dt.time.min, tz)
+    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tz)
+    closed = 0
+    for slot in session.scalars(
+        select(Slot).where(
+            Slot.start_at >= window_start, Slot.start_at < window_end, Slot.status == "open"
+        )
+    ):
+        if slot.his_slot_id not in seen:
+            slot.status = "closed"
+            closed += 1
+    report = SyncReport(counts["added"], counts["updated"], closed, counts["unchanged"])
+    logger.info("slot pool sync %s..%s: %s", start, end, report)
+    return report

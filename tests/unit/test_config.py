@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from adapter.config import Address, ConfigError, load_config
+
+
+def test_defaults_are_the_embedded_setup():
+    config = load_config({})
+    assert config.web_listen == Address("127.0.0.1", 8000)
+    assert config.mllp_listen == Address("127.0.0.1", 2575)
+    assert config.effective_database_url.startswith("sqlite:///")
+    assert config.tz.key == "Asia/Shanghai"
+
+
+def test_variables_are_read_by_name():
+    config = load_config(
+        {
+            "ADAPTER_DATABASE_URL": "postgresql+psycopg://u@db/x",
+            "ADAPTER_MLLP_LISTEN": "0.0.0.0:3000",
+            "ADAPTER_HIS_MLLP": "[::1]:4000",
+            "ADAPTER_HIS_ACK_TIMEOUT": "12.5",
+            "ADAPTER_MAPPINGS_DIR": "/etc/adapter/mappings",
+        }
+    )
+    assert config.mllp_listen == Address("0.0.0.0", 3000)
+    assert config.his_mllp == Address("::1", 4000)
+    assert config.his_ack_timeout == 12.5
+    assert config.mappings_dir == Path("/etc/adapter/mappings")
+    assert config.effective_database_url == "postgresql+psycopg://u@db/x"
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"ADAPTER_MLLP_LISTEN": "2575"}, "ADAPTER_MLLP_LISTEN"),
+        ({"ADAPTER_WEB_LISTEN": "host:99999"}, "ADAPTER_WEB_LISTEN"),
+        ({"ADAPTER_HIS_ACK_TIMEOUT": "soon"}, "ADAPTER_HIS_ACK_TIMEOUT"),
+        ({"ADAPTER_HIS_ACK_TIMEOUT": "0"}, "ADAPTER_HIS_ACK_TIMEOUT"),
+        ({"ADAPTER_TIMEZONE": "Mars/Olympus"}, "ADAPTER_TIMEZONE"),
+        ({"ADAPTER_DATABASE_URL": "mysql://x"}, "ADAPTER_DATABASE_URL"),
+        ({"ADAPTER_ENV": "staging"}, "ADAPTER_ENV"),
+        ({"ADAPTER_MLLP_LISTEN": "127.0.0.1:2576"}, "ADAPTER_HIS_MLLP"),
+        ({"ADAPTER_ENV": "production"}, "ADAPTER_DATABASE_URL"),
+        (
+            {"ADAPTER_ENV": "production", "ADAPTER_DATABASE_URL": "postgresql://db/x"},
+            "ADAPTER_SECRET_KEY",
+        ),
+        ({"ADAPTER_SECRET_KEY_FILE": "/nonexistent/secret"}, "ADAPTER_SECRET_KEY_FILE"),
+    ],
+)
+def test_bad_configuration_fails_fast_naming_the_variable(env, names):
+    with pytest.raises(ConfigError, match=names):
+        load_config(env)
+
+
+def test_secret_from_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    config = load_config({"ADAPTER_SECRET_KEY_FILE": str(secret)})
+    assert config.secret_key == "s3cret"
