@@ -39,10 +39,9 @@ def parse_address(value: str, name: str) -> Address:
 
 
 def _default_mappings_dir() -> Path:
-    here = Path.cwd() / "mappings"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "mappings"
+    from adapter.mappings import default_mappings_dir
+
+    return default_mappings_dir()
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
     ):
         if env.get(name):
             values[key] = parse_address(env[name], name)
-    if env.get("ADAPTER_MAPPINGS_DIR"):
+    if env.get("ADAPTER_MAPPINGS_DIR"):  # also read by default_mappings_dir(); env may differ
         values["mappings_dir"] = Path(env["ADAPTER_MAPPINGS_DIR"])
     config = replace(Config(**values), **overrides)
     return config.validate()

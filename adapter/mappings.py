@@ -237,7 +237,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
 }
 _FILE_ORDER = (*_COLUMNS, PROFILE_FILE)
 
-Row = dict[str, str]
+_Row = dict[str, str]
 _T = TypeVar("_T")
 
 
@@ -248,7 +248,7 @@ class _Problems(list[MappingProblem]):
 
 @dataclass
 class _Table:
-    """The good rows of one file, or ``usable=False`` when the file could not be read at all.
+    """The rows of one file, or ``usable=False`` when the file could not be read at all.
 
     ``keys`` holds the key (code) of every row, bad rows included, so that a reference to a row
     already reported as bad is not reported a second time. Rows with an empty cell are kept (their
@@ -256,7 +256,7 @@ class _Table:
     """
 
     file: str
-    rows: list[tuple[int, Row]]
+    rows: list[tuple[int, _Row]]
     usable: bool = True
     keys: set[str] = field(default_factory=set)
     incomplete: set[int] = field(default_factory=set)  # lines with an empty cell
@@ -376,7 +376,7 @@ def _decode(name: str, data: bytes, problems: _Problems) -> str | None:
 
 
 def _build(table: _Table, problems: _Problems,
-           builder: Callable[[str, int, Row, _Problems], _T | None],
+           builder: Callable[[str, int, _Row, _Problems], _T | None],
            key: str = "code") -> dict[str, _T]:
     """Build the valid rows, reporting duplicate keys."""
     items: dict[str, _T] = {}
@@ -396,14 +396,14 @@ def _build(table: _Table, problems: _Problems,
     return items
 
 
-def _check_code(file: str, line: int, row: Row, column: str, problems: _Problems) -> bool:
+def _check_code(file: str, line: int, row: _Row, column: str, problems: _Problems) -> bool:
     if _CODE_RE.fullmatch(row[column]):
         return True
     problems.add(file, line, f"{column} {row[column]!r} must be 1 to 40 of A-Z a-z 0-9 _ . -")
     return False
 
 
-def _department(file: str, line: int, row: Row, problems: _Problems) -> Department | None:
+def _department(file: str, line: int, row: _Row, problems: _Problems) -> Department | None:
     ok = _check_code(file, line, row, "code", problems)
     location = row["location"]
     if any(ch in location for ch in _HL7_DELIMITERS):
@@ -440,7 +440,7 @@ def _parse_time(text: str) -> dt.time | None:
     return dt.time(hour, minute)
 
 
-def _doctor(file: str, line: int, row: Row, problems: _Problems) -> Doctor | None:
+def _doctor(file: str, line: int, row: _Row, problems: _Problems) -> Doctor | None:
     # References are checked once all files are read (_check_doctor_references).
     if not _check_code(file, line, row, "code", problems):
         return None
@@ -449,7 +449,7 @@ def _doctor(file: str, line: int, row: Row, problems: _Problems) -> Doctor | Non
                   title_en=row["title_en"], service_code=row["service_code"])
 
 
-def _document_type(file: str, line: int, row: Row, problems: _Problems) -> DocumentType | None:
+def _document_type(file: str, line: int, row: _Row, problems: _Problems) -> DocumentType | None:
     ok = _check_code(file, line, row, "code", problems)
     if row["hl7_type"] and not _HL7_ID_TYPE_RE.fullmatch(row["hl7_type"]):
         problems.add(file, line, f"hl7_type {row['hl7_type']!r} must be 1 to 5 of A-Z a-z 0-9 "
@@ -461,7 +461,7 @@ def _document_type(file: str, line: int, row: Row, problems: _Problems) -> Docum
                         hl7_type=row["hl7_type"])
 
 
-def _sex(file: str, line: int, row: Row, problems: _Problems) -> Sex | None:
+def _sex(file: str, line: int, row: _Row, problems: _Problems) -> Sex | None:
     ok = True
     if row["hl7_code"] not in HL7_SEX_CODES:
         problems.add(file, line, f"hl7_code {row['hl7_code']!r} is not in HL7 table 0001 "
@@ -477,7 +477,7 @@ def _sex(file: str, line: int, row: Row, problems: _Problems) -> Sex | None:
                name_en=row["name_en"])
 
 
-def _fee_item(file: str, line: int, row: Row, problems: _Problems) -> FeeItem | None:
+def _fee_item(file: str, line: int, row: _Row, problems: _Problems) -> FeeItem | None:
     ok = _check_code(file, line, row, "code", problems)
     if row["kind"] and row["kind"] not in FEE_KINDS:
         problems.add(file, line, f"kind {row['kind']!r} must be one of {', '.join(FEE_KINDS)}")
@@ -495,7 +495,7 @@ def _fee_item(file: str, line: int, row: Row, problems: _Problems) -> FeeItem | 
                    kind=row["kind"], amount_fen=amount_fen)
 
 
-def _first_rows(table: _Table, key: str = "code") -> list[tuple[int, Row]]:
+def _first_rows(table: _Table, key: str = "code") -> list[tuple[int, _Row]]:
     """Rows with a key, duplicates (reported by _build) left out."""
     seen: set[str] = set()
     rows = []

@@ -69,6 +69,14 @@ class HisUnavailable(Exception):
     """The HIS could not be reached or did not answer in time; the outcome is unknown."""
 
 
+class HisRefused(Exception):
+    """The HIS answered and refused; ``outcome`` says why."""
+
+    def __init__(self, outcome: HisOutcome) -> None:
+        super().__init__(outcome.error_code or "refused")
+        self.outcome = outcome
+
+
 class HisGateway(Protocol):
     """What the adapter needs from the HIS."""
 

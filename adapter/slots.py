@@ -99,3 +99,19 @@ def sync_slot_pool(
     report = SyncReport(counts["added"], counts["updated"], closed, counts["unchanged"])
     logger.info("slot pool sync %s..%s: %s", start, end, report)
     return report
+
+
+def close_slot(session: Session, his_slot_id: str) -> bool:
+    """The HIS stopped a slot (clinic cancelled or slot removed); False if it is unknown here.
+
+    Patients already booked on it keep their booking row; the registration flow refunds and
+    tells them (it reads closed slots with bookings).
+    """
+    slot = session.scalar(
+        select(Slot).where(Slot.his_slot_id == his_slot_id).with_for_update()
+    )
+    if slot is None:
+        return False
+    slot.status = "closed"
+    slot.synced_at = utcnow()
+    return True

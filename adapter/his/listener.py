@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
 import logging
-import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 from adapter.config import Config
 from adapter.db import utcnow
+from adapter.his.control_ids import ControlIds
 from adapter.his.header import (
     APPLICATION_INTERNAL_ERROR,
     SEGMENT_SEQUENCE_ERROR,
@@ -59,20 +57,6 @@ class Verdict:
     error_text: str = ""
 
 
-class ControlIds:
-    """MSH-10 values for our ACKs: unique across processes and restarts, short, sortable."""
-
-    def __init__(self) -> None:
-        self._prefix = f"A{os.getpid() % 100000:05d}{utcnow():%H%M%S}"
-        self._counter = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def next(self) -> str:
-        """A fresh control id."""
-        with self._lock:
-            return f"{self._prefix}{next(self._counter):08d}"
-
-
 def judge(text: str, header: Header, profile: Hl7Profile) -> Verdict:
     """Decide AA/AE/AR for a decoded message from its header and segment shape."""
     if not header.version.startswith("2."):
@@ -104,7 +88,7 @@ class InboundHandler:
         self._profile = profile
         self._tz = tz
         self._clock = clock
-        self._control_ids = ControlIds()
+        self._control_ids = ControlIds("A")
 
     def __call__(self, payload: bytes) -> bytes:
         """Store the message, then return the ACK to send."""

@@ -1,0 +1,25 @@
+"""MSH-10 values the adapter sends: unique across processes and restarts, short, sortable."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+
+from adapter.db import utcnow
+
+
+class ControlIds:
+    """A thread-safe source of message control ids (HL7 ST, at most 199 characters)."""
+
+    def __init__(self, prefix: str) -> None:
+        # prefix + process id + start time keeps instances and restarts apart without a
+        # database round trip on the hot path; the counter orders ids within a process.
+        self._prefix = f"{prefix}{os.getpid() % 100000:05d}{utcnow():%y%m%d%H%M%S}"
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        """A fresh control id."""
+        with self._lock:
+            return f"{self._prefix}{next(self._counter):07d}"

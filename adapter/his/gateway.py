@@ -1,0 +1,183 @@
+"""HisGateway over HL7 v2.5 and MLLP: what the use cases call to reach the HIS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from adapter.db import utcnow
+from adapter.his import messages
+from adapter.his.control_ids import ControlIds
+from adapter.his.header import HeaderError, decode_message, encode_message, parse_ack
+from adapter.his.messages import MessageError
+from adapter.his.mllp import AckMismatch, MllpClient
+from adapter.his.profile import Hl7Profile
+from adapter.mappings import Mappings
+from adapter.ports import (
+    AppointmentRequest,
+    HisOutcome,
+    HisRefused,
+    HisUnavailable,
+    PatientIdentity,
+    SlotRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+# HL7 table 0357 code 207 "application internal error": the HIS failed, it did not refuse.
+# The outcome is unknown, so the caller retries (same placer id) instead of compensating.
+TRANSIENT_ERROR_CODES = frozenset({"207"})
+
+
+class MllpHisGateway:
+    """The HIS reached over one persistent MLLP connection (thread-safe)."""
+
+    def __init__(
+        self,
+        client: MllpClient,
+        profile: Hl7Profile,
+        mappings: Mappings,
+        tz: dt.tzinfo,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._client = client
+        self._profile = profile
+        self._mappings = mappings
+        self._tz = tz
+        self._clock = clock
+        self._ids = ControlIds("M")
+        self._by_hl7 = {d.hl7_type: d.code for d in mappings.document_types.values()}
+
+    @classmethod
+    def from_runtime(cls, runtime: object) -> MllpHisGateway:
+        """Build from a Runtime: ADAPTER_HIS_MLLP and its timeouts."""
+        config = runtime.config  # type: ignore[attr-defined]
+        client = MllpClient(
+            config.his_mllp.host,
+            config.his_mllp.port,
+            connect_timeout=config.his_connect_timeout,
+            ack_timeout=config.his_ack_timeout,
+        )
+        return cls(client, runtime.profile, runtime.mappings, config.tz)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Close the MLLP connection."""
+        self._client.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _exchange(self, build: Callable[[str, dt.datetime], str]) -> tuple[str, str]:
+        """Send one message, return (control id, response text) once MSA-2 matches."""
+        control_id = self._ids.next()
+        text = build(control_id, self._clock().astimezone(self._tz))
+        response = self._client.send(encode_message(text, self._profile.charset))
+        try:
+            response_text, _header = decode_message(response)
+        except HeaderError as exc:
+            raise HisUnavailable(f"unreadable answer from the HIS ({exc.code})") from None
+        ack = parse_ack(response)
+        if ack.control_id != control_id:
+            raise AckMismatch(control_id, ack.control_id)
+        if ack.code in ("AE", "CE") and ack.error_code in TRANSIENT_ERROR_CODES:
+            raise HisUnavailable(f"HIS application error {ack.error_code}")
+        return control_id, response_text
+
+    def _hl7_type(self, document_type: str) -> str:
+        try:
+            return self._mappings.document_types[document_type].hl7_type
+        except KeyError:
+            raise ValueError(f"document type {document_type!r} is not in the mappings") from None
+
+    # -- HisGateway ----------------------------------------------------------------------
+
+    def find_patient(self, document_type: str, document_number: str) -> PatientIdentity | None:
+        """QBP^Q22 -> RSP^K22; the candidate whose document matches exactly, if any."""
+        hl7_type = self._hl7_type(document_type)
+        _cid, response = self._exchange(
+            lambda cid, now: messages.build_qbp_q22(
+                self._profile, cid, now, query_tag=cid, hl7_id_type=hl7_type,
+                document_number=document_number,
+            )
+        )
+        try:
+            candidates = messages.parse_rsp_k22(response, self._by_hl7, self._profile)
+        except MessageError as exc:
+            raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
+        for patient in candidates:
+            if (patient.document_type, patient.document_number) == (document_type,
+                                                                    document_number):
+                return patient
+        return None
+
+    def register_patient(self, patient: PatientIdentity) -> PatientIdentity:
+        """ADT^A28, then QBP^Q22 for the id the HIS assigned."""
+        hl7_type = self._hl7_type(patient.document_type)
+        _cid, response = self._exchange(
+            lambda cid, now: messages.build_adt_a28(
+                self._profile, cid, now, patient=patient, hl7_id_type=hl7_type
+            )
+        )
+        ack = parse_ack(response)
+        if not ack.accepted:
+            raise HisRefused(HisOutcome(False, error_code=ack.error_code, error_text=ack.text))
+        found = self.find_patient(patient.document_type, patient.document_number)
+        if found is None or not found.his_patient_id:
+            raise HisUnavailable("the HIS accepted the patient but does not return an id yet")
+        return found
+
+    def book_appointment(self, request: AppointmentRequest) -> HisOutcome:
+        """SRM^S01 -> SRR^S01; accepted with the filler appointment id (SCH-2) or refused."""
+        department = self._mappings.departments.get(request.department_code)
+        location = department.location if department else request.department_code
+        cid, response = self._exchange(
+            lambda cid, now: messages.build_srm_s01(
+                self._profile, cid, now, request=request, his_location=location
+            )
+        )
+        return self._srr(response, cid)
+
+    def cancel_appointment(
+        self, placer_appointment_id: str, filler_appointment_id: str, his_slot_id: str
+    ) -> HisOutcome:
+        """SRM^S04 -> SRR^S04, or SIU^S15 -> ACK, as the hospital's profile says."""
+        build = (
+            messages.build_srm_s04 if self._profile.cancel_message == "SRM^S04"
+            else messages.build_siu_s15
+        )
+        cid, response = self._exchange(
+            lambda cid, now: build(
+                self._profile, cid, now, placer_appointment_id=placer_appointment_id,
+                filler_appointment_id=filler_appointment_id, his_slot_id=his_slot_id,
+            )
+        )
+        if self._profile.cancel_message == "SRM^S04":
+            return self._srr(response, cid)
+        ack = parse_ack(response)
+        return HisOutcome(
+            ack.accepted, filler_appointment_id=filler_appointment_id,
+            error_code=ack.error_code, error_text=ack.text,
+        )
+
+    def query_slot_pool(self, start: dt.date, end: dt.date) -> list[SlotRecord]:
+        """SQM^S25 -> SQR^S25 for [start, end]."""
+        _cid, response = self._exchange(
+            lambda cid, now: messages.build_sqm_s25(
+                self._profile, cid, now, query_tag=cid, start=start, end=end
+            )
+        )
+        try:
+            return messages.parse_sqr_s25(response, self._tz, self._mappings.fee_fen)
+        except MessageError as exc:
+            raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
+
+    def _srr(self, response: str, control_id: str) -> HisOutcome:
+        try:
+            return messages.parse_srr(response, control_id)
+        except MessageError as exc:
+            if "SRR" not in response.split("\r", 1)[0]:
+                # A plain ACK (AE/AR) instead of an SRR: the HIS refused before booking.
+                ack = parse_ack(response)
+                return HisOutcome(False, error_code=ack.error_code, error_text=ack.text)
+            raise HisUnavailable(f"unusable SRR from the HIS ({exc.code})") from None
