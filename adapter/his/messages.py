@@ -532,7 +532,7 @@ def parse_rsp_k22(
     text: str, document_types_by_hl7: dict[str, str], profile: Hl7Profile
 ) -> list[PatientIdentity]:
     """The candidates of an RSP^K22 (empty for NF); MessageError when the HIS refused."""
-    message = _parse(text, ("RSP^K22",))
+    message = _parse(text, ("RSP^K22", "ACK^Q22"))  # ACK: refused before answering
     msa = _one(message, "MSA")
     if _get(msa, 1) not in ("AA", "CA"):
         hl7_code, app_code, err_text = _outcome_error(message)
@@ -810,7 +810,8 @@ def build_srr(
 
 def parse_srr(text: str, expected_control_id: str) -> HisOutcome:
     """The outcome of our SRM: accepted with SCH-2, or refused with ERR-5 (else ERR-3) code."""
-    message = _parse(text, ("SRR^S01", "SRR^S04"))
+    # A HIS that cannot process an SRM at all may answer a plain ACK (AE/AR + ERR): read it alike.
+    message = _parse(text, ("SRR^S01", "SRR^S04", "ACK^S01", "ACK^S04"))
     msa = _one(message, "MSA")
     acked = _get(msa, 2)
     if acked != expected_control_id:
@@ -909,19 +910,21 @@ def _slot_group(
     items: list[_Seg | _Grp] = [sch]
     if with_tq1:
         items.append(_Seg("TQ1", {1: "1", 7: start, 8: end}))
-    items.append(_Grp(f"{prefix}_RESOURCES", [
-        _Seg("RGS", {1: "1"}),
-        _Grp(f"{prefix}_SERVICE", [_Seg("AIS", {
-            1: "1", 3: escape(slot.service_code), 4: start, 7: minutes, 8: "min",
-        })]),
-        _Grp(f"{prefix}_PERSONNEL_RESOURCE", [_Seg("AIP", {
-            1: "1", 3: escape(slot.doctor_code), 4: "D^Doctor", 6: start, 9: minutes, 10: "min",
-        })]),
-        _Grp(f"{prefix}_LOCATION_RESOURCE", [_Seg("AIL", {
-            1: "1", 3: escape(location), 4: "C", 5: escape(slot.department_code), 6: start,
-            9: minutes, 10: "min",
-        })]),
-    ]))
+    service = _Grp(f"{prefix}_SERVICE", [_Seg("AIS", {
+        1: "1", 3: escape(slot.service_code), 4: start, 7: minutes, 8: "min",
+    })])
+    personnel = _Grp(f"{prefix}_PERSONNEL_RESOURCE", [_Seg("AIP", {
+        1: "1", 3: escape(slot.doctor_code), 4: "D^Doctor", 6: start, 9: minutes, 10: "min",
+    })])
+    location_group = _Grp(f"{prefix}_LOCATION_RESOURCE", [_Seg("AIL", {
+        1: "1", 3: escape(location), 4: "C", 5: escape(slot.department_code), 6: start,
+        9: minutes, 10: "min",
+    })])
+    # Segment order follows each v2.5 structure: SQR^S25 lists personnel before location,
+    # SIU^S12..S26 location before personnel.
+    resources = [service, personnel, location_group] if prefix == "SQR_S25" else [
+        service, location_group, personnel]
+    items.append(_Grp(f"{prefix}_RESOURCES", [_Seg("RGS", {1: "1"}), *resources]))
     return items
 
 
@@ -1014,7 +1017,7 @@ def parse_sqr_s25(
     text: str, tz: dt.tzinfo, fee_of: Callable[[str], int]
 ) -> list[SlotRecord]:
     """The slots of an SQR^S25; ``fee_of(service_code)`` gives the fee in fen."""
-    message = _parse(text, ("SQR^S25",))
+    message = _parse(text, ("SQR^S25", "ACK^S25"))  # ACK: refused before answering
     msa = _one(message, "MSA")
     if _get(msa, 1) not in ("AA", "CA"):
         hl7_code, app_code, err_text = _outcome_error(message)

@@ -19,7 +19,6 @@ from adapter.his.header import (
     parse_ack,
 )
 from adapter.his.mllp import (
-    END_BLOCK,
     START_BLOCK,
     AckMismatch,
     DropConnection,
@@ -363,7 +362,3 @@ def test_shared_samples_over_one_connection(server):
             _text, header = decode_message(raw)
             ack = client.send_checked(raw, header.control_id)
             assert ack.code == "AA", path.name
-
-
-def test_end_block_constant_is_fs_cr():
-    assert END_BLOCK == b"\x1c\r"

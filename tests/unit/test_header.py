@@ -66,9 +66,9 @@ def test_bom_and_leading_newlines():
 
 def test_custom_delimiters():
     raw = (
-        "MSH#$%&~#LIS$X#HOSP#FHA#W#20240301##ORU$R01#C-9#T#2.5\r"
-        "PID#1##P1$$$HIS$PI##Wang$Wu\r"
-    ).encode()
+        b"MSH#$%&~#LIS$X#HOSP#FHA#W#20240301##ORU$R01#C-9#T#2.5\r"
+        b"PID#1##P1$$$HIS$PI##Wang$Wu\r"
+    )
     text, header = decode_message(raw)
     assert (header.field_sep, header.component_sep, header.repetition_sep) == ("#", "$", "%")
     assert (header.escape_char, header.subcomponent_sep) == ("&", "~")
@@ -240,7 +240,9 @@ def test_parse_ack_codes(code):
 def test_parse_ack_v23_styles():
     msa6 = parse_ack(b"MSH|^~\\&|HIS|H|FHA|W|2024||ACK|A1|P|2.3\nMSA|AE|C1|oops||0|207^busy\n")
     assert (msa6.error_code, msa6.error_text, msa6.text) == ("207", "busy", "oops")
-    eld = parse_ack("MSH|^~\\&|HIS|H|FHA|W|2024||ACK|A1|P|2.3\rMSA|AR|C2\rERR|PID^1^3^101&Missing&HL70357")
+    eld = parse_ack(
+        "MSH|^~\\&|HIS|H|FHA|W|2024||ACK|A1|P|2.3\rMSA|AR|C2\rERR|PID^1^3^101&Missing&HL70357"
+    )
     assert (eld.error_code, eld.error_text) == ("101", "Missing")
 
 

@@ -1,0 +1,443 @@
+"""A HIS simulator: a separate program the adapter reaches over MLLP only, as it would a real HIS.
+
+It keeps a patient index, a pool of numbered slots (号源) allotted to the wallet channel and the
+appointments made on them, and answers the registration flow's messages (docs/hl7-profile.md).
+Fault knobs (latency, random AE, dropped connections, refused connections) are attributes that
+tests may change while it runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import click
+
+from adapter.his import messages
+from adapter.his.header import Header, HeaderError, build_ack, build_nak, decode_message
+from adapter.his.messages import HOSPITAL_TZ, MessageError, dtm
+from adapter.his.mllp import DropConnection, MllpServer
+from adapter.his.profile import Hl7Profile
+from adapter.mappings import Doctor, Mappings, default_mappings_dir, load_mappings
+from adapter.ports import PatientIdentity, SlotRecord
+
+logger = logging.getLogger(__name__)
+
+SLOT_TAKEN = "SLOT_TAKEN"  # ERR-5: the HIS's own window sold the slot meanwhile
+CLINIC_CLOSED = "CLINIC_CLOSED"  # ERR-5: the doctor's session was stopped
+SESSIONS = ((dt.time(8, 0), dt.time(12, 0)), (dt.time(14, 0), dt.time(17, 0)))
+DEFAULT_LISTEN = "127.0.0.1:2576"
+
+# What the simulator's MSH-3/4 say (the adapter's profile is mirrored: HIS sends as MSH-5/6).
+_SIM_PROFILE = Hl7Profile(his_facility="DEMO_HOSPITAL")
+
+_DEMO_PATIENTS = (
+    PatientIdentity("张伟", "M", dt.date(1985, 6, 12), "RESIDENT_ID", "110101198506121230",
+                    "13800138001"),
+    PatientIdentity("李娜", "F", dt.date(1992, 11, 3), "RESIDENT_ID", "310104199211032629",
+                    "13900139002"),
+    PatientIdentity("阿卜杜拉·买买提", "M", dt.date(1978, 2, 28), "RESIDENT_ID",
+                    "650102197802281213", "13700137003"),
+    PatientIdentity("王小明", "M", dt.date(2018, 4, 9), "RESIDENT_ID", "440305201804090034"),
+    PatientIdentity("SMITH JOHN", "M", dt.date(1980, 1, 15), "PASSPORT", "E12345678",
+                    "13600136004"),
+)
+
+
+@dataclass
+class Appointment:
+    """One appointment the HIS holds."""
+
+    filler_appointment_id: str
+    placer_appointment_id: str
+    his_slot_id: str
+    his_patient_id: str
+    status: str = "booked"  # booked | cancelled
+
+
+class HisSimulator:
+    """The demo hospital's HIS: state under one lock, ``handle(payload) -> answer payload``."""
+
+    def __init__(
+        self,
+        mappings: Mappings,
+        *,
+        today: dt.date | None = None,
+        days: int = 7,
+        slots_per_session: int = 10,
+        latency_ms: int = 0,
+        ae_rate: float = 0.0,
+        drop_rate: float = 0.0,
+        refuse_connections: bool = False,
+        seed: int | None = None,
+        profile: Hl7Profile = _SIM_PROFILE,
+    ) -> None:
+        self.mappings = mappings
+        self.profile = profile
+        self.latency_ms = latency_ms
+        self.ae_rate = ae_rate
+        self.drop_rate = drop_rate
+        self.refuse_connections = refuse_connections
+        self._rng = random.Random(seed)  # faults only; not security relevant
+        self._lock = threading.RLock()
+        self._hl7_types = {c: d.hl7_type for c, d in mappings.document_types.items()}
+        self._by_hl7 = {d.hl7_type: c for c, d in mappings.document_types.items()}
+        self._patients: dict[str, PatientIdentity] = {}
+        self._by_document: dict[tuple[str, str], str] = {}
+        self._slots: dict[str, SlotRecord] = {}
+        self._appointments: dict[str, Appointment] = {}
+        self._by_placer: dict[str, str] = {}
+        self._answers: dict[tuple[str, str], bytes] = {}  # (sender, MSH-10) -> answer
+        self._patient_ids = itertools.count(123)
+        self._filler_ids = itertools.count(1)
+        self._control_ids = itertools.count(1)
+        self._routes: dict[str, Callable[[str, Header], str]] = {
+            "QBP^Q22": self._find_candidates,
+            "ADT^A28": self._add_person,
+            "SRM^S01": self._book,
+            "SRM^S04": self._cancel_srm,
+            "SIU^S15": self._cancel_siu,
+            "SQM^S25": self._slot_pool,
+        }
+        self._seed_hospital(today or dt.datetime.now(HOSPITAL_TZ).date(), days,
+                            slots_per_session)
+        for patient in _DEMO_PATIENTS:
+            self._register(patient)
+
+    # -- seeding -----------------------------------------------------------------------
+
+    def _seed_hospital(self, today: dt.date, days: int, per_session: int) -> None:
+        doctors = list(self.mappings.doctors.values())
+        for day_offset in range(days):
+            day = today + dt.timedelta(days=day_offset)
+            for n, doctor in enumerate(doctors):
+                # Every doctor is off one weekday (spread over the week); general clinics never.
+                if not doctor.code.startswith("G") and (day.weekday() + n) % 7 == 6:
+                    continue
+                for session, (begin, finish) in enumerate(SESSIONS):
+                    self._seed_session(doctor, day, session, begin, finish, per_session)
+        # One doctor's clinic is closed on the third day (a "停诊" the wallet must show).
+        if doctors and days > 2:
+            self.close_clinic(doctors[0].code, today + dt.timedelta(days=2))
+
+    def _seed_session(
+        self, doctor: Doctor, day: dt.date, session: int, begin: dt.time, finish: dt.time,
+        per_session: int,
+    ) -> None:
+        start = dt.datetime.combine(day, begin, HOSPITAL_TZ)
+        minutes = int((dt.datetime.combine(day, finish) - dt.datetime.combine(day, begin))
+                      .total_seconds() // 60)
+        step = max(minutes // per_session, 5)
+        fee = self.mappings.fee_fen(doctor.service_code)
+        for number in range(1, per_session + 1):
+            slot_start = start + dt.timedelta(minutes=step * (number - 1))
+            half_day = "AP"[session]
+            slot_id = f"{doctor.code}-{day:%Y%m%d}-{half_day}{number:02d}"
+            self._slots[slot_id] = SlotRecord(
+                his_slot_id=slot_id,
+                department_code=doctor.department_code,
+                doctor_code=doctor.code,
+                service_code=doctor.service_code,
+                start_at=slot_start,
+                end_at=slot_start + dt.timedelta(minutes=step),
+                capacity=1,
+                available=1,
+                fee_fen=fee,
+            )
+
+    def _register(self, patient: PatientIdentity) -> PatientIdentity:
+        key = (patient.document_type, patient.document_number)
+        if key in self._by_document:
+            return self._patients[self._by_document[key]]
+        his_id = f"P{next(self._patient_ids):06d}"
+        stored = replace(patient, his_patient_id=his_id)
+        self._patients[his_id] = stored
+        self._by_document[key] = his_id
+        return stored
+
+    # -- helpers for tests ---------------------------------------------------------------
+
+    @property
+    def patients(self) -> dict[str, PatientIdentity]:
+        """Patients by HIS id (a copy)."""
+        with self._lock:
+            return dict(self._patients)
+
+    @property
+    def appointments(self) -> dict[str, Appointment]:
+        """Appointments by filler id (a copy)."""
+        with self._lock:
+            return dict(self._appointments)
+
+    @property
+    def slots(self) -> dict[str, SlotRecord]:
+        """The wallet channel's pool by HIS slot id (a copy)."""
+        with self._lock:
+            return dict(self._slots)
+
+    def take_slot_in_his(self, his_slot_id: str) -> None:
+        """The HIS's own window sold the slot: it is no longer available."""
+        with self._lock:
+            self._slots[his_slot_id] = replace(self._slots[his_slot_id], available=0)
+
+    def close_clinic(self, doctor_code: str, date: dt.date) -> int:
+        """Stop a doctor's clinic on a date (停诊); returns how many slots were closed."""
+        with self._lock:
+            closed = 0
+            for slot_id, slot in self._slots.items():
+                if slot.doctor_code == doctor_code and slot.start_at.date() == date:
+                    self._slots[slot_id] = replace(slot, status="closed", available=0)
+                    closed += 1
+            return closed
+
+    # -- MLLP entry points ---------------------------------------------------------------
+
+    def on_connect(self, conn: socket.socket, peer: tuple) -> bool:
+        """MllpServer hook: refuse connections while ``refuse_connections`` is set."""
+        return not self.refuse_connections
+
+    def handle(self, payload: bytes) -> bytes:
+        """Answer one message; retransmissions (same sender and MSH-10) get the same answer."""
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
+        try:
+            text, header = decode_message(payload)
+        except HeaderError as exc:
+            logger.info("HIS simulator: unreadable message (%s)", exc.code)
+            return self._encode(self._nak(exc))
+        key = (header.sender, header.control_id)
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                logger.info("HIS simulator: retransmission of %s answered again",
+                            header.control_id)
+            elif self.ae_rate and self._rng.random() < self.ae_rate:
+                # A transient failure with no effect: not remembered, a retransmission retries.
+                logger.info("HIS simulator: injected AE for %s", header.control_id)
+                answer = self._encode(
+                    self._ack(header, "AE", "207", "simulated HIS failure")
+                )
+            else:
+                answer = self._encode(self._answer(text, header))
+                self._answers[key] = answer
+        if self.drop_rate and self._rng.random() < self.drop_rate:
+            # The answer is kept: the retransmission after reconnecting gets it (no second effect).
+            raise DropConnection(answer[: len(answer) // 2])
+        return answer
+
+    def _answer(self, text: str, header: Header) -> str:
+        route = self._routes.get(header.message_type)
+        if route is None:
+            known = {r.split("^")[0] for r in self._routes}
+            code = "201" if header.message_code in known else "200"
+            logger.info("HIS simulator: %s %s not supported", header.message_type,
+                        header.control_id)
+            return self._ack(header, "AR", code, f"{header.message_type} not supported")
+        try:
+            answer = route(text, header)
+        except MessageError as exc:
+            logger.info("HIS simulator: %s %s refused (%s)", header.message_type,
+                        header.control_id, exc.code)
+            return self._ack(header, "AE", exc.code, exc.text)
+        logger.info("HIS simulator: answered %s %s", header.message_type, header.control_id)
+        return answer
+
+    def _encode(self, text: str) -> bytes:
+        return text.encode("utf-8")
+
+    def _next_control_id(self) -> str:
+        return f"HIS{next(self._control_ids):08d}"
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.now(HOSPITAL_TZ)
+
+    def _ack(self, header: Header, code: str, error_code: str = "", error_text: str = "") -> str:
+        return build_ack(
+            header, code, sending_application=self.profile.his_application,
+            sending_facility=self.profile.his_facility, error_code=error_code,
+            error_text=error_text, control_id=self._next_control_id(),
+            timestamp=dtm(self._now()), charset=self.profile.charset,
+        )
+
+    def _nak(self, exc: HeaderError) -> str:
+        if exc.header is not None and exc.header.control_id:
+            return self._ack(exc.header, "AE", exc.code, exc.message)
+        return build_nak(
+            sending_application=self.profile.his_application,
+            sending_facility=self.profile.his_facility, error_code=exc.code,
+            error_text=exc.message, control_id=self._next_control_id(),
+            timestamp=dtm(self._now()), charset=self.profile.charset,
+        )
+
+    # -- the HIS's business --------------------------------------------------------------
+
+    def _find_candidates(self, text: str, header: Header) -> str:
+        query_tag, id_type, number = messages.parse_qbp_q22(text)
+        document_type = self._by_hl7.get(id_type)
+        error = None
+        found: list[PatientIdentity] = []
+        if document_type is None:
+            error = MessageError("103", f"identifier type {id_type} unknown")
+        else:
+            his_id = self._by_document.get((document_type, number))
+            found = [self._patients[his_id]] if his_id else []
+        return messages.build_rsp_k22(
+            self.profile, self._next_control_id(), self._now(), request=header,
+            query_tag=query_tag, patients=found, hl7_id_types=self._hl7_types, error=error,
+        )
+
+    def _add_person(self, text: str, header: Header) -> str:
+        # A person already in the index (same document) is answered AA and kept as one record,
+        # as most HIS do: the sender cannot tell a retry from a duplicate, and a QBP^Q22 then
+        # returns the one HIS id.
+        patient = messages.parse_adt_a28(text, self._by_hl7)
+        stored = self._register(replace(patient, his_patient_id=""))
+        logger.info("HIS simulator: patient %s in index (%s)", stored.his_patient_id,
+                    header.control_id)
+        return self._ack(header, "AA")
+
+    def _srr_refused(self, header: Header, placer: str, code: str, text: str,
+                     trigger: str = "S01") -> str:
+        return messages.build_srr(
+            self.profile, self._next_control_id(), self._now(), request=header,
+            trigger=trigger, accepted=False, placer_appointment_id=placer, error_code=code,
+            error_text=text,
+        )
+
+    def _book(self, text: str, header: Header) -> str:
+        request = messages.parse_srm(text)
+        placer = request.placer_appointment_id
+        existing = self._by_placer.get(placer)
+        if existing and self._appointments[existing].status == "booked":
+            # Same booking sent again under a new MSH-10: idempotent on the placer id.
+            appointment = self._appointments[existing]
+            return self._srr_ok(header, "S01", appointment)
+        if request.his_patient_id not in self._patients:
+            return self._srr_refused(header, placer, "204", "unknown patient")
+        slot = self._slots.get(request.his_slot_id)
+        if slot is None:
+            return self._srr_refused(header, placer, "204", "unknown slot")
+        if slot.status == "closed":
+            return self._srr_refused(header, placer, CLINIC_CLOSED, "clinic closed")
+        if slot.available <= 0:
+            return self._srr_refused(header, placer, SLOT_TAKEN, "slot already taken")
+        appointment = Appointment(
+            filler_appointment_id=f"A{next(self._filler_ids):08d}",
+            placer_appointment_id=placer,
+            his_slot_id=slot.his_slot_id,
+            his_patient_id=request.his_patient_id,
+        )
+        self._appointments[appointment.filler_appointment_id] = appointment
+        self._by_placer[placer] = appointment.filler_appointment_id
+        self._slots[slot.his_slot_id] = replace(slot, available=slot.available - 1)
+        logger.info("HIS simulator: booked %s on %s", appointment.filler_appointment_id,
+                    slot.his_slot_id)
+        return self._srr_ok(header, "S01", appointment)
+
+    def _srr_ok(self, header: Header, trigger: str, appointment: Appointment) -> str:
+        return messages.build_srr(
+            self.profile, self._next_control_id(), self._now(), request=header,
+            trigger=trigger, accepted=True,
+            placer_appointment_id=appointment.placer_appointment_id,
+            filler_appointment_id=appointment.filler_appointment_id,
+            his_slot_id=appointment.his_slot_id,
+        )
+
+    def _release(self, filler_id: str) -> Appointment | None:
+        """Cancel an appointment and free its slot; None when unknown. Idempotent."""
+        appointment = self._appointments.get(filler_id)
+        if appointment is None:
+            return None
+        if appointment.status == "booked":
+            appointment.status = "cancelled"
+            slot = self._slots.get(appointment.his_slot_id)
+            if slot is not None and slot.status == "open":
+                self._slots[slot.his_slot_id] = replace(
+                    slot, available=min(slot.capacity, slot.available + 1)
+                )
+            logger.info("HIS simulator: cancelled %s", filler_id)
+        return appointment
+
+    def _cancel_srm(self, text: str, header: Header) -> str:
+        request = messages.parse_srm(text)
+        appointment = self._release(request.filler_appointment_id)
+        if appointment is None:
+            return self._srr_refused(header, request.placer_appointment_id, "204",
+                                     "unknown appointment", trigger="S04")
+        return self._srr_ok(header, "S04", appointment)
+
+    def _cancel_siu(self, text: str, header: Header) -> str:
+        event = messages.parse_siu(text)
+        if self._release(event.filler_appointment_id) is None:
+            return self._ack(header, "AE", "204", "unknown appointment")
+        return self._ack(header, "AA")
+
+    def _slot_pool(self, text: str, header: Header) -> str:
+        query_tag, start, end = messages.parse_sqm_s25(text)
+        slots = sorted(
+            (s for s in self._slots.values() if start <= s.start_at.date() <= end),
+            key=lambda s: (s.start_at, s.his_slot_id),
+        )
+        locations = {c: d.location for c, d in self.mappings.departments.items()}
+        return messages.build_sqr_s25(
+            self.profile, self._next_control_id(), self._now(), request=header,
+            query_tag=query_tag, slots=slots, locations=locations,
+        )
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:2576`` for IPv6) to a tuple; ValueError when malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"{value!r} is not host:port")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
+    """An MllpServer (not yet started) answering with ``simulator``."""
+    return MllpServer(host, port, simulator.handle, on_connect=simulator.on_connect)
+
+
+@click.command("simulate-his")
+@click.option("--listen", default=lambda: os.environ.get("ADAPTER_HIS_MLLP", DEFAULT_LISTEN),
+              show_default="ADAPTER_HIS_MLLP or 127.0.0.1:2576", help="host:port to listen on.")
+@click.option("--mappings", "mappings_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Mappings directory (default: the adapter's).")
+@click.option("--latency-ms", type=click.IntRange(min=0), default=0, help="Delay each answer.")
+@click.option("--ae-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of messages answered AE 207 at random.")
+@click.option("--drop-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of answers cut in half and the connection dropped.")
+@click.option("--refuse-connections", is_flag=True, help="Close every connection at once.")
+@click.option("--seed", type=int, default=None, help="Seed of the fault dice.")
+def simulate_his_command(
+    listen: str, mappings_dir: Path | None, latency_ms: int, ae_rate: float, drop_rate: float,
+    refuse_connections: bool, seed: int | None,
+) -> None:
+    """Run the HIS simulator over MLLP until interrupted."""
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from None
+    simulator = HisSimulator(
+        load_mappings(mappings_dir or default_mappings_dir()), latency_ms=latency_ms,
+        ae_rate=ae_rate, drop_rate=drop_rate, refuse_connections=refuse_connections, seed=seed,
+    )
+    server = serve(simulator, host, port)
+    logger.info("HIS simulator listening on %s:%s", *server.server_address)
+    click.echo(f"HIS simulator listening on {host}:{server.server_address[1]}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()

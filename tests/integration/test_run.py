@@ -1,0 +1,95 @@
+"""`hospital-adapter run` as a newcomer starts it: all roles plus the HIS simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from adapter.his.header import parse_ack
+from adapter.his.mllp import MllpClient
+from tests.conftest import MAPPINGS
+from tests.hl7_fixtures import oru_r01
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local URL
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.slow
+def test_run_starts_every_role_with_the_his_simulator(tmp_path):
+    web, mllp, his = _free_port(), _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "ADAPTER_DATA_DIR": str(tmp_path),
+        "ADAPTER_WEB_LISTEN": f"127.0.0.1:{web}",
+        "ADAPTER_MLLP_LISTEN": f"127.0.0.1:{mllp}",
+        "ADAPTER_HIS_MLLP": f"127.0.0.1:{his}",
+        "ADAPTER_MAPPINGS_DIR": str(MAPPINGS),
+    }
+    env.pop("ADAPTER_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adapter.cli", "run"], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status, body = _get(f"http://127.0.0.1:{web}/readyz")
+                if status == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.3)
+        assert status == 200, body
+        assert body["checks"]["his"]["up"] and body["checks"]["database"]["up"]
+
+        with MllpClient("127.0.0.1", mllp, connect_timeout=5, ack_timeout=10) as client:
+            ack = parse_ack(client.send(oru_r01("RUN0001").encode()))
+        assert (ack.code, ack.control_id) == ("AA", "RUN0001")
+
+        engine = create_engine(f"sqlite:///{tmp_path / 'adapter.db'}")
+        deadline = time.monotonic() + 30
+        slots = 0
+        while time.monotonic() < deadline and not slots:
+            with engine.connect() as connection:
+                slots = connection.execute(text("SELECT count(*) FROM slot")).scalar_one()
+            time.sleep(0.5)
+        assert slots > 100, "the worker did not sync the simulator's slot pool"
+        with engine.connect() as connection:
+            stored = connection.execute(
+                text("SELECT ack_code FROM inbound_message WHERE control_id = 'RUN0001'")
+            ).scalar_one()
+        assert stored == "AA"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+    assert process.returncode == 0, output
+    with socket.socket() as s:  # the simulator went down with it
+        assert s.connect_ex(("127.0.0.1", his)) != 0

@@ -1,0 +1,51 @@
+"""/healthz and /readyz."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+
+import pytest
+
+from adapter import create_app
+from adapter.config import Address, load_config
+from adapter.his.profile import Hl7Profile
+from adapter.mappings import load_mappings
+from adapter.runtime import Runtime
+from tests.conftest import MAPPINGS
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def make_client(engine, session_factory):
+    def make(his_port: int):
+        config = replace(load_config({}), his_mllp=Address("127.0.0.1", his_port))
+        runtime = Runtime(config, engine, session_factory, load_mappings(MAPPINGS), Hl7Profile())
+        return create_app(runtime=runtime).test_client()
+
+    return make
+
+
+def test_healthz(make_client):
+    response = make_client(_free_port()).get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+
+
+def test_readyz_names_the_his_link_when_it_is_down(make_client):
+    response = make_client(_free_port()).get("/readyz")
+    assert response.status_code == 503
+    assert response.json["checks"]["database"]["up"] is True
+    assert response.json["checks"]["his"]["up"] is False
+
+
+def test_readyz_ready_when_database_and_his_are_up(make_client):
+    with socket.socket() as his:
+        his.bind(("127.0.0.1", 0))
+        his.listen()
+        response = make_client(his.getsockname()[1]).get("/readyz")
+    assert response.status_code == 200 and response.json["status"] == "ready"
