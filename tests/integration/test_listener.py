@@ -123,7 +123,8 @@ def test_a_frame_left_unfinished_gets_a_nak_instead_of_silence(listener):
     with socket.create_connection((host, port), timeout=5) as sock:
         sock.sendall(START_BLOCK + b"MSH|^~\\&|half a message")
         data = sock.recv(65536)
-    assert data.startswith(START_BLOCK) and parse_ack(data.strip(START_BLOCK + END_BLOCK)).code == "AE"
+    assert data.startswith(START_BLOCK)
+    assert parse_ack(data.strip(START_BLOCK + END_BLOCK)).code == "AE"
 
 
 def test_racing_retransmissions_are_stored_once(listener, session_factory):
