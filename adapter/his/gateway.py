@@ -25,8 +25,9 @@ from adapter.ports import (
 
 logger = logging.getLogger(__name__)
 
-# HL7 table 0357 code 207 "application internal error": the HIS failed, it did not refuse.
-# The outcome is unknown, so the caller retries (same placer id) instead of compensating.
+# HL7 table 0357 code 207 "application internal error" with no business reason in ERR-5: the
+# HIS failed, it did not refuse. The outcome is unknown, so the caller retries (same placer id)
+# instead of compensating. A 207 with an ERR-5 code (SLOT_TAKEN...) is a real refusal.
 TRANSIENT_ERROR_CODES = frozenset({"207"})
 
 
@@ -81,7 +82,9 @@ class MllpHisGateway:
         if ack.control_id != control_id:
             raise AckMismatch(control_id, ack.control_id)
         if ack.code in ("AE", "CE") and ack.error_code in TRANSIENT_ERROR_CODES:
-            raise HisUnavailable(f"HIS application error {ack.error_code}")
+            _code, application_code, _text = messages.refusal_of(response_text)
+            if not application_code:
+                raise HisUnavailable(f"HIS application error {ack.error_code}")
         return control_id, response_text
 
     def _hl7_type(self, document_type: str) -> str:

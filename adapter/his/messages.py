@@ -409,6 +409,15 @@ def _outcome_error(message: hl7.Message) -> tuple[str, str, str]:
     return hl7_code or APPLICATION_INTERNAL_ERROR, app_code, text
 
 
+def refusal_of(text: str) -> tuple[str, str, str]:
+    """(HL7 0357 code, HIS application code from ERR-5, text) of any acknowledgment."""
+    try:
+        message = hl7.parse(text.replace("\r\n", "\r").replace("\n", "\r").strip())
+    except (hl7.ParseException, IndexError, KeyError, ValueError) as exc:
+        raise MessageError(SEGMENT_SEQUENCE_ERROR, f"unreadable message: {exc}") from exc
+    return _outcome_error(message)
+
+
 def _has(message: hl7.Message, name: str) -> bool:
     return any(str(seg[0]) == name for seg in message)
 

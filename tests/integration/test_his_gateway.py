@@ -1,0 +1,133 @@
+"""MllpHisGateway against the HIS simulator over real MLLP sockets, as the use cases will use it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select
+
+from adapter.config import Address, load_config
+from adapter.his.gateway import MllpHisGateway
+from adapter.his.mllp import MllpClient, MllpServer
+from adapter.his.profile import Hl7Profile
+from adapter.his.simulator import CLINIC_CLOSED, SLOT_TAKEN, HisSimulator
+from adapter.mappings import load_mappings
+from adapter.models import LinkState, Slot
+from adapter.ports import AppointmentRequest, HisUnavailable, PatientIdentity
+from adapter.runtime import Runtime
+from adapter.worker import sync_slots_job
+from tests.conftest import MAPPINGS as MAPPINGS_DIR
+
+MAPPINGS = load_mappings(MAPPINGS_DIR)
+TZ = load_config({}).tz
+CHILD = PatientIdentity("王小明", "M", dt.date(2020, 6, 1), "RESIDENT_ID", "11010120200601003X")
+
+
+@pytest.fixture
+def simulator():
+    return HisSimulator(MAPPINGS, seed=7)
+
+
+@pytest.fixture
+def his_address(simulator):
+    server = MllpServer("127.0.0.1", 0, simulator.handle, on_connect=simulator.on_connect)
+    server.start()
+    yield server.server_address
+    server.shutdown()
+
+
+def _gateway(address, profile: Hl7Profile | None = None, **client_options) -> MllpHisGateway:
+    options = {"connect_timeout": 2, "ack_timeout": 5, "retries": 2, "backoff_initial": 0.01,
+               "backoff_max": 0.05, **client_options}
+    return MllpHisGateway(MllpClient(*address, **options), profile or Hl7Profile(), MAPPINGS, TZ)
+
+
+def _open_slot(simulator, doctor: str | None = None):
+    return next(
+        s for s in sorted(simulator.slots.values(), key=lambda s: s.start_at)
+        if s.status == "open" and s.available and (doctor is None or s.doctor_code == doctor)
+    )
+
+
+def _request(slot, patient_id: str, placer: str) -> AppointmentRequest:
+    return AppointmentRequest(placer, slot.his_slot_id, patient_id, slot.department_code,
+                              slot.doctor_code, slot.service_code, slot.start_at, slot.end_at)
+
+
+def test_patient_is_found_or_added(his_address):
+    his = _gateway(his_address)
+    assert his.find_patient("RESIDENT_ID", CHILD.document_number) is None
+    added = his.register_patient(CHILD)
+    assert added.his_patient_id and added.name == CHILD.name
+    assert added.birth_date == CHILD.birth_date and added.sex == "M"
+    assert his.find_patient("RESIDENT_ID", CHILD.document_number) == added
+    assert his.register_patient(CHILD).his_patient_id == added.his_patient_id
+
+
+@pytest.mark.parametrize("cancel_message", ["SRM^S04", "SIU^S15"])
+def test_book_and_cancel_keep_the_filler_appointment_id(simulator, his_address, cancel_message):
+    his = _gateway(his_address, Hl7Profile(cancel_message=cancel_message))
+    patient = his.register_patient(CHILD)
+    slot = _open_slot(simulator)
+    booked = his.book_appointment(_request(slot, patient.his_patient_id, "BK100"))
+    assert booked.accepted and booked.filler_appointment_id
+    assert simulator.slots[slot.his_slot_id].available == slot.available - 1
+    cancelled = his.cancel_appointment("BK100", booked.filler_appointment_id, slot.his_slot_id)
+    assert cancelled.accepted
+    assert simulator.slots[slot.his_slot_id].available == slot.available
+
+
+def test_his_refusals_come_back_with_their_reason(simulator, his_address):
+    his = _gateway(his_address)
+    patient = his.register_patient(CHILD)
+    unknown = his.book_appointment(_request(_open_slot(simulator), "P999999", "BK1"))
+    assert not unknown.accepted and unknown.error_code == "204"
+
+    taken = _open_slot(simulator)
+    simulator.take_slot_in_his(taken.his_slot_id)
+    outcome = his.book_appointment(_request(taken, patient.his_patient_id, "BK2"))
+    assert not outcome.accepted and outcome.error_code == SLOT_TAKEN
+
+    slot = _open_slot(simulator)
+    simulator.close_clinic(slot.doctor_code, slot.start_at.astimezone(TZ).date())
+    closed = his.book_appointment(_request(slot, patient.his_patient_id, "BK3"))
+    assert not closed.accepted and closed.error_code == CLINIC_CLOSED
+
+
+def test_his_internal_errors_are_unknown_outcomes_not_refusals(simulator, his_address):
+    his = _gateway(his_address)
+    patient = his.register_patient(CHILD)
+    simulator.ae_rate = 1.0
+    with pytest.raises(HisUnavailable):
+        his.book_appointment(_request(_open_slot(simulator), patient.his_patient_id, "BK4"))
+
+
+def test_his_down_is_unavailable(simulator, his_address):
+    simulator.refuse_connections = True
+    with pytest.raises(HisUnavailable):
+        _gateway(his_address, retries=1).query_slot_pool(dt.date.today(), dt.date.today())
+
+
+def test_worker_syncs_the_whole_pool_into_the_database(
+    simulator, his_address, engine, session_factory
+):
+    config = replace(load_config({}), his_mllp=Address(*his_address[:2]))
+    runtime = Runtime(config, engine, session_factory, MAPPINGS, Hl7Profile())
+    his = _gateway(his_address)
+    sync_slots_job(runtime, his)
+    with session_factory() as session:
+        count = session.scalar(select(func.count()).select_from(Slot))
+        assert session.get(LinkState, "his").up is True
+    in_window = [s for s in simulator.slots.values()
+                 if s.start_at.astimezone(TZ).date()
+                 <= dt.datetime.now(TZ).date() + dt.timedelta(days=7)]
+    assert count == len(in_window) > 100
+
+    simulator.refuse_connections = True
+    his.close()
+    sync_slots_job(runtime, _gateway(his_address, retries=0))
+    with session_factory() as session:
+        assert session.get(LinkState, "his").up is False
+        assert session.scalar(select(func.count()).select_from(Slot)) == count
