@@ -8,15 +8,17 @@ effect. The hot path reads only MSH (adapter.his.header); the use cases parse th
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from adapter.config import Config
 from adapter.db import utcnow
@@ -89,6 +91,14 @@ class InboundHandler:
         self._tz = tz
         self._clock = clock
         self._control_ids = ControlIds("A")
+        # SQLite has one writer at a time and its busy handler waits by sleeping, which put
+        # the 8-connection p99 above 100 ms; queueing this process's writers on a lock instead
+        # keeps the wait to the commit in front. PostgreSQL writes concurrently.
+        bind = session_factory.kw.get("bind")
+        self._write_lock: contextlib.AbstractContextManager[object] = (
+            threading.Lock() if bind is not None and bind.dialect.name == "sqlite"
+            else contextlib.nullcontext()
+        )
 
     def __call__(self, payload: bytes) -> bytes:
         """Store the message, then return the ACK to send."""
@@ -97,12 +107,31 @@ class InboundHandler:
         except HeaderError as exc:
             return self._store_unreadable(payload, exc.code, str(exc))
         digest = hashlib.sha256(payload).hexdigest()
-        earlier = self._earlier(header)
-        if digest in earlier:
-            logger.info("retransmission of control id %s from %s answered with the stored ACK",
-                        header.control_id, header.sender)
-            return earlier[digest]
-        if earlier:
+        try:
+            # One transaction: look for an earlier copy, then store; the unique constraint
+            # settles a race between two connections carrying the same retransmission.
+            with self._write_lock, self._sessions.begin() as session:
+                earlier = self._earlier(session, header)
+                if digest in earlier:
+                    logger.info("retransmission of control id %s from %s answered with the "
+                                "stored ACK", header.control_id, header.sender)
+                    return earlier[digest]
+                row = self._row(payload, text, header, digest, reused_id=bool(earlier))
+                session.add(row)
+        except IntegrityError:
+            with self._sessions() as session:
+                stored = self._earlier(session, header).get(digest)
+            if stored is not None:
+                return stored
+            raise
+        logger.info("stored %s control id %s from %s as %s (%s)", header.message_type,
+                    header.control_id, header.sender, row.id, row.ack_code)
+        return row.ack
+
+    def _row(
+        self, payload: bytes, text: str, header: Header, digest: str, *, reused_id: bool
+    ) -> InboundMessage:
+        if reused_id:
             # Another message under an id already used: not a retransmission, and applying it
             # could shadow the first. Kept, and refused so the sender's staff notice.
             verdict = Verdict("AE", InboundStatus.ERROR, "205",
@@ -120,7 +149,7 @@ class InboundHandler:
             timestamp=self._timestamp(),
             charset=header.charset,
         ), header.charset)
-        row = InboundMessage(
+        return InboundMessage(
             received_at=self._clock(),
             sender=header.sender[:200],
             control_id=header.control_id[:199],
@@ -135,33 +164,21 @@ class InboundHandler:
             raw=payload,
             ack=ack,
         )
-        try:
-            with self._sessions.begin() as session:
-                session.add(row)
-        except IntegrityError:
-            # The same message raced in on another connection; that copy's ACK is the answer.
-            stored = self._earlier(header).get(digest)
-            if stored is not None:
-                return stored
-            raise
-        logger.info("stored %s control id %s from %s as %s (%s)", header.message_type,
-                    header.control_id, header.sender, row.id, verdict.ack_code)
-        return ack
 
-    def _earlier(self, header: Header) -> dict[str, bytes]:
+    @staticmethod
+    def _earlier(session: Session, header: Header) -> dict[str, bytes]:
         """Digest -> stored ACK of the messages already received under this sender and id."""
-        with self._sessions() as session:
-            rows = session.execute(
-                select(InboundMessage.digest, InboundMessage.ack).where(
-                    InboundMessage.sender == header.sender[:200],
-                    InboundMessage.control_id == header.control_id[:199],
-                )
+        rows = session.execute(
+            select(InboundMessage.digest, InboundMessage.ack).where(
+                InboundMessage.sender == header.sender[:200],
+                InboundMessage.control_id == header.control_id[:199],
             )
-            return {digest: ack for digest, ack in rows}
+        )
+        return {digest: ack for digest, ack in rows}
 
     def _store_unreadable(self, payload: bytes, code: str, reason: str) -> bytes:
         ack = self.nak(reason, code)
-        with self._sessions.begin() as session:
+        with self._write_lock, self._sessions.begin() as session:
             session.add(
                 InboundMessage(
                     received_at=self._clock(),
