@@ -248,6 +248,9 @@ def decode_message(payload: bytes) -> tuple[str, Header]:
         raise HeaderError(
             DATA_TYPE_ERROR, "bytes invalid for the declared character set", provisional
         )
+    if "\x00" in text:
+        # HL7 data types allow no NUL; PostgreSQL text cannot hold one either. Unreadable.
+        raise HeaderError(DATA_TYPE_ERROR, "NUL character in message")
     segments = _split_segments(text)
     if not header.message_code:
         raise HeaderError(REQUIRED_FIELD_MISSING, "MSH-9 message type missing", header)

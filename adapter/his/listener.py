@@ -105,7 +105,7 @@ class InboundHandler:
         try:
             text, header = decode_message(payload)
         except HeaderError as exc:
-            return self._store_unreadable(payload, exc.code, str(exc))
+            return self._store_unreadable(payload, exc)
         digest = hashlib.sha256(payload).hexdigest()
         try:
             # One transaction: look for an earlier copy, then store; the unique constraint
@@ -176,8 +176,19 @@ class InboundHandler:
         )
         return {digest: ack for digest, ack in rows}
 
-    def _store_unreadable(self, payload: bytes, code: str, reason: str) -> bytes:
-        ack = self.nak(reason, code)
+    def _store_unreadable(self, payload: bytes, exc: HeaderError) -> bytes:
+        code, reason = exc.code, exc.message
+        if exc.header is not None and exc.header.control_id:
+            # MSH was readable: answer AE citing its MSH-10 so the sender can match it.
+            ack = build_ack(
+                exc.header, "AE",
+                sending_application=self._profile.sending_application,
+                sending_facility=self._profile.sending_facility,
+                error_code=code, error_text=reason,
+                control_id=self._control_ids.next(), timestamp=self._timestamp(),
+            ).encode("utf-8", errors="replace")
+        else:
+            ack = self.nak(reason, code)
         with self._write_lock, self._sessions.begin() as session:
             session.add(
                 InboundMessage(

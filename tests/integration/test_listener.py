@@ -96,7 +96,8 @@ def test_gb18030_declared_message_is_decoded_and_answered_in_gb18030(client, ses
 
 def test_unreadable_messages_get_a_nak_and_the_connection_stays_usable(client, session_factory):
     bad_utf8 = oru_r01("BAD1").encode().replace("张三".encode(), b"\xff\xfe")
-    assert parse_ack(client.send(bad_utf8)).code == "AE"
+    nak = parse_ack(client.send(bad_utf8))
+    assert (nak.code, nak.control_id, nak.error_code) == ("AE", "BAD1", "102")
     assert parse_ack(client.send(b"this is not HL7")).code == "AE"
     assert parse_ack(client.send(oru_r01("OK1").encode())).code == "AA"
     rows = _rows(session_factory)
