@@ -48,9 +48,9 @@ class Hl7Profile:
                 f"cancel_message must be one of {', '.join(CANCEL_MESSAGES)}, "
                 f"not {self.cancel_message!r}"
             )
-        if self.booking_message not in ("SRM^S01", "SIU^S12"):
-            raise ProfileError(f"booking_message must be SRM^S01 or SIU^S12, "
-                               f"not {self.booking_message!r}")
+        if self.booking_message != "SRM^S01":
+            # SIU^S12 booking (for a HIS that takes notifications only) is not built yet.
+            raise ProfileError(f"booking_message must be SRM^S01, not {self.booking_message!r}")
         if self.slot_sync not in SLOT_SYNC_MODES:
             raise ProfileError(f"slot_sync must be one of {', '.join(SLOT_SYNC_MODES)}")
         if self.processing_id not in ("P", "T", "D"):
