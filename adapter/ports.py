@@ -101,3 +101,101 @@ class HisGateway(Protocol):
     def query_slot_pool(self, start: dt.date, end: dt.date) -> list[SlotRecord]:
         """Read the wallet channel's slot pool for a date range (SQM^S25 -> SQR^S25)."""
         ...
+
+
+# --------------------------------------------------------------------------------------------
+# The wallet
+
+
+@dataclass(frozen=True)
+class WalletUser:
+    """A wallet user as the platform certifies them (alipay.user.info.share)."""
+
+    user_id: str  # the platform's id of the user (Alipay user_id / open_id)
+    is_certified: bool  # real-name certified by the platform
+    name: str = ""
+    document_type: str = ""  # mappings/document_types.csv code, from the platform's cert_type
+    document_number: str = ""
+    sex: str = ""  # F, M or "" (HL7 table 0001 codes)
+    mobile: str = ""
+
+
+@dataclass(frozen=True)
+class TradeStatus:
+    """A wallet trade as the platform reports it (alipay.trade.query / close)."""
+
+    out_trade_no: str
+    status: str  # WAIT_BUYER_PAY, TRADE_CLOSED, TRADE_SUCCESS, TRADE_FINISHED, NOT_FOUND
+    trade_no: str = ""
+    total_fen: int = 0
+    buyer_id: str = ""
+
+    @property
+    def paid(self) -> bool:
+        """Only TRADE_SUCCESS and TRADE_FINISHED mean the money was taken."""
+        return self.status in ("TRADE_SUCCESS", "TRADE_FINISHED")
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A refund as the platform reports it (alipay.trade.refund / fastpay.refund.query)."""
+
+    out_trade_no: str
+    out_request_no: str
+    refund_fen: int
+    done: bool  # the money is on its way back (REFUND_SUCCESS / fund_change=Y)
+
+
+class WalletUnavailable(Exception):
+    """The platform did not answer or answered SYSTEM_ERROR: the outcome is unknown; query."""
+
+
+class WalletRefused(Exception):
+    """The platform answered and refused (code / sub_code as documented by the platform)."""
+
+    def __init__(self, code: str, sub_code: str = "", message: str = "") -> None:
+        super().__init__(f"{code} {sub_code} {message}".strip())
+        self.code = code
+        self.sub_code = sub_code
+        self.message = message
+
+
+class WalletGateway(Protocol):
+    """What the adapter needs from the wallet platform."""
+
+    def exchange_auth_code(self, auth_code: str) -> WalletUser:
+        """alipay.system.oauth.token, then alipay.user.info.share."""
+        ...
+
+    def create_trade(
+        self, out_trade_no: str, total_fen: int, subject: str, buyer_id: str,
+        expire_at: dt.datetime,
+    ) -> str:
+        """alipay.trade.create (JSAPI_PAY); returns the platform's trade_no."""
+        ...
+
+    def query_trade(self, out_trade_no: str) -> TradeStatus:
+        """alipay.trade.query."""
+        ...
+
+    def close_trade(self, out_trade_no: str) -> TradeStatus:
+        """alipay.trade.close; when the trade was paid meanwhile, says so instead of closing."""
+        ...
+
+    def refund(
+        self, out_trade_no: str, refund_fen: int, out_request_no: str, reason: str
+    ) -> RefundResult:
+        """alipay.trade.refund; the same out_request_no on retry never refunds twice."""
+        ...
+
+    def query_refund(self, out_trade_no: str, out_request_no: str) -> RefundResult:
+        """alipay.trade.fastpay.refund.query."""
+        ...
+
+    def push_message(self, user_id: str, text: str, url: str = "") -> None:
+        """A service-window message to the user (alipay.open.public.message.single.send)."""
+        ...
+
+    def download_bill(self, bill_date: dt.date) -> bytes:
+        """The day's trade bill (alipay.data.dataservice.bill.downloadurl.query): csv.zip bytes."""
+        ...
