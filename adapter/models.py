@@ -7,6 +7,8 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -97,3 +99,118 @@ class LinkState(Base):
     up: Mapped[bool] = mapped_column(default=False)
     checked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class WalletAccount(Base):
+    """A wallet user who signed in (their platform's user id, certified or not)."""
+
+    __tablename__ = "wallet_account"
+    __table_args__ = (UniqueConstraint("platform", "user_id", name="uq_wallet_account_user"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(16), default="alipay")
+    user_id: Mapped[str] = mapped_column(String(64))
+    is_certified: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_login_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Patient(Base):
+    """A person a wallet account books for: the account holder ("self") or a dependant.
+
+    DESIGN invariant 6: the document number and phone are stored encrypted (AES-GCM, see
+    adapter/protection.py) with an HMAC blind index for lookup and a masked form for display.
+    """
+
+    __tablename__ = "patient"
+    __table_args__ = (
+        UniqueConstraint("wallet_account_id", "document_index", name="uq_patient_document"),
+        Index("ix_patient_document_index", "document_index"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    wallet_account_id: Mapped[int] = mapped_column(ForeignKey("wallet_account.id"))
+    relation: Mapped[str] = mapped_column(String(16))  # self | child | spouse | parent | other
+    name: Mapped[str] = mapped_column(String(100))
+    document_type: Mapped[str] = mapped_column(String(40))
+    document_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    document_index: Mapped[str] = mapped_column(String(64))
+    document_masked: Mapped[str] = mapped_column(String(40))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1), default="U")
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_masked: Mapped[str] = mapped_column(String(20), default="")
+    his_patient_id: Mapped[str | None] = mapped_column(String(40))
+    guardian_consent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class TradeStatus:
+    """Life of a wallet trade, as the adapter records it."""
+
+    CREATED = "created"  # trade created in the wallet, waiting for the buyer
+    PAID = "paid"  # a verified notification or query said TRADE_SUCCESS/TRADE_FINISHED
+    CLOSED = "closed"  # closed unpaid (hold expired, cancelled before paying)
+    REFUNDED = "refunded"  # refunded in full
+
+
+class Trade(Base):
+    """A wallet trade for one purpose (a registration fee, a bill); money in integer fen."""
+
+    __tablename__ = "trade"
+    __table_args__ = (
+        CheckConstraint("total_fen > 0", name="ck_trade_total"),
+        CheckConstraint(
+            "refunded_fen >= 0 AND refunded_fen <= total_fen", name="ck_trade_refunded"
+        ),
+        Index("ix_trade_purpose", "purpose", "reference"),
+        Index("ix_trade_status_expire", "status", "expire_at"),
+    )
+
+    out_trade_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16), default="alipay")
+    purpose: Mapped[str] = mapped_column(String(20))  # registration | bill
+    reference: Mapped[str] = mapped_column(String(64))  # the booking or bill it pays
+    subject: Mapped[str] = mapped_column(String(256))
+    total_fen: Mapped[int] = mapped_column(Integer)
+    buyer_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), default=TradeStatus.CREATED)
+    trade_no: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expire_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    refunded_fen: Mapped[int] = mapped_column(Integer, default=0)
+    paid_after_close: Mapped[bool] = mapped_column(default=False)
+
+
+class Refund(Base):
+    """A refund request; out_request_no is reused on every retry so it is never paid twice."""
+
+    __tablename__ = "refund"
+    __table_args__ = (CheckConstraint("refund_fen > 0", name="ck_refund_amount"),)
+
+    out_request_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    out_trade_no: Mapped[str] = mapped_column(ForeignKey("trade.out_trade_no"))
+    refund_fen: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(12), default="requested")  # requested | done
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class WalletNotification(Base):
+    """Every request to /notify/..., kept raw before anything is trusted (DESIGN invariant 4)."""
+
+    __tablename__ = "wallet_notification"
+    __table_args__ = (Index("ix_wallet_notification_notify_id", "platform", "notify_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    platform: Mapped[str] = mapped_column(String(16), default="alipay")
+    peer: Mapped[str] = mapped_column(String(64), default="")
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    notify_id: Mapped[str | None] = mapped_column(String(128))
+    out_trade_no: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(12), default="received")
+    reason: Mapped[str] = mapped_column(String(200), default="")
