@@ -63,13 +63,44 @@ class Config:
     hospital_timezone: str = "Asia/Shanghai"
     slot_sync_interval: float = 300.0  # seconds between SQM^S25 pulls of the slot pool
     inbound_batch_size: int = 100
-    public_url: str = ""
+    public_url: str = ""  # base of the URLs the wallet calls back (notify) and redirects to
     secret_key: str = ""
+    alipay_gateway: str = "http://127.0.0.1:8900/gateway.do"  # the sandbox in development
+    alipay_app_id: str = "2021000000000001"
+    alipay_seller_id: str = ""  # the merchant's PID (2088...); checked on every notification
+    alipay_app_private_key_file: Path | None = None  # default: generated under data_dir
+    alipay_public_key_file: Path | None = None  # the platform's key; default: the sandbox's
+    data_key_file: Path | None = None  # AES-GCM + blind index keys; default: under data_dir
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         """The hospital's time zone (slot dates and release times are in it)."""
         return zoneinfo.ZoneInfo(self.hospital_timezone)
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where the embedded defaults keep generated keys (development only)."""
+        return self.data_dir / "keys"
+
+    @property
+    def effective_data_key_file(self) -> Path:
+        """ADAPTER_DATA_KEY_FILE, or the development key generated under data_dir."""
+        return self.data_key_file or self.keys_dir / "data.key"
+
+    @property
+    def effective_app_private_key_file(self) -> Path:
+        """ADAPTER_ALIPAY_APP_PRIVATE_KEY_FILE, or the development key under data_dir."""
+        return self.alipay_app_private_key_file or self.keys_dir / "alipay_app_private_key.pem"
+
+    @property
+    def effective_alipay_public_key_file(self) -> Path:
+        """ADAPTER_ALIPAY_PUBLIC_KEY_FILE, or the wallet sandbox's key under data_dir."""
+        return self.alipay_public_key_file or self.keys_dir / "alipay_public_key.pem"
+
+    @property
+    def effective_public_url(self) -> str:
+        """ADAPTER_PUBLIC_URL, or the web role's own address in development."""
+        return (self.public_url or f"http://{self.web_listen}").rstrip("/")
 
     @property
     def effective_database_url(self) -> str:
@@ -115,6 +146,19 @@ class Config:
                 raise ConfigError(
                     "ADAPTER_ENV=production needs ADAPTER_SECRET_KEY or ADAPTER_SECRET_KEY_FILE"
                 )
+            for name, value in (
+                ("ADAPTER_DATA_KEY_FILE", self.data_key_file),
+                ("ADAPTER_ALIPAY_APP_PRIVATE_KEY_FILE", self.alipay_app_private_key_file),
+                ("ADAPTER_ALIPAY_PUBLIC_KEY_FILE", self.alipay_public_key_file),
+                ("ADAPTER_ALIPAY_SELLER_ID", self.alipay_seller_id),
+                ("ADAPTER_PUBLIC_URL", self.public_url),
+            ):
+                if not value:
+                    raise ConfigError(f"ADAPTER_ENV=production needs {name}")
+            if not self.public_url.startswith("https://"):
+                raise ConfigError("ADAPTER_PUBLIC_URL must be https:// in production")
+        if not self.alipay_gateway.startswith(("http://", "https://")):
+            raise ConfigError("ADAPTER_ALIPAY_GATEWAY must be an http(s) URL")
         return self
 
 
@@ -151,6 +195,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "database_url": env.get("ADAPTER_DATABASE_URL", ""),
         "hospital_timezone": env.get("ADAPTER_TIMEZONE", defaults.hospital_timezone),
         "public_url": env.get("ADAPTER_PUBLIC_URL", ""),
+        "alipay_gateway": env.get("ADAPTER_ALIPAY_GATEWAY", defaults.alipay_gateway),
+        "alipay_app_id": env.get("ADAPTER_ALIPAY_APP_ID", defaults.alipay_app_id),
+        "alipay_seller_id": env.get("ADAPTER_ALIPAY_SELLER_ID", ""),
         "secret_key": _secret(env, "ADAPTER_SECRET_KEY"),
         "his_connect_timeout": _number(
             env, "ADAPTER_HIS_CONNECT_TIMEOUT", defaults.his_connect_timeout
@@ -171,6 +218,13 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
     ):
         if env.get(name):
             values[key] = parse_address(env[name], name)
+    for key, name in (
+        ("alipay_app_private_key_file", "ADAPTER_ALIPAY_APP_PRIVATE_KEY_FILE"),
+        ("alipay_public_key_file", "ADAPTER_ALIPAY_PUBLIC_KEY_FILE"),
+        ("data_key_file", "ADAPTER_DATA_KEY_FILE"),
+    ):
+        if env.get(name):
+            values[key] = Path(env[name])
     if env.get("ADAPTER_MAPPINGS_DIR"):  # also read by default_mappings_dir(); env may differ
         values["mappings_dir"] = Path(env["ADAPTER_MAPPINGS_DIR"])
     config = replace(Config(**values), **overrides)

@@ -46,6 +46,12 @@ def test_variables_are_read_by_name():
             {"ADAPTER_ENV": "production", "ADAPTER_DATABASE_URL": "postgresql://db/x"},
             "ADAPTER_SECRET_KEY",
         ),
+        (
+            {"ADAPTER_ENV": "production", "ADAPTER_DATABASE_URL": "postgresql://db/x",
+             "ADAPTER_SECRET_KEY": "s"},
+            "ADAPTER_DATA_KEY_FILE",
+        ),
+        ({"ADAPTER_ALIPAY_GATEWAY": "gateway.do"}, "ADAPTER_ALIPAY_GATEWAY"),
         ({"ADAPTER_SECRET_KEY_FILE": "/nonexistent/secret"}, "ADAPTER_SECRET_KEY_FILE"),
     ],
 )
@@ -59,3 +65,17 @@ def test_secret_from_file(tmp_path):
     secret.write_text("s3cret\n")
     config = load_config({"ADAPTER_SECRET_KEY_FILE": str(secret)})
     assert config.secret_key == "s3cret"
+
+
+def test_production_needs_https_public_url(tmp_path):
+    env = {
+        "ADAPTER_ENV": "production", "ADAPTER_DATABASE_URL": "postgresql://db/x",
+        "ADAPTER_SECRET_KEY": "s", "ADAPTER_DATA_KEY_FILE": "/k",
+        "ADAPTER_ALIPAY_SELLER_ID": "2088",
+        "ADAPTER_ALIPAY_APP_PRIVATE_KEY_FILE": "/a", "ADAPTER_ALIPAY_PUBLIC_KEY_FILE": "/p",
+        "ADAPTER_PUBLIC_URL": "http://hospital.example.cn",
+    }
+    with pytest.raises(ConfigError, match="https"):
+        load_config(env)
+    env["ADAPTER_PUBLIC_URL"] = "https://hospital.example.cn"
+    assert load_config(env).effective_public_url == "https://hospital.example.cn"
