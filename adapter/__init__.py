@@ -22,9 +22,10 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     app.config["SECRET_KEY"] = runtime.config.secret_key or None
     app.extensions["adapter"] = runtime
 
-    from adapter.web import health
+    from adapter.web import health, notify
 
     health.init_app(app)
+    notify.init_app(app)
     return app
 
 

@@ -199,3 +199,18 @@ class WalletGateway(Protocol):
     def download_bill(self, bill_date: dt.date) -> bytes:
         """The day's trade bill (alipay.data.dataservice.bill.downloadurl.query): csv.zip bytes."""
         ...
+
+
+@dataclass(frozen=True)
+class PaymentNotice:
+    """A wallet's asynchronous payment notification whose signature has been verified."""
+
+    notify_id: str
+    app_id: str
+    seller_id: str
+    out_trade_no: str
+    trade_no: str
+    trade_status: str
+    total_fen: int
+    buyer_id: str = ""
+    paid_at: dt.datetime | None = None

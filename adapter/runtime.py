@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
@@ -26,6 +28,8 @@ class Runtime:
     session_factory: sessionmaker
     mappings: Mappings
     profile: Hl7Profile
+    # purpose -> handler run in the payment's transaction when a trade becomes paid
+    paid_handlers: dict[str, Callable[..., None]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Config) -> Runtime:
@@ -38,6 +42,13 @@ class Runtime:
             mappings=load_mappings(config.mappings_dir),
             profile=load_profile(config.mappings_dir / "hl7_profile.toml"),
         )
+
+    @cached_property
+    def alipay_public_key(self) -> Any:  # noqa: ANN401 - RSAPublicKey
+        """The platform's public key that signs responses and notifications."""
+        from adapter.wallet.signing import load_public_key
+
+        return load_public_key(self.config.effective_alipay_public_key_file.read_text())
 
     @cached_property
     def document_types_by_hl7(self) -> dict[str, str]:

@@ -1,0 +1,188 @@
+"""Use cases of real-name identity: signing in with the wallet, the patients a user books for.
+
+DESIGN invariant 6: a booking is made only for the wallet's certified user or a dependant whose
+documents were checked; document numbers and phones are stored encrypted with a blind index and
+shown masked. Invariant 7: a user sees only their own patients.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from adapter.db import utcnow
+from adapter.identity import (
+    CertifiedIdentity,
+    Dependant,
+    DocumentFacts,
+    Refusal,
+    check_new_patient,
+    match_self,
+    normalize_name,
+)
+from adapter.models import Patient, WalletAccount
+from adapter.ports import HisGateway, PatientIdentity, WalletGateway
+from adapter.protection import DataProtector, mask_document, mask_phone
+
+logger = logging.getLogger(__name__)
+
+DOCUMENT_CONTEXT = "patient.document_number"
+PHONE_CONTEXT = "patient.phone"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Who signed in: their account and, when the wallet certified them, their own patient."""
+
+    account_id: int
+    is_certified: bool
+    self_patient_id: int | None
+
+
+def _patients(session: Session, account_id: int) -> list[Patient]:
+    return list(session.scalars(
+        select(Patient)
+        .where(Patient.wallet_account_id == account_id, Patient.removed_at.is_(None))
+        .order_by(Patient.id)
+    ))
+
+
+def list_patients(session: Session, account_id: int) -> list[Patient]:
+    """The account's patients, self first."""
+    return sorted(_patients(session, account_id), key=lambda p: (p.relation != "self", p.id))
+
+
+def get_patient(session: Session, account_id: int, patient_id: int) -> Patient | None:
+    """One of the account's own patients; None for anybody else's (invariant 7)."""
+    patient = session.get(Patient, patient_id)
+    if patient is None or patient.wallet_account_id != account_id or patient.removed_at:
+        return None
+    return patient
+
+
+def _store(
+    session: Session, protector: DataProtector, account_id: int, relation: str, name: str,
+    facts: DocumentFacts, sex: str, phone: str, consent: bool,
+) -> Patient:
+    index = protector.blind_index(facts.number, facts.document_type)
+    patient = session.scalar(
+        select(Patient).where(
+            Patient.wallet_account_id == account_id, Patient.document_index == index
+        )
+    )
+    if patient is None:
+        patient = Patient(wallet_account_id=account_id, document_index=index)
+        session.add(patient)
+    patient.relation = relation
+    patient.name = normalize_name(name)
+    patient.document_type = facts.document_type
+    patient.document_number_enc = protector.encrypt(facts.number, DOCUMENT_CONTEXT)
+    patient.document_masked = mask_document(facts.number)
+    patient.birth_date = facts.birth_date
+    patient.sex = facts.sex or sex or "U"
+    if phone:
+        patient.phone_enc = protector.encrypt(phone, PHONE_CONTEXT)
+        patient.phone_masked = mask_phone(phone)
+    if consent and patient.guardian_consent_at is None:
+        patient.guardian_consent_at = utcnow()
+    patient.removed_at = None
+    session.flush()
+    return patient
+
+
+def sign_in_with_wallet(
+    session: Session, wallet: WalletGateway, protector: DataProtector, auth_code: str,
+    today: dt.date,
+) -> SignedIn:
+    """Exchange a wallet auth code for the user's account; a certified user becomes "self"."""
+    user = wallet.exchange_auth_code(auth_code)
+    account = session.scalar(
+        select(WalletAccount).where(
+            WalletAccount.platform == "alipay", WalletAccount.user_id == user.user_id
+        )
+    )
+    if account is None:
+        account = WalletAccount(platform="alipay", user_id=user.user_id)
+        session.add(account)
+    account.is_certified = user.is_certified and bool(user.document_number)
+    account.last_login_at = utcnow()
+    session.flush()
+    self_id = None
+    if account.is_certified:
+        certified = CertifiedIdentity(user.name, user.document_type, user.document_number,
+                                      sex=user.sex)
+        facts = match_self(certified, user.name, user.document_type, user.document_number,
+                           today)
+        patient = _store(session, protector, account.id, "self", user.name, facts, user.sex,
+                         user.mobile, consent=False)
+        self_id = patient.id
+    logger.info("wallet account %s signed in (certified: %s)", account.id, account.is_certified)
+    return SignedIn(account.id, account.is_certified, self_id)
+
+
+def add_dependant(
+    session: Session, protector: DataProtector, account_id: int, dependant: Dependant,
+    today: dt.date, phone: str = "",
+) -> Patient:
+    """Add a child, spouse or parent the user books for, after checking their document."""
+    account = session.get(WalletAccount, account_id)
+    if account is None or not account.is_certified:
+        raise Refusal("account.not_certified")
+    count = session.scalar(
+        select(func.count()).select_from(Patient).where(
+            Patient.wallet_account_id == account_id, Patient.removed_at.is_(None)
+        )
+    ) or 0
+    facts = check_new_patient(count, dependant, today)
+    index = protector.blind_index(facts.number, facts.document_type)
+    if session.scalar(select(Patient.id).where(
+        Patient.wallet_account_id == account_id, Patient.document_index == index,
+        Patient.removed_at.is_(None),
+    )):
+        raise Refusal("patient.exists")
+    patient = _store(session, protector, account_id, dependant.relation, dependant.name, facts,
+                     "", phone, consent=dependant.guardian_consent)
+    logger.info("patient %s added to wallet account %s (%s)", patient.id, account_id,
+                dependant.relation)
+    return patient
+
+
+def his_identity(protector: DataProtector, patient: Patient) -> PatientIdentity:
+    """The patient as the HIS should know them (decrypted for the HL7 message only)."""
+    return PatientIdentity(
+        name=patient.name,
+        sex=patient.sex,
+        birth_date=patient.birth_date or dt.date(1900, 1, 1),
+        document_type=patient.document_type,
+        document_number=protector.decrypt(patient.document_number_enc, DOCUMENT_CONTEXT),
+        phone=(protector.decrypt(patient.phone_enc, PHONE_CONTEXT) if patient.phone_enc
+               else ""),
+        his_patient_id=patient.his_patient_id or "",
+    )
+
+
+def ensure_his_patient(
+    session_factory: object, his: HisGateway, protector: DataProtector, patient_id: int
+) -> str:
+    """Find the patient in the HIS (QBP^Q22) or add them (ADT^A28); keep and return the id.
+
+    Runs the HIS exchange outside any database transaction, so no row stays locked while the
+    HIS answers.
+    """
+    with session_factory() as session:  # type: ignore[operator]
+        patient = session.get(Patient, patient_id)
+        if patient.his_patient_id:
+            return patient.his_patient_id
+        identity = his_identity(protector, patient)
+    found = his.find_patient(identity.document_type, identity.document_number)
+    if found is None:
+        found = his.register_patient(identity)
+    with session_factory.begin() as session:  # type: ignore[attr-defined]
+        patient = session.get(Patient, patient_id)
+        patient.his_patient_id = found.his_patient_id
+    logger.info("patient %s linked to the HIS patient index", patient_id)
+    return found.his_patient_id

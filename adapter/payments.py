@@ -1,0 +1,84 @@
+"""Use cases of wallet payments: applying a verified payment notification.
+
+DESIGN invariant 4: a notification takes effect only after the signature (checked by the
+wallet module before this), app_id, seller, amount and order checks; a duplicate is harmless;
+the caller answers ``success`` only after the transaction here has committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapter.db import utcnow
+from adapter.models import Trade, TradeStatus
+from adapter.ports import PaymentNotice
+
+logger = logging.getLogger(__name__)
+
+PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")  # the only statuses that mean paid
+
+PaidHandler = Callable[[Session, Trade], None]
+
+
+class NoticeRefused(Exception):
+    """A notification that must not take effect (foreign, tampered); ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def lock_trade(session: Session, out_trade_no: str) -> Trade | None:
+    """The trade row, locked for the rest of the transaction."""
+    return session.scalar(
+        select(Trade).where(Trade.out_trade_no == out_trade_no).with_for_update()
+    )
+
+
+def apply_payment_notification(
+    session: Session,
+    notice: PaymentNotice,
+    *,
+    app_id: str,
+    seller_id: str,
+    on_paid: Mapping[str, PaidHandler],
+    now: dt.datetime | None = None,
+) -> str:
+    """Apply a verified notice inside the caller's transaction; returns applied|duplicate|ignored.
+
+    Raises NoticeRefused for a notice that is not for us or does not match the order.
+    """
+    if notice.app_id != app_id:
+        raise NoticeRefused("app_id is not ours")
+    if seller_id and notice.seller_id != seller_id:
+        raise NoticeRefused("seller_id is not ours")
+    trade = lock_trade(session, notice.out_trade_no)
+    if trade is None:
+        raise NoticeRefused("unknown out_trade_no")
+    if notice.total_fen != trade.total_fen:
+        raise NoticeRefused("total_amount differs from the order")
+    if trade.trade_no and notice.trade_no and notice.trade_no != trade.trade_no:
+        raise NoticeRefused("trade_no differs from the order")
+    if notice.trade_status not in PAID_STATUSES:
+        # WAIT_BUYER_PAY, TRADE_CLOSED: nothing to do; the trade's own life decides.
+        return "ignored"
+    if trade.status in (TradeStatus.PAID, TradeStatus.REFUNDED) or trade.paid_at is not None:
+        return "duplicate"
+    trade.paid_after_close = trade.status == TradeStatus.CLOSED
+    trade.status = TradeStatus.PAID
+    trade.trade_no = trade.trade_no or notice.trade_no
+    trade.paid_at = notice.paid_at or now or utcnow()
+    if trade.paid_after_close:
+        # Money taken for a hold we had already released: never lost; the purpose's handler
+        # refunds it (or honours it if the slot is still free).
+        logger.warning("trade %s paid after it was closed", trade.out_trade_no)
+    handler = on_paid.get(trade.purpose)
+    if handler is not None:
+        handler(session, trade)
+    logger.info("trade %s paid (%s)", trade.out_trade_no, trade.purpose)
+    return "applied"

@@ -1,0 +1,89 @@
+"""Alipay asynchronous notifications: decode the raw body, verify, and read the notice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import urllib.parse
+import zoneinfo
+from collections.abc import Mapping
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from adapter.ports import PaymentNotice
+from adapter.wallet import consts
+from adapter.wallet.signing import verify_notification
+
+# Alipay writes gmt_* times in Beijing time without an offset.
+ALIPAY_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+class InvalidNotification(Exception):
+    """The request is not a notification the platform signed; ``reason`` says what failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_form(raw: bytes) -> dict[str, str]:
+    """Decode an x-www-form-urlencoded body in the charset it declares (utf-8, or gbk).
+
+    The signature covers the values after URL-decoding in that charset, so the body is decoded
+    here from the raw bytes rather than by a framework that may assume UTF-8.
+    """
+    try:
+        ascii_body = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidNotification("body is not URL-encoded") from None
+    charset = dict(urllib.parse.parse_qsl(ascii_body, encoding="latin-1")).get("charset", "utf-8")
+    if charset.lower() not in ("utf-8", "utf8", "gbk", "gb2312", "gb18030"):
+        raise InvalidNotification("unsupported charset")
+    try:
+        pairs = urllib.parse.parse_qsl(
+            ascii_body, keep_blank_values=True, encoding=charset, errors="strict"
+        )
+    except (UnicodeDecodeError, LookupError):
+        raise InvalidNotification(f"body is not valid {charset}") from None
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            raise InvalidNotification(f"parameter {key} given twice")
+        params[key] = value
+    return params
+
+
+def _time(value: str) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=ALIPAY_TZ)
+    except ValueError:
+        raise InvalidNotification("gmt_payment is not a time") from None
+
+
+def read_notice(params: Mapping[str, str], platform_public_key: RSAPublicKey) -> PaymentNotice:
+    """Verify the platform's signature (sign and sign_type excluded) and read the notice."""
+    if not params.get("sign"):
+        raise InvalidNotification("unsigned")
+    if params.get("sign_type", "RSA2") != "RSA2":
+        raise InvalidNotification("sign_type is not RSA2")
+    if not verify_notification(params, platform_public_key):
+        raise InvalidNotification("signature does not verify")
+    for required in ("notify_id", "app_id", "out_trade_no", "trade_status", "total_amount"):
+        if not params.get(required):
+            raise InvalidNotification(f"{required} missing")
+    try:
+        total_fen = consts.fen(params["total_amount"])
+    except ValueError:
+        raise InvalidNotification("total_amount is not an amount") from None
+    return PaymentNotice(
+        notify_id=params["notify_id"],
+        app_id=params["app_id"],
+        seller_id=params.get("seller_id", ""),
+        out_trade_no=params["out_trade_no"],
+        trade_no=params.get("trade_no", ""),
+        trade_status=params["trade_status"],
+        total_fen=total_fen,
+        buyer_id=params.get("buyer_id", "") or params.get("buyer_open_id", ""),
+        paid_at=_time(params.get("gmt_payment", "")),
+    )
