@@ -20,12 +20,17 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
         runtime = Runtime.from_config(config or load_config())
     app = Flask(__name__)
     app.config["SECRET_KEY"] = runtime.config.secret_key or None
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = runtime.config.environment == "production"
+    app.config["PERMANENT_SESSION_LIFETIME"] = 2 * 3600
     app.extensions["adapter"] = runtime
 
-    from adapter.web import health, notify
+    from adapter.web import api, health, notify
 
     health.init_app(app)
     notify.init_app(app)
+    api.init_app(app)
     return app
 
 

@@ -34,8 +34,10 @@ def _setup_logging(level: str = "INFO") -> None:
 
 
 def _config() -> Config:
+    from adapter.devkeys import ensure_development_keys
+
     try:
-        return load_config()
+        return ensure_development_keys(load_config())
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
 
@@ -163,26 +165,43 @@ def web_command(workers: int) -> None:
 
 
 @main.command("run")
-@click.option("--no-simulators", is_flag=True, help="Do not start the HIS simulator.")
+@click.option("--no-simulators", is_flag=True,
+              help="Do not start the HIS simulator and the wallet sandbox.")
 def run_command(no_simulators: bool) -> None:
-    """Start web, listener and worker in one process, with the HIS simulator beside them."""
+    """Start web, listener and worker in one process, with the HIS simulator and the wallet
+    sandbox beside them as separate programs."""
+    import urllib.parse
+    from dataclasses import replace
+
     from werkzeug.serving import make_server
 
     from adapter import migrate
+    from adapter.devkeys import app_public_key_file, sandbox_private_key_file
     from adapter.his.listener import make_listener
     from adapter.worker import make_scheduler
 
     config = _config()
-    runtime = _runtime(config)
-    migrate.upgrade(runtime.engine)  # the embedded database is created on first run
-
-    simulator: subprocess.Popen[bytes] | None = None
+    simulators: list[subprocess.Popen[bytes]] = []
     if not no_simulators:
-        simulator = subprocess.Popen(
+        gateway = urllib.parse.urlsplit(config.alipay_gateway)
+        sandbox_listen = f"{gateway.hostname}:{gateway.port or 80}"
+        if not config.alipay_seller_id:
+            config = replace(config, alipay_seller_id="2088000000000001")
+        simulators.append(subprocess.Popen(
             [sys.executable, "-m", "adapter.cli", "simulate-his", "--listen", str(config.his_mllp),
              "--mappings", str(config.mappings_dir)],
-        )
-        _wait_for_port(config.his_mllp.host, config.his_mllp.port, simulator)
+        ))
+        simulators.append(subprocess.Popen(
+            [sys.executable, "-m", "adapter.cli", "wallet-sandbox", "--listen", sandbox_listen,
+             "--app-id", config.alipay_app_id, "--seller-id", config.alipay_seller_id,
+             "--app-public-key-file", str(app_public_key_file(config)),
+             "--platform-private-key-file", str(sandbox_private_key_file(config)),
+             "--platform-public-key-out", str(config.effective_alipay_public_key_file)],
+        ))
+        _wait_for_port(config.his_mllp.host, config.his_mllp.port, simulators[0])
+        _wait_for_port(gateway.hostname or "127.0.0.1", gateway.port or 80, simulators[1])
+    runtime = _runtime(config)
+    migrate.upgrade(runtime.engine)  # the embedded database is created on first run
 
     listener = make_listener(config, runtime.session_factory, runtime.profile)
     listener.start()
@@ -204,7 +223,8 @@ def run_command(no_simulators: bool) -> None:
         "\nFuture Hospital Adapter is running:\n"
         f"  status     {base}/readyz\n"
         f"  MLLP in    {config.mllp_listen}  (HL7 from the HIS)\n"
-        f"  HIS        {config.his_mllp}  ({'simulator' if simulator else 'external'})\n"
+        f"  HIS        {config.his_mllp}  ({'simulator' if simulators else 'external'})\n"
+        f"  wallet     {config.alipay_gateway}  ({'sandbox' if simulators else 'external'})\n"
         f"  database   {runtime.engine.url.render_as_string(hide_password=True)}\n"
         "Press Ctrl+C to stop.\n"
     )
@@ -215,12 +235,13 @@ def run_command(no_simulators: bool) -> None:
     finally:
         scheduler.shutdown(wait=False)
         listener.shutdown()
-        if simulator is not None:
-            simulator.terminate()
+        for process in simulators:
+            process.terminate()
+        for process in simulators:
             try:
-                simulator.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                simulator.kill()
+                process.kill()
 
 
 def _wait_for_port(
@@ -231,14 +252,14 @@ def _wait_for_port(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise click.ClickException(f"the HIS simulator exited with code {process.returncode}")
+            raise click.ClickException(f"{process.args[3]} exited with code {process.returncode}")
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
     process.terminate()
-    raise click.ClickException(f"the HIS simulator did not listen on {host}:{port} in time")
+    raise click.ClickException(f"{process.args[3]} did not listen on {host}:{port} in time")
 
 
 def _stop_on_sigterm(stop: object) -> None:
@@ -250,8 +271,10 @@ def _stop_on_sigterm(stop: object) -> None:
 
 def _register_simulators() -> None:
     from adapter.his.simulator import simulate_his_command
+    from adapter.wallet.sandbox import wallet_sandbox_command
 
     main.add_command(simulate_his_command)
+    main.add_command(wallet_sandbox_command)
 
 
 _register_simulators()

@@ -51,6 +51,36 @@ class Runtime:
         return load_public_key(self.config.effective_alipay_public_key_file.read_text())
 
     @cached_property
+    def wallet(self) -> Any:  # noqa: ANN401 - a WalletGateway
+        """The wallet platform (Alipay OpenAPI at ADAPTER_ALIPAY_GATEWAY)."""
+        from adapter.wallet.alipay import AlipayClient, AlipayWalletGateway
+
+        config = self.config
+        client = AlipayClient(
+            config.alipay_gateway,
+            config.alipay_app_id,
+            config.effective_app_private_key_file.read_text(),
+            self.alipay_public_key,
+            seller_id=config.alipay_seller_id,
+            notify_url=f"{config.effective_public_url}/notify/alipay",
+        )
+        return AlipayWalletGateway(client)
+
+    @cached_property
+    def protector(self) -> Any:  # noqa: ANN401 - a DataProtector
+        """Encryption and blind indexes of personal data (ADAPTER_DATA_KEY_FILE)."""
+        from adapter.protection import DataProtector, load_keyring
+
+        return DataProtector(load_keyring(self.config.effective_data_key_file))
+
+    @cached_property
+    def his(self) -> Any:  # noqa: ANN401 - a HisGateway
+        """The HIS over MLLP (ADAPTER_HIS_MLLP)."""
+        from adapter.his.gateway import MllpHisGateway
+
+        return MllpHisGateway.from_runtime(self)
+
+    @cached_property
     def document_types_by_hl7(self) -> dict[str, str]:
         """PID-3.5 identifier type code -> document type code."""
         return {d.hl7_type: d.code for d in self.mappings.document_types.values()}

@@ -50,3 +50,32 @@ class FakeHis:
     def query_slot_pool(self, start: dt.date, end: dt.date) -> list[SlotRecord]:
         self._check()
         return [s for s in self.slots if start <= s.start_at.date() <= end]
+
+
+class FakeWallet:
+    """An in-memory WalletGateway with users behind auth codes."""
+
+    def __init__(self) -> None:
+        from adapter.ports import WalletUser
+
+        self.users: dict[str, WalletUser] = {}
+        self.trades: dict[str, dict] = {}
+        self.messages: list[tuple[str, str]] = []
+        self.down = False
+        self._user_type = WalletUser
+
+    def add_user(self, auth_code: str, **fields) -> None:
+        self.users[auth_code] = self._user_type(**fields)
+
+    def exchange_auth_code(self, auth_code: str):
+        from adapter.ports import WalletRefused, WalletUnavailable
+
+        if self.down:
+            raise WalletUnavailable("fake wallet down")
+        user = self.users.pop(auth_code, None)  # single use, like the platform's
+        if user is None:
+            raise WalletRefused("40002", "isv.code-invalid", "invalid auth code")
+        return user
+
+    def push_message(self, user_id: str, text: str, url: str = "") -> None:
+        self.messages.append((user_id, text))

@@ -1,0 +1,56 @@
+"""Keys for the embedded development setup, generated on first use under ADAPTER_DATA_DIR.
+
+Production never reaches this: Config.validate() requires every key file to be named there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+from adapter.config import Config
+from adapter.protection import generate_key_file
+from adapter.wallet.signing import generate_key_pair
+
+logger = logging.getLogger(__name__)
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def app_public_key_file(config: Config) -> Path:
+    """Where the development app public key is (the wallet sandbox verifies requests with it)."""
+    return config.keys_dir / "alipay_app_public_key.pem"
+
+
+def sandbox_private_key_file(config: Config) -> Path:
+    """The wallet sandbox's own platform key (the sandbox writes its public half for us)."""
+    return config.keys_dir / "sandbox_platform_private_key.pem"
+
+
+def ensure_development_keys(config: Config) -> Config:
+    """Generate whichever development keys are missing; return the config that uses them."""
+    if config.environment != "development":
+        return config
+    config.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if config.data_key_file is None and not config.effective_data_key_file.exists():
+        generate_key_file(config.effective_data_key_file)
+        logger.info("generated the development data key")
+    if (config.alipay_app_private_key_file is None
+            and not config.effective_app_private_key_file.exists()):
+        private_pem, public_pem = generate_key_pair()
+        _write_secret(config.effective_app_private_key_file, private_pem)
+        app_public_key_file(config).write_text(public_pem, encoding="utf-8")
+        logger.info("generated the development Alipay app key pair")
+    if not config.secret_key:
+        secret_file = config.keys_dir / "secret_key"
+        if not secret_file.exists():
+            _write_secret(secret_file, secrets.token_hex(32))
+        config = replace(config, secret_key=secret_file.read_text(encoding="utf-8").strip())
+    return config

@@ -1,0 +1,154 @@
+"""Alipay OpenAPI v1 names and codes in one place, and the fen <-> yuan conversion."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+# Gateway methods (the "method" common parameter).
+OAUTH_TOKEN = "alipay.system.oauth.token"  # noqa: S105 (a method name)
+USER_INFO_SHARE = "alipay.user.info.share"
+TRADE_CREATE = "alipay.trade.create"
+TRADE_QUERY = "alipay.trade.query"
+TRADE_CLOSE = "alipay.trade.close"
+TRADE_REFUND = "alipay.trade.refund"
+REFUND_QUERY = "alipay.trade.fastpay.refund.query"
+MESSAGE_SINGLE_SEND = "alipay.open.public.message.single.send"
+BILL_DOWNLOAD_URL = "alipay.data.dataservice.bill.downloadurl.query"
+
+PRODUCT_CODE_JSAPI = "JSAPI_PAY"  # alipay.trade.create from a mini program / H5 in the wallet
+SIGN_TYPE = "RSA2"
+CHARSET = "utf-8"
+FORMAT = "JSON"
+VERSION = "1.0"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # timestamp, time_expire: Beijing time, no zone suffix
+
+# Public response codes.
+SUCCESS = "10000"
+SERVICE_UNAVAILABLE = "20000"  # "服务不可用": the platform failed; the outcome is unknown
+AUTH_INSUFFICIENT = "20001"
+MISSING_PARAM = "40001"
+INVALID_PARAM = "40002"
+BUSINESS_FAILED = "40004"
+PERMISSION_DENIED = "40006"
+
+# Trade statuses (alipay.trade.query trade_status), plus ours for "no such trade".
+WAIT_BUYER_PAY = "WAIT_BUYER_PAY"
+TRADE_CLOSED = "TRADE_CLOSED"
+TRADE_SUCCESS = "TRADE_SUCCESS"
+TRADE_FINISHED = "TRADE_FINISHED"
+NOT_FOUND = "NOT_FOUND"
+PAID_STATUSES = frozenset({TRADE_SUCCESS, TRADE_FINISHED})
+
+REFUND_SUCCESS = "REFUND_SUCCESS"  # fastpay.refund.query refund_status
+
+# sub_codes that mean the platform does not know or did not say what happened: the request may
+# or may not have taken effect, so the caller settles by querying, never by assuming.
+SYSTEM_ERROR = "ACQ.SYSTEM_ERROR"
+UNKNOWN_OUTCOME_SUB_CODES = frozenset(
+    {
+        SYSTEM_ERROR,
+        "aop.ACQ.SYSTEM_ERROR",
+        "isp.unknow-error",  # sic, Alipay's spelling
+    }
+)
+
+# Definite refusals the adapter acts on (any other non-10000 code that is not an unknown
+# outcome is a refusal too; these are named because code branches on them).
+TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
+TRADE_HAS_SUCCESS = "ACQ.TRADE_HAS_SUCCESS"
+TRADE_HAS_FINISHED = "ACQ.TRADE_HAS_FINISHED"
+TRADE_HAS_CLOSE = "ACQ.TRADE_HAS_CLOSE"
+TRADE_STATUS_ERROR = "ACQ.TRADE_STATUS_ERROR"
+REFUND_AMT_NOT_EQUAL_TOTAL = "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL"
+SELLER_BALANCE_NOT_ENOUGH = "ACQ.SELLER_BALANCE_NOT_ENOUGH"
+CODE_INVALID = "isv.code-invalid"  # auth_code expired or already used
+INVALID_AUTH_TOKEN = "aop.invalid-auth-token"  # noqa: S105 (an error code)
+INVALID_SIGNATURE = "isv.invalid-signature"
+DEFINITE_REFUSAL_SUB_CODES = frozenset(
+    {
+        TRADE_NOT_EXIST,
+        TRADE_HAS_SUCCESS,
+        TRADE_HAS_FINISHED,
+        TRADE_HAS_CLOSE,
+        TRADE_STATUS_ERROR,
+        REFUND_AMT_NOT_EQUAL_TOTAL,
+        SELLER_BALANCE_NOT_ENOUGH,
+        CODE_INVALID,
+        INVALID_AUTH_TOKEN,
+        INVALID_SIGNATURE,
+        "ACQ.INVALID_PARAMETER",
+        "ACQ.TRADE_HAS_EXIST",
+        "ACQ.BUYER_NOT_EXIST",
+        "ACQ.ACCESS_FORBIDDEN",
+    }
+)
+
+# Ours, not Alipay's: an existing trade with this out_trade_no has a different amount.
+AMOUNT_MISMATCH = "ADAPTER.AMOUNT_MISMATCH"
+
+# Close refused because the trade moved on: ask what it became instead of failing.
+CLOSE_REFUSED_BY_STATE = frozenset(
+    {TRADE_STATUS_ERROR, TRADE_HAS_SUCCESS, TRADE_HAS_FINISHED, TRADE_HAS_CLOSE}
+)
+
+
+def is_unknown_outcome(code: str, sub_code: str = "") -> bool:
+    """True when a non-success answer leaves the outcome unknown (query before acting)."""
+    return code == SERVICE_UNAVAILABLE or sub_code in UNKNOWN_OUTCOME_SUB_CODES
+
+
+# alipay.user.info.share cert_type -> mappings/document_types.csv code. Codes 0-12 are in the
+# original table; 13-16 were added later (13 台湾居民居住证, 14 港澳居民居住证, 15 港澳身份证,
+# 16 外国人永久居住证). 4 回乡证 and 8 台胞证 are the common names of 11 and 12's documents.
+# Not mapped (no document type of ours): 2 军官证, 3 士兵证, 5 临时身份证, 6 户口簿, 7 警官证,
+# 9 营业执照, 10 其它证件, 15 港澳身份证.
+CERT_TYPES: dict[str, str] = {
+    "0": "RESIDENT_ID",  # 身份证
+    "1": "PASSPORT",  # 护照
+    "4": "HK_MACAO_TRAVEL_PERMIT",  # 回乡证
+    "8": "TAIWAN_TRAVEL_PERMIT",  # 台胞证
+    "11": "HK_MACAO_TRAVEL_PERMIT",  # 港澳居民来往内地通行证
+    "12": "TAIWAN_TRAVEL_PERMIT",  # 台湾居民来往大陆通行证
+    "13": "HMT_RESIDENCE_PERMIT",  # 台湾居民居住证
+    "14": "HMT_RESIDENCE_PERMIT",  # 港澳居民居住证
+    "16": "FOREIGN_PERMANENT_RESIDENT",  # 外国人永久居住证
+}
+
+GENDERS = {"m": "M", "f": "F"}  # user.info.share gender -> HL7 table 0001
+
+
+# --------------------------------------------------------------------------------------------
+# Money: integer fen inside, yuan strings with exactly two decimals at the wallet boundary.
+
+_CENT = Decimal("0.01")
+
+
+def yuan(fen: int) -> str:
+    """12345 -> "123.45"; refuses anything that is not a non-negative int."""
+    if isinstance(fen, bool) or not isinstance(fen, int):
+        raise TypeError(f"fen must be int, not {type(fen).__name__}")
+    if fen < 0:
+        raise ValueError("amount must not be negative")
+    return str(Decimal(fen).scaleb(-2).quantize(_CENT))  # exact: an int shifted two places
+
+
+def fen(yuan_text: str) -> int:
+    """ "123.45" -> 12345; refuses anything but digits, a dot and exactly two decimals."""
+    if not isinstance(yuan_text, str):
+        raise TypeError(f"yuan must be str, not {type(yuan_text).__name__}")
+    whole, dot, cents = yuan_text.partition(".")
+    if (
+        not dot
+        or len(cents) != 2
+        or not whole
+        or not (whole.isascii() and whole.isdigit())
+        or not (cents.isascii() and cents.isdigit())
+    ):
+        raise ValueError(f"not a yuan amount with two decimals: {yuan_text!r}")
+    try:
+        value = Decimal(yuan_text).scaleb(2)
+    except InvalidOperation:
+        raise ValueError(f"not a yuan amount: {yuan_text!r}") from None
+    if value != value.to_integral_value():
+        raise ValueError(f"not a whole number of fen: {yuan_text!r}")
+    return int(value)

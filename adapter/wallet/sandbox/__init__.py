@@ -1,0 +1,27 @@
+"""The wallet sandbox: a separate program speaking Alipay's OpenAPI v1 gateway protocol.
+
+It has its own platform key pair and is reached by the adapter only over HTTP, as the real
+platform is. ``hospital-adapter wallet-sandbox`` runs it (:func:`wallet_sandbox_command`);
+tests build it with ``create_sandbox_app(SandboxState(...))`` and serve it on a real socket.
+
+Paths: ``POST /gateway.do``; the wallet's pages ``GET /oauth/authorize`` (also at Alipay's
+``/oauth2/publicAppAuthorize.htm``) and ``GET /cashier/<trade_no>``; ``GET /bill/<token>.csv.zip``;
+``GET /inbox/<user_id>``; helpers for tests and demos under ``/_sandbox/`` (users, auth_code,
+faults, pay, finish, trades, notifications, platform_public_key).
+"""
+
+from adapter.wallet.sandbox.app import create_sandbox_app
+from adapter.wallet.sandbox.cli import serve_sandbox, wallet_sandbox_command
+from adapter.wallet.sandbox.state import GatewayError, SandboxState
+from adapter.wallet.sandbox.users import Child, SandboxUser, seed_users
+
+__all__ = [
+    "Child",
+    "GatewayError",
+    "SandboxState",
+    "SandboxUser",
+    "create_sandbox_app",
+    "seed_users",
+    "serve_sandbox",
+    "wallet_sandbox_command",
+]
