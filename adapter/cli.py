@@ -116,6 +116,33 @@ def check_mappings_command(directory: Path | None) -> None:
     click.echo(f"mappings in {directory} are valid")
 
 
+@main.group("data-key")
+def data_key_group() -> None:
+    """The key that encrypts ID and phone numbers (ADAPTER_DATA_KEY_FILE)."""
+
+
+@data_key_group.command("add")
+def data_key_add() -> None:
+    """Add a new data key and make it active (then restart, then `data-key rotate`)."""
+    from adapter.protection import add_key
+
+    key_id = add_key(_config().effective_data_key_file)
+    click.echo(f"key {key_id} added and active; restart every process, then run "
+               "`hospital-adapter data-key rotate`")
+
+
+@data_key_group.command("rotate")
+def data_key_rotate() -> None:
+    """Re-encrypt rows still under an older key and refresh blind indexes."""
+    from adapter.rotation import rotate_personal_data
+
+    runtime = _runtime()
+    _require_schema(runtime)
+    report = rotate_personal_data(runtime.session_factory, runtime.protector)
+    click.echo(f"examined {report.examined} patients: re-encrypted {report.reencrypted}, "
+               f"re-indexed {report.reindexed}")
+
+
 @main.command("listener")
 def listener_command() -> None:
     """Serve HL7 from the HIS over MLLP on ADAPTER_MLLP_LISTEN."""
