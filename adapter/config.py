@@ -68,6 +68,8 @@ class Config:
     alipay_gateway: str = "http://127.0.0.1:8900/gateway.do"  # the sandbox in development
     alipay_app_id: str = "2021000000000001"
     alipay_seller_id: str = ""  # the merchant's PID (2088...); checked on every notification
+    # The service-window template (chosen in the Alipay console) that patient messages use.
+    alipay_message_template_id: str = ""
     alipay_app_private_key_file: Path | None = None  # default: generated under data_dir
     alipay_public_key_file: Path | None = None  # the platform's key; default: the sandbox's
     data_key_file: Path | None = None  # AES-GCM + blind index keys; default: under data_dir
@@ -151,6 +153,7 @@ class Config:
                 ("ADAPTER_ALIPAY_APP_PRIVATE_KEY_FILE", self.alipay_app_private_key_file),
                 ("ADAPTER_ALIPAY_PUBLIC_KEY_FILE", self.alipay_public_key_file),
                 ("ADAPTER_ALIPAY_SELLER_ID", self.alipay_seller_id),
+                ("ADAPTER_ALIPAY_MESSAGE_TEMPLATE_ID", self.alipay_message_template_id),
                 ("ADAPTER_PUBLIC_URL", self.public_url),
             ):
                 if not value:
@@ -198,6 +201,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "alipay_gateway": env.get("ADAPTER_ALIPAY_GATEWAY", defaults.alipay_gateway),
         "alipay_app_id": env.get("ADAPTER_ALIPAY_APP_ID", defaults.alipay_app_id),
         "alipay_seller_id": env.get("ADAPTER_ALIPAY_SELLER_ID", ""),
+        "alipay_message_template_id": env.get("ADAPTER_ALIPAY_MESSAGE_TEMPLATE_ID", ""),
         "secret_key": _secret(env, "ADAPTER_SECRET_KEY"),
         "his_connect_timeout": _number(
             env, "ADAPTER_HIS_CONNECT_TIMEOUT", defaults.his_connect_timeout

@@ -63,6 +63,8 @@ class Runtime:
             self.alipay_public_key,
             seller_id=config.alipay_seller_id,
             notify_url=f"{config.effective_public_url}/notify/alipay",
+            # production requires the variable (Config.validate); the sandbox takes any id
+            message_template_id=config.alipay_message_template_id or "SANDBOX_TEMPLATE",
         )
         return AlipayWalletGateway(client)
 

@@ -71,7 +71,7 @@ def test_production_needs_https_public_url(tmp_path):
     env = {
         "ADAPTER_ENV": "production", "ADAPTER_DATABASE_URL": "postgresql://db/x",
         "ADAPTER_SECRET_KEY": "s", "ADAPTER_DATA_KEY_FILE": "/k",
-        "ADAPTER_ALIPAY_SELLER_ID": "2088",
+        "ADAPTER_ALIPAY_SELLER_ID": "2088", "ADAPTER_ALIPAY_MESSAGE_TEMPLATE_ID": "T1",
         "ADAPTER_ALIPAY_APP_PRIVATE_KEY_FILE": "/a", "ADAPTER_ALIPAY_PUBLIC_KEY_FILE": "/p",
         "ADAPTER_PUBLIC_URL": "http://hospital.example.cn",
     }
