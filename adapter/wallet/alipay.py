@@ -178,6 +178,10 @@ class AlipayClient:
         code = str(result.get("code", ""))
         if code == consts.SUCCESS:
             return result
+        if not code and method == consts.OAUTH_TOKEN and result.get("access_token"):
+            # alipay.system.oauth.token answers success without a code field (its documented
+            # response sample carries only the token fields); errors come as error_response.
+            return result
         sub_code = str(result.get("sub_code", ""))
         sub_msg = str(result.get("sub_msg", "") or result.get("msg", ""))
         if consts.is_unknown_outcome(code, sub_code):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -27,6 +28,38 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _call(method: str, url: str, body: dict | None = None, cookie: str = "") -> tuple[int, dict,
+                                                                                 dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", "Cookie": cookie})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local
+            return response.status, json.loads(response.read() or b"{}"), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}"), dict(exc.headers)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _wallet_login(sandbox: str, user_id: str, redirect_uri: str) -> str:
+    """Choose a user on the sandbox's login page, as a patient taps it; return the auth_code."""
+    form = urllib.parse.urlencode({"app_id": "2021000000000001", "scope": "auth_user",
+                                   "redirect_uri": redirect_uri, "state": "s1",
+                                   "user_id": user_id}).encode()
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        opener.open(f"{sandbox}/oauth/authorize", data=form, timeout=10)
+    except urllib.error.HTTPError as exc:
+        assert exc.code in (302, 303), exc.code
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(exc.headers["Location"]).query)
+        return query["auth_code"][0]
+    raise AssertionError("the sandbox did not redirect back")
+
+
 def _get(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local URL
@@ -37,7 +70,7 @@ def _get(url: str) -> tuple[int, dict]:
 
 @pytest.mark.slow
 def test_run_starts_every_role_with_the_his_simulator(tmp_path):
-    web, mllp, his = _free_port(), _free_port(), _free_port()
+    web, mllp, his, wallet = _free_port(), _free_port(), _free_port(), _free_port()
     env = {
         **os.environ,
         "ADAPTER_DATA_DIR": str(tmp_path),
@@ -45,11 +78,15 @@ def test_run_starts_every_role_with_the_his_simulator(tmp_path):
         "ADAPTER_MLLP_LISTEN": f"127.0.0.1:{mllp}",
         "ADAPTER_HIS_MLLP": f"127.0.0.1:{his}",
         "ADAPTER_MAPPINGS_DIR": str(MAPPINGS),
+        "ADAPTER_ALIPAY_GATEWAY": f"http://127.0.0.1:{wallet}/gateway.do",
+        "ADAPTER_LOG_LEVEL": "DEBUG",
     }
     env.pop("ADAPTER_DATABASE_URL", None)
+    log_path = tmp_path / "run.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "adapter.cli", "run"], env=env, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -61,7 +98,7 @@ def test_run_starts_every_role_with_the_his_simulator(tmp_path):
                     break
             except (urllib.error.URLError, ConnectionError):
                 pass
-            assert process.poll() is None, process.stdout.read()
+            assert process.poll() is None, log_path.read_text()
             time.sleep(0.3)
         assert status == 200, body
         assert body["checks"]["his"]["up"] and body["checks"]["database"]["up"]
@@ -83,13 +120,38 @@ def test_run_starts_every_role_with_the_his_simulator(tmp_path):
                 text("SELECT ack_code FROM inbound_message WHERE control_id = 'RUN0001'")
             ).scalar_one()
         assert stored == "AA"
+
+        # A parent signs in through the sandbox's login page and adds a child.
+        sandbox = f"http://127.0.0.1:{wallet}"
+        users = json.loads(urllib.request.urlopen(f"{sandbox}/_sandbox/users").read())  # noqa: S310
+        parent = next(u for u in users if u["children"] and u["cert_type"] == "0")
+        child = parent["children"][0]
+        code = _wallet_login(sandbox, parent["user_id"], f"http://127.0.0.1:{web}/h5/")
+        status, body, headers = _call("POST", f"http://127.0.0.1:{web}/api/v1/session",
+                                      {"auth_code": code})
+        assert status == 201 and body["certified"], body
+        cookie = headers["Set-Cookie"].split(";")[0]
+        status, body, _ = _call("POST", f"http://127.0.0.1:{web}/api/v1/patients", {
+            "name": child["name"], "document_type": "RESIDENT_ID",
+            "document_number": child["cert_no"], "relation": "child",
+            "guardian_consent": True}, cookie)
+        assert status == 201, body
+        secrets = [parent["cert_no"], child["cert_no"], parent["mobile"]]
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            output, _ = process.communicate(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
-            output, _ = process.communicate()
+            process.wait()
+        log.close()
+    output = log_path.read_text()
     assert process.returncode == 0, output
+    # No plaintext ID or phone number anywhere: database files (WAL included) and logs.
+    stored_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("adapter.db*"))
+    for secret in secrets:
+        assert secret.encode() not in stored_bytes
+        assert secret not in output
+    assert parent["name"] not in output and child["name"] not in output
     with socket.socket() as s:  # the simulator went down with it
         assert s.connect_ex(("127.0.0.1", his)) != 0

@@ -24,7 +24,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from adapter.ports import WalletRefused, WalletUnavailable
-from adapter.wallet import signing
+from adapter.wallet import notify, signing
 from adapter.wallet.alipay import AlipayClient
 from adapter.wallet.sandbox import SandboxState, serve_sandbox, wallet_sandbox_command
 from adapter.wallet.sandbox.keys import load_or_create_platform_key
@@ -48,6 +48,7 @@ class Receiver:
     def __init__(self) -> None:
         self.failures = 0
         self.received: list[dict[str, str]] = []
+        self.bodies: list[bytes] = []
         self._lock = threading.Lock()
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}/notify/alipay"
@@ -57,8 +58,10 @@ class Receiver:
 
     @Request.application
     def wsgi(self, request: Request) -> Response:
+        body = request.get_data()
         form = {k: v for k, v in request.form.items()}
         with self._lock:
+            self.bodies.append(body)
             self.received.append(form)
             answer = "fail" if len(self.received) <= self.failures else "success"
         return Response(answer, content_type="text/plain")
@@ -180,6 +183,10 @@ def test_oauth_flow_from_login_page_to_certified_user(sandbox, client, app_keys)
 
     user = client.user_info(token["access_token"])
     assert user.user_id == PARENT and user.is_certified
+    # The adapter's client takes the same code-less success.
+    code = requests.post(f"{sandbox.url}/_sandbox/auth_code", json={"user_id": PARENT},
+                         timeout=5).json()["auth_code"]
+    assert client.oauth_token(code).user_id == PARENT
     assert user.cert_type == "0" and ric.is_valid(user.cert_no)
     assert user.gender == "F" and user.user_name == "李秀英"
 
@@ -297,6 +304,11 @@ def test_cashier_payment_sends_a_signed_notification(sandbox, client, receiver):
                                                                           PARENT)
     assert notice["notify_type"] == "trade_status_sync" and notice["sign_type"] == "RSA2"
     assert notice["gmt_payment"] and notice["notify_id"]
+    # The adapter's own reader takes the raw body as the notify view does.
+    read = notify.read_notice(notify.decode_form(receiver.bodies[0]),
+                              signing.load_public_key(platform_key))
+    assert (read.out_trade_no, read.total_fen, read.trade_status) == ("BK0100", 2500,
+                                                                      "TRADE_SUCCESS")
     tampered = dict(notice, total_amount="2500.00")
     assert not signing.verify_notification(tampered, platform_key)
     assert client.trade_query("BK0100").status == "TRADE_SUCCESS"

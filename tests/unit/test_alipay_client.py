@@ -232,6 +232,19 @@ def test_oauth_token_params_are_outside_biz_content(stub, client):
     assert "authusrB1" not in repr(token)
 
 
+def test_oauth_token_success_without_a_code_field(stub, client):
+    # Alipay's documented success sample for alipay.system.oauth.token has no "code" field.
+    stub.on(consts.OAUTH_TOKEN, Answer({"user_id": BUYER_ID, "access_token": "authusrB2",
+                                        "expires_in": 1296000, "refresh_token": "r"}))
+    assert client.oauth_token("4b203fe6c11548bcabd8da5bb087a83c").access_token == "authusrB2"
+
+
+def test_codeless_answer_of_other_methods_is_not_success(stub, client):
+    stub.on(consts.TRADE_QUERY, Answer({"out_trade_no": "R1", "trade_status": "TRADE_SUCCESS"}))
+    with pytest.raises(WalletRefused):
+        client.trade_query("R1")
+
+
 @pytest.mark.parametrize(
     ("cert_type", "document_type"),
     [("0", "RESIDENT_ID"), ("1", "PASSPORT"), ("11", "HK_MACAO_TRAVEL_PERMIT"),
