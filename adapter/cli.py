@@ -235,7 +235,8 @@ def run_command(no_simulators: bool) -> None:
     scheduler = make_scheduler(runtime, blocking=False)
     scheduler.start()
     app = create_app(runtime=runtime)
-    web = make_server(config.web_listen.host, config.web_listen.port, app, threaded=True)
+    web = make_server(config.web_listen.host, config.web_listen.port, app, threaded=True,
+                      request_handler=_QuietQueryHandler)
 
     stop = threading.Event()
 
@@ -269,6 +270,22 @@ def run_command(no_simulators: bool) -> None:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _make_quiet_handler() -> type:
+    from werkzeug.serving import WSGIRequestHandler
+
+    class QuietQueryHandler(WSGIRequestHandler):
+        """Access log lines without query strings: they carry wallet auth codes."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            path = self.path.split("?", 1)[0]
+            self.log("info", '"%s %s" %s %s', self.command, path, code, size)
+
+    return QuietQueryHandler
+
+
+_QuietQueryHandler = _make_quiet_handler()
 
 
 def _wait_for_port(
