@@ -214,3 +214,93 @@ class WalletNotification(Base):
     out_trade_no: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(12), default="received")
     reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class BookingStatus:
+    """Life of a registration booking."""
+
+    PENDING_PAYMENT = "pending_payment"  # slot held until hold_expires_at, trade not yet paid
+    CONFIRMING = "confirming"  # paid; the outbox is asking the HIS (SRM^S01)
+    CONFIRMED = "confirmed"  # the HIS booked it (filler appointment id kept)
+    CANCELLED = "cancelled"  # cancelled by the patient or the hospital (refund follows if paid)
+    EXPIRED = "expired"  # the hold ran out unpaid
+    REJECTED = "rejected"  # the HIS refused it; refunded
+
+    ACTIVE = (PENDING_PAYMENT, CONFIRMING, CONFIRMED)
+
+
+class Booking(Base):
+    """A patient's registration on one slot: held, paid, confirmed by the HIS, or undone."""
+
+    __tablename__ = "booking"
+    __table_args__ = (
+        Index("ix_booking_account", "wallet_account_id", "id"),
+        Index("ix_booking_patient_date", "patient_document_index", "visit_date"),
+        Index("ix_booking_status_hold", "status", "hold_expires_at"),
+        Index("ix_booking_slot", "slot_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)  # placer id, SCH-1/ARQ-1
+    wallet_account_id: Mapped[int] = mapped_column(ForeignKey("wallet_account.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    # copied so anti-scalping limits count per person whichever account booked
+    patient_document_index: Mapped[str] = mapped_column(String(64))
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"))
+    department_code: Mapped[str] = mapped_column(String(40))
+    doctor_code: Mapped[str] = mapped_column(String(40))
+    visit_date: Mapped[dt.date] = mapped_column(Date)
+    fee_fen: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default=BookingStatus.PENDING_PAYMENT)
+    status_reason: Mapped[str] = mapped_column(String(40), default="")  # a refusal code
+    out_trade_no: Mapped[str | None] = mapped_column(String(64))
+    hold_expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    filler_appointment_id: Mapped[str | None] = mapped_column(String(80))
+    slot_held: Mapped[bool] = mapped_column(default=True)  # counts in slot.booked
+    slot_release_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a request carrying an Idempotency-Key, replayed for its repeats."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (
+        UniqueConstraint("wallet_account_id", "key", name="uq_idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    wallet_account_id: Mapped[int] = mapped_column(ForeignKey("wallet_account.id"))
+    key: Mapped[str] = mapped_column(String(100))
+    request_digest: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OutboxStatus:
+    """Life of an outgoing message."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"  # gave up; shown on the status page
+
+
+class OutboxMessage(Base):
+    """Work that must reach the HIS or the wallet, committed with the state change that needs
+    it (DESIGN invariant 3) and delivered by the worker until it succeeds."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))  # his_book | his_cancel | refund | push
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    payload: Mapped[str] = mapped_column(Text, default="{}")  # JSON, never personal data
+    status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_error: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
