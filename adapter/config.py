@@ -105,6 +105,25 @@ class Config:
         return (self.public_url or f"http://{self.web_listen}").rstrip("/")
 
     @property
+    def _wallet_is_alipay(self) -> bool:
+        return "alipay.com" in self.alipay_gateway
+
+    @property
+    def alipay_oauth_url(self) -> str:
+        """Where the wallet asks the user to authorize (the sandbox's page in development)."""
+        if self._wallet_is_alipay:
+            return "https://openauth.alipay.com/oauth2/publicAppAuthorize.htm"
+        return self.alipay_gateway.rsplit("/", 1)[0] + "/oauth/authorize"
+
+    @property
+    def alipay_cashier_url(self) -> str:
+        """A cashier page URL template with {trade_no}; empty for Alipay, where the page calls
+        AlipayJSBridge tradePay instead."""
+        if self._wallet_is_alipay:
+            return ""
+        return self.alipay_gateway.rsplit("/", 1)[0] + "/cashier/{trade_no}"
+
+    @property
     def effective_database_url(self) -> str:
         """The database URL, defaulting to an embedded SQLite file under data_dir."""
         if self.database_url:

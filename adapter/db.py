@@ -59,7 +59,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN40
 
 
 def _sqlite_begin(connection: Any) -> None:  # noqa: ANN401
-    connection.exec_driver_sql("BEGIN")
+    # A transaction that reads then writes under contention (a booking) asks for IMMEDIATE:
+    # SQLite cannot upgrade a deferred reader to a writer once another writer committed, and
+    # would fail it at once instead of waiting (see write_transaction).
+    immediate = connection.get_execution_options().get("sqlite_immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:  # noqa: ANN401
@@ -83,6 +87,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:  # noqa: ANN401
 def make_session_factory(engine: Engine) -> sessionmaker:
     """One session per request or job; objects stay usable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def write_transaction(session: Any) -> None:  # noqa: ANN401 - a Session
+    """Start the session's transaction as a writer from the first statement.
+
+    On SQLite this takes the write lock up front (BEGIN IMMEDIATE), so competing bookings
+    queue on busy_timeout instead of failing; PostgreSQL needs nothing (row locks do it).
+    """
+    session.connection(execution_options={"sqlite_immediate": True})
 
 
 def utcnow() -> dt.datetime:

@@ -123,6 +123,52 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The birth date does not match the one in the document number. "
               "Please check it and try again.",
     },
+    "patient.unknown": {
+        "zh-CN": "找不到这位就诊人，请从您的就诊人列表中选择。",
+        "en": "This patient is not in your list. Please choose one of your patients.",
+    },
+    "slot.unknown": {
+        "zh-CN": "该号源不存在，请刷新后重新选择。",
+        "en": "This slot does not exist. Please refresh and choose again.",
+    },
+    "slot.not_released": {
+        "zh-CN": "该号源将于{release_at}开放预约，请届时再来。",
+        "en": "This slot opens for booking at {release_at}. Please come back then.",
+    },
+    "slot.closed": {
+        "zh-CN": "该号源已停止预约，请选择其他时段。",
+        "en": "This slot can no longer be booked. Please choose another time.",
+    },
+    "slot.full": {
+        "zh-CN": "该号源已被约满，请选择其他时段或医生。",
+        "en": "This slot has just been taken. Please choose another time or doctor.",
+    },
+    "booking.unknown": {
+        "zh-CN": "找不到这条预约记录。",
+        "en": "This booking could not be found.",
+    },
+    "booking.not_payable": {
+        "zh-CN": "这条预约当前无需支付。",
+        "en": "This booking does not need paying now.",
+    },
+    "booking.confirming": {
+        "zh-CN": "正在向医院确认您的预约，请稍后再取消。",
+        "en": "The hospital is confirming your booking. Please try cancelling again shortly.",
+    },
+    "booking.not_cancellable": {
+        "zh-CN": "这条预约当前不能取消。",
+        "en": "This booking cannot be cancelled now.",
+    },
+    "cancel.deadline_passed": {
+        "zh-CN": "已超过取消截止时间（{deadline}），不能在线取消，如需帮助请联系医院。",
+        "en": "The cancellation deadline ({deadline}) has passed, so it cannot be cancelled "
+              "online. Please contact the hospital for help.",
+    },
+    "idempotency.mismatch": {
+        "zh-CN": "请求重复但内容不同，请刷新页面后重新提交。",
+        "en": "This repeats an earlier request with different content. Please refresh and "
+              "submit again.",
+    },
     "account.not_certified": {
         "zh-CN": "请先在支付宝完成实名认证，再添加就诊人或预约挂号。",
         "en": "Please complete real-name verification in Alipay before adding patients "

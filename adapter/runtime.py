@@ -14,7 +14,13 @@ from sqlalchemy.orm import sessionmaker
 from adapter.config import Config
 from adapter.db import make_engine, make_session_factory
 from adapter.his.profile import Hl7Profile, load_profile
+from adapter.identity import BookingRules, load_booking_rules
 from adapter.mappings import Mappings, load_mappings
+from adapter.registration import (
+    RegistrationPolicy,
+    load_registration_policy,
+    on_registration_paid,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,16 @@ class Runtime:
     profile: Hl7Profile
     # purpose -> handler run in the payment's transaction when a trade becomes paid
     paid_handlers: dict[str, Callable[..., None]] = field(default_factory=dict)
+    booking_rules: BookingRules = field(default_factory=BookingRules)
+    policy: RegistrationPolicy = field(default_factory=RegistrationPolicy)
+
+    def __post_init__(self) -> None:
+        tz, mappings = self.config.tz, self.mappings
+        self.paid_handlers.setdefault(
+            "registration",
+            lambda session, trade: on_registration_paid(session, trade, mappings=mappings,
+                                                        tz=tz),
+        )
 
     @classmethod
     def from_config(cls, config: Config) -> Runtime:
@@ -41,6 +57,8 @@ class Runtime:
             session_factory=make_session_factory(engine),
             mappings=load_mappings(config.mappings_dir),
             profile=load_profile(config.mappings_dir / "hl7_profile.toml"),
+            booking_rules=load_booking_rules(config.mappings_dir / "booking_rules.toml"),
+            policy=load_registration_policy(config.mappings_dir / "registration.toml"),
         )
 
     @cached_property

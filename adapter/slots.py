@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -73,6 +74,7 @@ def apply_slot_record(session: Session, record: SlotRecord, now: dt.datetime) ->
 def sync_slot_pool(
     session: Session, his: HisGateway, start: dt.date, end: dt.date, tz: dt.tzinfo,
     now: dt.datetime | None = None,
+    on_closed: Callable[[Session, Slot], object] | None = None,
 ) -> SyncReport:
     """Pull the pool for [start, end] from the HIS and apply it; slots it no longer lists close.
 
@@ -96,12 +98,17 @@ def sync_slot_pool(
         if slot.his_slot_id not in seen:
             slot.status = "closed"
             closed += 1
+            if on_closed is not None:
+                on_closed(session, slot)
     report = SyncReport(counts["added"], counts["updated"], closed, counts["unchanged"])
     logger.info("slot pool sync %s..%s: %s", start, end, report)
     return report
 
 
-def close_slot(session: Session, his_slot_id: str) -> bool:
+def close_slot(
+    session: Session, his_slot_id: str,
+    on_closed: Callable[[Session, Slot], object] | None = None,
+) -> bool:
     """The HIS stopped a slot (clinic cancelled or slot removed); False if it is unknown here.
 
     Patients already booked on it keep their booking row; the registration flow refunds and
@@ -114,4 +121,6 @@ def close_slot(session: Session, his_slot_id: str) -> bool:
         return False
     slot.status = "closed"
     slot.synced_at = utcnow()
+    if on_closed is not None:
+        on_closed(session, slot)
     return True

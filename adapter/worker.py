@@ -7,6 +7,7 @@ LOCKED`` on PostgreSQL) so two workers never apply the same message twice.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable
 
@@ -15,9 +16,34 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapter.db import utcnow
-from adapter.models import InboundMessage, InboundStatus, LinkState
-from adapter.ports import HisGateway, HisUnavailable
+from adapter.db import utcnow, write_transaction
+from adapter.faults import crash_point
+from adapter.models import (
+    Booking,
+    BookingStatus,
+    InboundMessage,
+    InboundStatus,
+    LinkState,
+    OutboxMessage,
+    OutboxStatus,
+    Patient,
+    Refund,
+    Slot,
+    Trade,
+    TradeStatus,
+    WalletAccount,
+)
+from adapter.patients import his_identity
+from adapter.payments import lock_trade
+from adapter.ports import AppointmentRequest, HisGateway, HisUnavailable, WalletUnavailable
+from adapter.registration import (
+    booking_confirmed,
+    booking_rejected,
+    cancel_for_closed_slot,
+    expire_booking,
+    lock_booking,
+    release_slot,
+)
 from adapter.runtime import Runtime
 from adapter.slots import sync_slot_pool
 
@@ -92,12 +118,216 @@ def sync_slots_job(runtime: Runtime, his: HisGateway) -> None:
     end = today + dt.timedelta(days=runtime.profile.slot_sync_days)
     try:
         with runtime.session_factory.begin() as session:
-            sync_slot_pool(session, his, today, end, tz)
+            sync_slot_pool(session, his, today, end, tz, on_closed=lambda s, slot:
+                           cancel_for_closed_slot(s, slot, mappings=runtime.mappings, tz=tz,
+                                                  now=utcnow()))
     except HisUnavailable as exc:
         logger.warning("slot pool sync skipped: HIS unavailable (%s)", type(exc).__name__)
         record_link(runtime, "his", False, type(exc).__name__)
         return
     record_link(runtime, "his", True, "slot pool synced")
+
+
+# --------------------------------------------------------------------------------------------
+# Registration: the outbox, hold expiry, returning cancelled places
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    """2 s, 4 s, 8 s... capped at 10 minutes."""
+    return dt.timedelta(seconds=min(2 ** attempts, 600))
+
+
+def claim_outbox(session: Session, now: dt.datetime, limit: int) -> list[OutboxMessage]:
+    """Lock due outbox messages no other worker holds."""
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.PENDING,
+               OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def _deliver_his_book(runtime: Runtime, session: Session, message: OutboxMessage,
+                      now: dt.datetime) -> None:
+    booking = session.get(Booking, message.booking_id)
+    if booking.status != BookingStatus.CONFIRMING:
+        return  # cancelled meanwhile (clinic stopped): nothing to book
+    patient = session.get(Patient, booking.patient_id)
+    slot = session.get(Slot, booking.slot_id)
+    if not patient.his_patient_id:
+        identity = his_identity(runtime.protector, patient)
+        found = runtime.his.find_patient(identity.document_type, identity.document_number)
+        patient.his_patient_id = (found or runtime.his.register_patient(identity)).his_patient_id
+    outcome = runtime.his.book_appointment(AppointmentRequest(
+        placer_appointment_id=booking.public_id, his_slot_id=slot.his_slot_id,
+        his_patient_id=patient.his_patient_id, department_code=booking.department_code,
+        doctor_code=booking.doctor_code, service_code=slot.service_code,
+        start_at=slot.start_at, end_at=slot.end_at,
+    ))
+    crash_point("outbox.after_his_book")
+    if outcome.accepted:
+        booking_confirmed(session, booking, outcome.filler_appointment_id, runtime.mappings,
+                          runtime.config.tz, now)
+    else:
+        logger.info("booking %s refused by the HIS (%s)", booking.public_id, outcome.error_code)
+        booking_rejected(session, booking, outcome.error_code, runtime.mappings,
+                         runtime.config.tz, now)
+
+
+def _deliver_his_cancel(runtime: Runtime, session: Session, message: OutboxMessage,
+                        now: dt.datetime) -> None:
+    booking = session.get(Booking, message.booking_id)
+    payload = json.loads(message.payload)
+    outcome = runtime.his.cancel_appointment(
+        booking.public_id, payload.get("filler_appointment_id", ""),
+        payload.get("his_slot_id", ""))
+    if not outcome.accepted and outcome.error_code != "204":
+        raise InboundRefused(f"HIS refused the cancellation ({outcome.error_code})")
+
+
+def _deliver_refund(runtime: Runtime, session: Session, message: OutboxMessage,
+                    now: dt.datetime) -> None:
+    refund = session.get(Refund, json.loads(message.payload)["out_request_no"])
+    if refund.status == "done":
+        return
+    result = runtime.wallet.refund(refund.out_trade_no, refund.refund_fen,
+                                   refund.out_request_no, refund.reason)
+    if not result.done:
+        raise WalletUnavailable("refund accepted but not yet done")
+    refund.status, refund.done_at = "done", now
+    trade = session.get(Trade, refund.out_trade_no)
+    trade.refunded_fen = min(trade.total_fen, trade.refunded_fen + refund.refund_fen)
+    if trade.refunded_fen == trade.total_fen:
+        trade.status = TradeStatus.REFUNDED
+
+
+def _deliver_push(runtime: Runtime, session: Session, message: OutboxMessage,
+                  now: dt.datetime) -> None:
+    booking = session.get(Booking, message.booking_id)
+    account = session.get(WalletAccount, booking.wallet_account_id)
+    payload = json.loads(message.payload)
+    url = f"{runtime.config.effective_public_url}/h5/bookings/{booking.public_id}"
+    runtime.wallet.push_message(account.user_id, payload["text"], url)
+
+
+def _deliver_close_trade(runtime: Runtime, session: Session, message: OutboxMessage,
+                         now: dt.datetime) -> None:
+    booking = session.get(Booking, message.booking_id)
+    status = runtime.wallet.close_trade(booking.out_trade_no)
+    trade = session.get(Trade, booking.out_trade_no)
+    if status.paid:
+        # Paid just before the close: the payment path refunds it (the booking is cancelled).
+        if trade.status == TradeStatus.CREATED:
+            trade.status, trade.paid_at = TradeStatus.PAID, now
+            trade.trade_no = trade.trade_no or status.trade_no
+            runtime.paid_handlers["registration"](session, trade)
+    elif trade.status == TradeStatus.CREATED:
+        trade.status = TradeStatus.CLOSED
+
+
+OUTBOX_HANDLERS = {
+    "his_book": _deliver_his_book,
+    "his_cancel": _deliver_his_cancel,
+    "refund": _deliver_refund,
+    "push": _deliver_push,
+    "close_trade": _deliver_close_trade,
+}
+
+
+def deliver_outbox(runtime: Runtime, limit: int = 20) -> int:
+    """Deliver due outbox messages, each in its own transaction with its row locked."""
+    done = 0
+    for _ in range(limit):
+        now = utcnow()
+        with runtime.session_factory() as session:
+            claimed = claim_outbox(session, now, 1)
+            if not claimed:
+                break
+            message = claimed[0]
+            message.attempts += 1
+            try:
+                with session.begin_nested():
+                    OUTBOX_HANDLERS[message.kind](runtime, session, message, now)
+                message.status, message.done_at = OutboxStatus.DONE, now
+                done += 1
+            except (HisUnavailable, WalletUnavailable, InboundRefused) as exc:
+                _retry_later(runtime, message, now, type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - recorded, retried, then parked
+                logger.exception("outbox %s (%s) failed", message.id, message.kind)
+                _retry_later(runtime, message, now, type(exc).__name__)
+            session.commit()
+    return done
+
+
+def _retry_later(runtime: Runtime, message: OutboxMessage, now: dt.datetime,
+                 error: str) -> None:
+    message.last_error = error[:200]
+    if message.attempts >= runtime.policy.outbox_max_attempts:
+        message.status = OutboxStatus.FAILED
+        logger.error("outbox %s (%s) parked after %d attempts: %s", message.id, message.kind,
+                     message.attempts, error)
+    else:
+        message.next_attempt_at = now + _backoff(message.attempts)
+        logger.warning("outbox %s (%s) attempt %d failed (%s); retrying", message.id,
+                       message.kind, message.attempts, error)
+
+
+def expire_holds(runtime: Runtime, limit: int = 100) -> int:
+    """Unpaid holds past their deadline: close the trade first, then free the place."""
+    now = utcnow()
+    with runtime.session_factory() as session:
+        due = list(session.scalars(
+            select(Booking.id).where(Booking.status == BookingStatus.PENDING_PAYMENT,
+                                     Booking.hold_expires_at <= now)
+            .order_by(Booking.hold_expires_at).limit(limit)
+        ))
+    expired = 0
+    for booking_id in due:
+        with runtime.session_factory() as session:
+            out_trade_no = session.get(Booking, booking_id).out_trade_no
+        if out_trade_no:
+            try:
+                status = runtime.wallet.close_trade(out_trade_no)
+            except WalletUnavailable:
+                continue  # unknown: try again next round, never free a place that was paid
+            if status.paid:
+                with runtime.session_factory.begin() as session:
+                    trade = lock_trade(session, out_trade_no)
+                    if trade.status == TradeStatus.CREATED:
+                        # The notification has not arrived yet: the query is as good.
+                        trade.status, trade.paid_at = TradeStatus.PAID, now
+                        trade.trade_no = trade.trade_no or status.trade_no
+                        runtime.paid_handlers["registration"](session, trade)
+                continue
+        with runtime.session_factory.begin() as session:
+            write_transaction(session)
+            booking = lock_booking(session, id=booking_id)
+            if booking.status == BookingStatus.PENDING_PAYMENT:
+                expire_booking(session, booking, now)
+                expired += 1
+    if expired:
+        logger.info("%d unpaid hold(s) expired", expired)
+    return expired
+
+
+def release_cancelled_slots(runtime: Runtime, limit: int = 200) -> int:
+    """Return places of cancelled bookings to the pool once their random delay has passed."""
+    now = utcnow()
+    with runtime.session_factory.begin() as session:
+        write_transaction(session)
+        bookings = list(session.scalars(
+            select(Booking).where(Booking.slot_held.is_(True),
+                                  Booking.slot_release_at <= now,
+                                  Booking.status.not_in(BookingStatus.ACTIVE))
+            .limit(limit).with_for_update()
+        ))
+        for booking in bookings:
+            release_slot(session, booking)
+    return len(bookings)
 
 
 def make_scheduler(
@@ -111,6 +341,9 @@ def make_scheduler(
     scheduler_cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = scheduler_cls(timezone=runtime.config.tz)
     appliers = inbound_appliers(runtime)
+    for job, seconds in ((deliver_outbox, 1), (expire_holds, 15), (release_cancelled_slots, 10)):
+        scheduler.add_job(job, "interval", seconds=seconds, args=(runtime,), id=job.__name__,
+                          max_instances=1, coalesce=True)
     scheduler.add_job(
         process_inbound, "interval", seconds=2, args=(runtime, appliers),
         id="process_inbound", max_instances=1, coalesce=True,

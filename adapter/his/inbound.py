@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapter.db import utcnow
 from adapter.his.header import HeaderError, decode_message
 from adapter.his.messages import MessageError, parse_siu
-from adapter.models import InboundMessage
+from adapter.models import Booking, InboundMessage
+from adapter.registration import cancel_for_closed_slot
 from adapter.runtime import Runtime
 from adapter.slots import apply_slot_record, close_slot
 from adapter.worker import InboundApplier, InboundRefused
@@ -45,8 +47,19 @@ def schedule_notification_applier(runtime: Runtime) -> InboundApplier:
             raise InboundRefused(f"{exc.code} {exc.text}") from None
         except KeyError as exc:
             raise InboundRefused(f"service code {exc.args[0]} has no fee item") from None
+        if event.trigger == "S26":
+            # Patient did not show up: counts toward the no-show ban (booking_rules.toml).
+            booking = session.scalar(select(Booking).where(
+                Booking.filler_appointment_id == event.filler_appointment_id))
+            if booking is None:
+                return  # an appointment made elsewhere (the HIS window): not ours to count
+            booking.status, booking.updated_at = "no_show", utcnow()
+            return
         if event.trigger in SLOT_CLOSED:
-            if not close_slot(session, event.his_slot_id):
+            def cancel(s: Session, slot: object) -> None:
+                cancel_for_closed_slot(s, slot, mappings=runtime.mappings, tz=tz, now=utcnow())
+
+            if not close_slot(session, event.his_slot_id, on_closed=cancel):
                 logger.info("SIU^%s for unknown slot %s ignored", event.trigger,
                             event.his_slot_id)
             return
@@ -60,9 +73,11 @@ def schedule_notification_applier(runtime: Runtime) -> InboundApplier:
 def inbound_appliers(runtime: Runtime) -> dict[str, InboundApplier]:
     """Message type -> applier, for the types this release applies."""
     appliers: dict[str, InboundApplier] = {}
+    apply = schedule_notification_applier(runtime)
+    triggers = ("S26",)
     if runtime.profile.slot_sync in ("notify", "both"):
-        apply = schedule_notification_applier(runtime)
-        for trigger in SLOT_OPENED + SLOT_CLOSED:
-            if f"SIU^{trigger}" in runtime.profile.inbound:
-                appliers[f"SIU^{trigger}"] = apply
+        triggers += SLOT_OPENED + SLOT_CLOSED
+    for trigger in triggers:
+        if f"SIU^{trigger}" in runtime.profile.inbound:
+            appliers[f"SIU^{trigger}"] = apply
     return appliers

@@ -37,6 +37,60 @@ OPENAPI: dict[str, Any] = {
             },
             "delete": {"summary": "Sign out", "responses": {"204": {"description": "Done"}}},
         },
+        "/session/login-url": {"get": {
+            "summary": "The wallet's authorize URL, redirecting back with auth_code",
+            "parameters": [{"name": "redirect_uri", "in": "query", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "{url}"}, "400": _ERROR}}},
+        "/departments": {"get": {
+            "summary": "Departments with their doctors and slot release times",
+            "responses": {"200": {"description": "{departments: [...]}"}}}},
+        "/slots": {"get": {
+            "summary": "One day's slots of a department and/or doctor",
+            "parameters": [
+                {"name": "date", "in": "query", "required": True,
+                 "schema": {"type": "string", "format": "date"}},
+                {"name": "department", "in": "query", "schema": {"type": "string"}},
+                {"name": "doctor", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "Slots", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {"slots": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Slot"}}}}}}},
+                "400": _ERROR}}},
+        "/bookings": {
+            "post": {
+                "summary": "Hold a slot for a patient until the payment deadline",
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": True,
+                                "schema": {"type": "string", "maxLength": 100}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["slot_id", "patient_id"], "properties": {
+                        "slot_id": {"type": "integer"}, "patient_id": {"type": "integer"}}}}}},
+                "responses": {"201": {"description": "Held", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Booking"}}}},
+                    "400": _ERROR, "401": _ERROR, "404": _ERROR, "409": _ERROR,
+                    "422": _ERROR},
+            },
+            "get": {"summary": "The account's bookings",
+                    "responses": {"200": {"description": "{bookings: [Booking]}"},
+                                  "401": _ERROR}},
+        },
+        "/bookings/{public_id}": {"get": {
+            "summary": "One booking", "parameters": [{"$ref": "#/components/parameters/BookingId"}],
+            "responses": {"200": {"description": "Booking", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Booking"}}}},
+                "401": _ERROR, "404": _ERROR}}},
+        "/bookings/{public_id}/cancel": {"post": {
+            "summary": "Cancel (unpaid: at once; paid: before the deadline, refunded)",
+            "parameters": [{"$ref": "#/components/parameters/BookingId"}],
+            "responses": {"200": {"description": "Booking", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Booking"}}}},
+                "401": _ERROR, "404": _ERROR, "409": _ERROR, "422": _ERROR, "503": _ERROR}}},
+        "/payments": {"post": {
+            "summary": "Create (or return) the wallet trade paying a held booking",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["booking_id"], "properties": {
+                    "booking_id": {"type": "string"}, "return_url": {"type": "string"}}}}}},
+            "responses": {"201": {"description": "{out_trade_no, trade_no, amount, cashier_url}"},
+                          "401": _ERROR, "404": _ERROR, "409": _ERROR, "503": _ERROR}}},
         "/patients": {
             "get": {
                 "summary": "The signed-in user's patients",
@@ -57,7 +111,37 @@ OPENAPI: dict[str, Any] = {
         },
     },
     "components": {
+        "parameters": {
+            "BookingId": {"name": "public_id", "in": "path", "required": True,
+                          "schema": {"type": "string"}},
+        },
         "schemas": {
+            "Booking": {"type": "object", "properties": {
+                "id": {"type": "string"},
+                "status": {"enum": ["pending_payment", "confirming", "confirmed", "cancelled",
+                                    "expired", "rejected", "no_show"]},
+                "status_text": {"type": "string"},
+                "status_reason": {"type": "string"},
+                "refund": {"type": ["object", "null"], "properties": {
+                    "status": {"enum": ["pending", "done"]}, "amount": {"type": "string"}}},
+                "patient": {"type": "object"}, "department": {"type": "object"},
+                "doctor": {"type": "object"},
+                "visit_date": {"type": "string", "format": "date"},
+                "start_at": {"type": "string", "format": "date-time"},
+                "end_at": {"type": "string", "format": "date-time"},
+                "fee": {"type": "string", "description": "yuan, two decimals"},
+                "hold_expires_at": {"type": "string", "format": "date-time"},
+                "can_cancel": {"type": "boolean"}, "can_pay": {"type": "boolean"}}},
+            "Slot": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "department_code": {"type": "string"},
+                "doctor_code": {"type": "string"}, "doctor_name": {"type": "string"},
+                "doctor_title": {"type": "string"},
+                "start_at": {"type": "string", "format": "date-time"},
+                "end_at": {"type": "string", "format": "date-time"},
+                "fee": {"type": "string"}, "fee_fen": {"type": "integer"},
+                "capacity": {"type": "integer"}, "remaining": {"type": "integer"},
+                "status": {"enum": ["open", "full", "closed", "not_released", "past"]},
+                "release_at": {"type": "string", "format": "date-time"}}},
             "Error": {"type": "object", "required": ["error", "message"], "properties": {
                 "error": {"type": "string", "description": "stable machine code"},
                 "message": {"type": "string"}}},

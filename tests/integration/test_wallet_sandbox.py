@@ -518,3 +518,39 @@ def test_command_help_names_its_options():
                    "--platform-private-key-file", "--platform-public-key-out", "--seller-id",
                    "--notify-time-scale", "--public-url"):
         assert option in result.output
+
+
+# -- many test users (POST /_sandbox/users) -----------------------------------------------------
+
+
+def test_helper_creates_certified_adults_with_valid_resident_ids(sandbox, client):
+    from adapter.identity import check_document
+
+    answer = requests.post(f"{sandbox.url}/_sandbox/users", json={"count": 30}, timeout=5)
+    assert answer.status_code == 201, answer.text
+    user_ids = answer.json()["user_ids"]
+    again = requests.post(f"{sandbox.url}/_sandbox/users",
+                          json={"count": 2, "prefix": "2088777"}, timeout=5).json()["user_ids"]
+    assert len(set(user_ids + again)) == 32
+    assert all(len(u) == 16 and u.startswith("2088777") for u in again)
+    users = {u["user_id"]: u for u in requests.get(f"{sandbox.url}/_sandbox/users",
+                                                   timeout=5).json()}
+    cert_nos = [users[u]["cert_no"] for u in user_ids + again]
+    assert len(set(cert_nos)) == 32
+    today = dt.date.today()
+    for user_id in user_ids + again:
+        user = users[user_id]
+        assert user["is_certified"] and user["cert_type"] == "0" and user["name"]
+        assert ric.is_valid(user["cert_no"])
+        assert check_document("RESIDENT_ID", user["cert_no"], today).sex == user["gender"]
+        birth = ric.get_birth_date(user["cert_no"])
+        assert (today.year - birth.year) > 18
+        assert int(user["cert_no"][16]) % 2 == (1 if user["gender"] == "M" else 0)
+    # They sign in like anyone else.
+    code = requests.post(f"{sandbox.url}/_sandbox/auth_code", json={"user_id": user_ids[0]},
+                         timeout=5).json()["auth_code"]
+    info = client.user_info(client.oauth_token(code).access_token)
+    assert info.is_certified and info.cert_no == users[user_ids[0]]["cert_no"]
+    for bad in ({"count": 0}, {"count": "3"}, {"count": 1, "prefix": "20x8"}, [1]):
+        assert requests.post(f"{sandbox.url}/_sandbox/users", json=bad,
+                             timeout=5).status_code == 400

@@ -514,11 +514,16 @@ def test_load_booking_rules_refuses(tmp_path, text, words):
 SAMPLE_PARAMS = {"limit": 2, "window_days": 90, "allowed_from": "2025-09-13",
                  "until": "2025-09-12", "expected": 18, "expected_en": "8 digits", "age": 14,
                  "adult_age": 18, "visit_date": "2025-06-18", "document_type": "RESIDENT_ID",
-                 "suggested_type": "HMT_RESIDENCE_PERMIT"}
+                 "suggested_type": "HMT_RESIDENCE_PERMIT", "release_at": "06-01 08:00",
+                 "deadline": "06-17 15:00"}
 
 
 def raised_codes() -> set[str]:
-    source = Path(identity.__file__).read_text(encoding="utf-8")
+    from adapter import patients, registration
+    from adapter.web import api
+
+    source = "".join(Path(m.__file__).read_text(encoding="utf-8")
+                     for m in (identity, patients, registration, api))
     codes = set(re.findall(r'Refusal\(\s*"([a-z_.]+)"', source))
     checks = re.findall(r'\(\s*"(booking\.[a-z_]+)"', source)
     return codes | set(checks)

@@ -25,6 +25,7 @@ from adapter.wallet.sandbox.bill import bill_zip
 from adapter.wallet.sandbox.money import yuan
 from adapter.wallet.sandbox.state import GatewayError, SandboxState, Trade
 from adapter.wallet.sandbox.templates import AUTHORIZE_PAGE, CASHIER_PAGE, PAID_PAGE
+from adapter.wallet.sandbox.users import DEFAULT_TEST_USER_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +270,18 @@ def _register_helpers(app: Flask, state: SandboxState) -> None:
     def users() -> Response:
         with state.lock:
             return jsonify([u.as_json() for u in state.users.values()])
+
+    @app.post("/_sandbox/users")
+    def add_users() -> tuple[Response, int]:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return jsonify({"error": "a JSON object {\"count\": N} is expected"}), 400
+        try:
+            made = state.add_test_users(body.get("count"),  # type: ignore[arg-type]
+                                        body.get("prefix") or DEFAULT_TEST_USER_PREFIX)
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 400
+        return jsonify({"user_ids": made}), 201
 
     @app.post("/_sandbox/auth_code")
     def auth_code() -> tuple[Response, int] | Response:

@@ -21,7 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from adapter.wallet.sandbox import keys
 from adapter.wallet.sandbox.money import parse_yuan, yuan
 from adapter.wallet.sandbox.notifier import Notifier
-from adapter.wallet.sandbox.users import SandboxUser, seed_users
+from adapter.wallet.sandbox.users import (
+    DEFAULT_TEST_USER_PREFIX,
+    SandboxUser,
+    make_test_user,
+    seed_users,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +211,7 @@ class SandboxState:
         self.inboxes: dict[str, list[dict[str, Any]]] = {}
         self.bills: dict[str, tuple[dt.date, float]] = {}  # token -> bill date, issued
         self._trade_seq = itertools.count(1)
+        self._test_user_seq = itertools.count(1)
         self.notifier = Notifier(self)
 
     # -- knobs and time ----------------------------------------------------------------
@@ -255,6 +261,37 @@ class SandboxState:
         self.notifier.stop()
 
     # -- users and OAuth ----------------------------------------------------------------
+
+    MAX_TEST_USERS_PER_CALL = 10_000
+
+    def add_test_users(self, count: int, prefix: str = DEFAULT_TEST_USER_PREFIX) -> list[str]:
+        """Create ``count`` certified adult users with valid resident IDs; their user_ids.
+
+        Numbering continues across calls, so every call gives new people (new user ids and new
+        ID numbers); a number whose user id is already taken is skipped. ValueError on a bad
+        count or prefix, or when the prefix leaves no room for more users.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or not (
+                1 <= count <= self.MAX_TEST_USERS_PER_CALL):
+            raise ValueError(f"count must be a whole number from 1 to "
+                             f"{self.MAX_TEST_USERS_PER_CALL}")
+        if not isinstance(prefix, str) or not prefix.isdigit() or not 1 <= len(prefix) <= 12:
+            raise ValueError("prefix must be 1 to 12 digits")
+        made: list[str] = []
+        with self.lock:
+            # Bounded: at most count skips of taken ids beyond the count itself.
+            for _ in range(2 * count + len(self.users)):
+                if len(made) == count:
+                    break
+                user = make_test_user(next(self._test_user_seq), prefix)
+                if user.user_id in self.users:
+                    continue
+                self.users[user.user_id] = user
+                made.append(user.user_id)
+            if len(made) < count:
+                raise ValueError("could not find free user ids for that prefix")
+        logger.info("wallet sandbox: %d test users added", len(made))
+        return made
 
     def issue_auth_code(self, user_id: str) -> str:
         """What the wallet hands the merchant after the user taps 授权: a one-time auth_code."""

@@ -119,3 +119,39 @@ def seed_users(today: dt.date | None = None) -> list[SandboxUser]:
             is_certified=False, mobile="13400000106",
         ),
     ]
+
+
+# Test users made on demand (POST /_sandbox/users), for load tests that need many people.
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+_GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛",
+          "明", "超", "秀兰", "霞", "平", "刚", "桂英", "建华", "文", "晨")
+_AREAS = ("110105", "310104", "440106", "110108")  # the seeded users' (known) address codes
+_FIRST_BIRTH = dt.date(1960, 1, 1)
+_BIRTH_SPAN_DAYS = 9000  # 1960-01-01 .. 1984-08: always an adult
+DEFAULT_TEST_USER_PREFIX = "2088100"
+
+
+def make_test_user(number: int, prefix: str = DEFAULT_TEST_USER_PREFIX) -> SandboxUser:
+    """The ``number``-th generated test user: a certified adult with a resident ID of their own.
+
+    Distinct numbers give distinct user ids (``prefix`` padded with the number to Alipay's 16
+    digits) and distinct resident ID numbers (address code, birth date and sequence all follow
+    from the number). ValueError when the number does not fit after the prefix.
+    """
+    width = 16 - len(prefix)
+    if number < 0 or len(str(number)) > width:
+        raise ValueError(f"user number {number} does not fit in {width} digits")
+    gender = "M" if number % 2 else "F"
+    birth = _FIRST_BIRTH + dt.timedelta(days=number % _BIRTH_SPAN_DAYS)
+    rest = number // _BIRTH_SPAN_DAYS
+    area = _AREAS[rest % len(_AREAS)]
+    sequence = 100 + 2 * (rest // len(_AREAS))  # made odd for men by resident_id()
+    if sequence > 998:
+        raise ValueError(f"user number {number} is beyond the generated ID numbers")
+    name = _SURNAMES[number % len(_SURNAMES)] + _GIVEN[(number // len(_SURNAMES)) % len(_GIVEN)]
+    return SandboxUser(
+        user_id=f"{prefix}{number:0{width}d}", name=name, nick_name=f"测试{number}",
+        gender=gender, is_certified=True, mobile=f"147{number % 100_000_000:08d}",
+        cert_type=CERT_RESIDENT_ID, cert_no=resident_id(area, birth, sequence, gender),
+        birth_date=birth,
+    )

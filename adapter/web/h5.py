@@ -1,0 +1,215 @@
+"""The patient pages under /h5/: thin HTML shells whose scripts call the JSON API (/api/v1).
+
+Each page is rendered in the patient's language (zh-CN unless ``?lang=en``, the ``h5_lang``
+cookie or Accept-Language asks for English) by Flask-Babel; the strings the scripts show come
+in a translated JSON blob in the page, so the scripts hold no text of their own.
+
+Messages are Chinese in the source (zh-CN is the default language) and translated to English in
+adapter/translations/. After changing a string::
+
+    pybabel extract -F babel.cfg -o adapter/translations/messages.pot .
+    pybabel update -i adapter/translations/messages.pot -d adapter/translations
+    (translate adapter/translations/en/LC_MESSAGES/messages.po)
+    pybabel compile -d adapter/translations
+
+The compiled .mo files are committed, so installing needs no build step.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, Response, current_app, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import Babel, get_locale, gettext
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("h5", __name__, url_prefix="/h5")
+
+LANG_COOKIE = "h5_lang"
+LOCALES = ("zh_CN", "en")
+
+# Scripts and styles come from this origin only; the pages carry no inline script or style.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def _normalise(asked: str) -> str:
+    return "en" if asked.lower().startswith("en") else "zh_CN"
+
+
+def select_locale() -> str:
+    """?lang= first, then the h5_lang cookie, then Accept-Language; zh_CN by default."""
+    asked = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
+    if asked:
+        return _normalise(asked)
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
+    return _normalise(best or "zh")
+
+
+def html_lang() -> str:
+    """The page's language as an HTML lang attribute (zh-CN or en)."""
+    return "en" if str(get_locale()) == "en" else "zh-CN"
+
+
+def lang_param() -> str:
+    """The ?lang= value to keep on links and API calls ("" when the page was not given one)."""
+    asked = request.args.get("lang", "")
+    return _normalise(asked).replace("_", "-") if asked else ""
+
+
+def h5_url(endpoint: str, **values: Any) -> str:  # noqa: ANN401
+    """url_for that keeps ?lang= across pages."""
+    if lang_param():
+        values.setdefault("lang", lang_param())
+    return url_for(endpoint, **values)
+
+
+def switch_language_url() -> str:
+    """This page in the other language."""
+    other = "zh-CN" if html_lang() == "en" else "en"
+    args = {k: v for k, v in request.args.items() if k not in ("lang", "auth_code", "state")}
+    return f"{request.path}?{urlencode({**args, 'lang': other})}"
+
+
+def js_strings() -> dict[str, str]:
+    """Every text the scripts show, in the page's language."""
+    return {
+        "loading": gettext("加载中…"),
+        "error_network": gettext("网络不可用，请检查网络后重试"),
+        "error_generic": gettext("出错了，请稍后再试"),
+        "retry": gettext("重试"),
+        "signing_in": gettext("正在登录…"),
+        "signed_out": gettext("已退出登录"),
+        "hello": gettext("你好，{name}"),
+        "session_expired": gettext("登录已过期，请重新登录"),
+        "status_pending_payment": gettext("待支付"),
+        "status_confirming": gettext("已支付，正在向医院确认"),
+        "status_confirmed": gettext("预约成功"),
+        "status_cancelled": gettext("已取消"),
+        "status_expired": gettext("已过期"),
+        "status_rejected": gettext("医院未能确认预约"),
+        "hint_pending_payment": gettext("请在支付期限内完成支付，逾期号源将自动释放。"),
+        "hint_confirming": gettext("支付成功，医院确认后即预约成功，请稍候。"),
+        "hint_confirmed": gettext("请于就诊当日按时到院就诊。"),
+        "hint_cancelled": gettext("预约已取消。"),
+        "hint_expired": gettext("未在支付期限内支付，号源已释放。"),
+        "hint_rejected": gettext("医院未能确认此次预约，已支付的费用将原路退回。"),
+        "refund_pending": gettext("退款中"),
+        "refund_done": gettext("已退款"),
+        "hold_left": gettext("剩余支付时间"),
+        "hold_over": gettext("支付期限已过"),
+        "paying": gettext("正在前往支付…"),
+        "pay_cancelled": gettext("支付未完成"),
+        "cancelling": gettext("正在取消…"),
+        "booking": gettext("正在提交预约…"),
+        "slot_full": gettext("已约满"),
+        "slot_closed": gettext("已停诊"),
+        "slot_not_released": gettext("未放号"),
+        "remaining": gettext("余 {n}"),
+        "releases_at": gettext("{time} 放号"),
+        "not_released_date": gettext("{date} {time} 放号"),
+        "today": gettext("今天"),
+        "any_doctor": gettext("任意医生"),
+        "any_doctor_hint": gettext("显示本科室所有医生的号源"),
+        "no_slots": gettext("当天没有号源，请选择其他日期"),
+        "no_bookings": gettext("还没有预约"),
+        "no_departments": gettext("暂无可预约的科室"),
+        "add_patient_first": gettext("请先添加就诊人"),
+        "choose_patient": gettext("请选择就诊人"),
+        "relation_self": gettext("本人"),
+        "relation_child": gettext("子女"),
+        "relation_spouse": gettext("配偶"),
+        "relation_parent": gettext("父母"),
+        "relation_other": gettext("其他"),
+        "patient_added": gettext("已添加就诊人"),
+        "consent_required": gettext("请勾选监护人同意"),
+        "field_required": gettext("请填写此项"),
+        "weekday_0": gettext("周日"),
+        "weekday_1": gettext("周一"),
+        "weekday_2": gettext("周二"),
+        "weekday_3": gettext("周三"),
+        "weekday_4": gettext("周四"),
+        "weekday_5": gettext("周五"),
+        "weekday_6": gettext("周六"),
+        "fee": gettext("¥{amount}"),
+        "minutes_seconds": gettext("{m} 分 {s} 秒"),
+    }
+
+
+def _page(template: str, page: str, **context: Any) -> ResponseReturnValue:  # noqa: ANN401
+    runtime = current_app.extensions["adapter"]
+    config = {
+        "page": page,
+        "lang": html_lang(),
+        "lang_param": lang_param(),
+        "api": url_for("api.openapi").rsplit("/", 1)[0],
+        "h5": url_for("h5.index"),
+        "timezone": runtime.config.hospital_timezone,
+        **context.pop("js_config", {}),
+    }
+    return render_template(f"h5/{template}", page=page, js_config=config,
+                           js_strings=js_strings(), **context)
+
+
+def _document_types() -> list[tuple[str, str]]:
+    english = html_lang() == "en"
+    types = current_app.extensions["adapter"].mappings.document_types.values()
+    return [(t.code, t.name_en if english else t.name_zh) for t in types]
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    """Sign in with the wallet, then the home menu."""
+    return _page("index.html", "index")
+
+
+@bp.get("/book")
+def book() -> ResponseReturnValue:
+    """Book: department, doctor, date, slot, patient, confirm, pay."""
+    rules = current_app.extensions["adapter"].booking_rules
+    return _page("book.html", "book", document_types=_document_types(), rules=rules)
+
+
+@bp.get("/bookings")
+def bookings() -> ResponseReturnValue:
+    """My bookings."""
+    return _page("bookings.html", "bookings")
+
+
+@bp.get("/bookings/<booking_id>")
+def booking(booking_id: str) -> ResponseReturnValue:
+    """One booking as its state moves: pay, wait for the hospital, cancel, refund."""
+    return _page("booking.html", "booking", js_config={"booking_id": booking_id})
+
+
+@bp.get("/patients")
+def patients() -> ResponseReturnValue:
+    """The patients the signed-in user books for, and the form to add one."""
+    return _page("patients.html", "patients", document_types=_document_types())
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    if request.args.get("lang"):
+        response.set_cookie(LANG_COOKIE, lang_param(), max_age=365 * 24 * 3600,
+                            samesite="Lax", httponly=True)
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the pages and the language selection."""
+    Babel(app, locale_selector=select_locale, default_locale="zh_CN",
+          default_timezone=app.extensions["adapter"].config.hospital_timezone)
+    app.jinja_env.globals.update(h5_url=h5_url, html_lang=html_lang,
+                                 switch_language_url=switch_language_url)
+    app.register_blueprint(bp)
