@@ -26,11 +26,12 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     app.config["PERMANENT_SESSION_LIFETIME"] = 2 * 3600
     app.extensions["adapter"] = runtime
 
-    from adapter.web import api, health, notify
+    from adapter.web import api, h5, health, notify
 
     health.init_app(app)
     notify.init_app(app)
     api.init_app(app)
+    h5.init_app(app)
     return app
 
 

@@ -292,7 +292,7 @@ def patient_message(kind: str, booking: Booking, mappings: Mappings, tz: dt.tzin
 def _push(session: Session, booking: Booking, kind: str, mappings: Mappings, tz: dt.tzinfo,
           now: dt.datetime, reason: str = "") -> None:
     slot = session.get(Slot, booking.slot_id)
-    enqueue(session, "push", booking.id, now, kind=kind,
+    enqueue(session, "push", booking.id, now, message_kind=kind,
             text=patient_message(kind, booking, mappings, tz, slot, reason))
 
 

@@ -21,6 +21,9 @@ class FakeHis:
         self.patients: dict[tuple[str, str], PatientIdentity] = {}
         self.down = False
         self.booked: list[AppointmentRequest] = []
+        self.appointments: dict[str, str] = {}  # placer id -> filler id (idempotent on it)
+        self.cancelled: list[str] = []
+        self.refuse_with = ""  # an ERR-5 code to refuse the next bookings with
 
     def _check(self) -> None:
         if self.down:
@@ -40,11 +43,16 @@ class FakeHis:
     def book_appointment(self, request: AppointmentRequest) -> HisOutcome:
         self._check()
         self.booked.append(request)
-        return HisOutcome(True, filler_appointment_id=f"F{len(self.booked)}")
+        if self.refuse_with:
+            return HisOutcome(False, error_code=self.refuse_with, error_text="refused")
+        filler = self.appointments.setdefault(request.placer_appointment_id,
+                                              f"F{len(self.appointments) + 1}")
+        return HisOutcome(True, filler_appointment_id=filler)
 
     def cancel_appointment(self, placer_appointment_id: str, filler_appointment_id: str,
                            his_slot_id: str) -> HisOutcome:
         self._check()
+        self.cancelled.append(placer_appointment_id)
         return HisOutcome(True, filler_appointment_id=filler_appointment_id)
 
     def query_slot_pool(self, start: dt.date, end: dt.date) -> list[SlotRecord]:
@@ -78,4 +86,52 @@ class FakeWallet:
         return user
 
     def push_message(self, user_id: str, text: str, url: str = "") -> None:
+        self._check()
         self.messages.append((user_id, text))
+
+    def _check(self) -> None:
+        from adapter.ports import WalletUnavailable
+
+        if self.down:
+            raise WalletUnavailable("fake wallet down")
+
+    def create_trade(self, out_trade_no, total_fen, subject, buyer_id, expire_at) -> str:
+        self._check()
+        trade = self.trades.setdefault(out_trade_no, {
+            "trade_no": f"T{len(self.trades) + 1:08d}", "total_fen": total_fen,
+            "status": "WAIT_BUYER_PAY", "refunds": {}})
+        return trade["trade_no"]
+
+    def pay(self, out_trade_no: str) -> None:
+        """The buyer pays in the wallet (the notification is the test's business)."""
+        self.trades[out_trade_no]["status"] = "TRADE_SUCCESS"
+
+    def _status(self, out_trade_no: str):
+        from adapter.ports import TradeStatus
+
+        trade = self.trades.get(out_trade_no)
+        if trade is None:
+            return TradeStatus(out_trade_no, "NOT_FOUND")
+        return TradeStatus(out_trade_no, trade["status"], trade["trade_no"], trade["total_fen"])
+
+    def query_trade(self, out_trade_no: str):
+        self._check()
+        return self._status(out_trade_no)
+
+    def close_trade(self, out_trade_no: str):
+        self._check()
+        trade = self.trades.get(out_trade_no)
+        if trade is not None and trade["status"] == "WAIT_BUYER_PAY":
+            trade["status"] = "TRADE_CLOSED"
+        return self._status(out_trade_no)
+
+    def refund(self, out_trade_no, refund_fen, out_request_no, reason):
+        from adapter.ports import RefundResult
+
+        self._check()
+        trade = self.trades[out_trade_no]
+        trade["refunds"].setdefault(out_request_no, refund_fen)  # same request, one refund
+        return RefundResult(out_trade_no, out_request_no, refund_fen, True)
+
+    def refunded_fen(self, out_trade_no: str) -> int:
+        return sum(self.trades[out_trade_no]["refunds"].values())

@@ -80,14 +80,11 @@ def switch_language_url() -> str:
 def js_strings() -> dict[str, str]:
     """Every text the scripts show, in the page's language."""
     return {
-        "loading": gettext("加载中…"),
         "error_network": gettext("网络不可用，请检查网络后重试"),
         "error_generic": gettext("出错了，请稍后再试"),
-        "retry": gettext("重试"),
         "signing_in": gettext("正在登录…"),
         "signed_out": gettext("已退出登录"),
         "hello": gettext("你好，{name}"),
-        "session_expired": gettext("登录已过期，请重新登录"),
         "status_pending_payment": gettext("待支付"),
         "status_confirming": gettext("已支付，正在向医院确认"),
         "status_confirmed": gettext("预约成功"),
@@ -121,7 +118,6 @@ def js_strings() -> dict[str, str]:
         "no_bookings": gettext("还没有预约"),
         "no_departments": gettext("暂无可预约的科室"),
         "add_patient_first": gettext("请先添加就诊人"),
-        "choose_patient": gettext("请选择就诊人"),
         "relation_self": gettext("本人"),
         "relation_child": gettext("子女"),
         "relation_spouse": gettext("配偶"),

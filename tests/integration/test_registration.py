@@ -1,0 +1,356 @@
+"""Registration end to end through the API and the worker, with fake HIS and wallet ports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select, update
+from stdnum.cn import ric
+
+from adapter import create_app
+from adapter.config import load_config
+from adapter.his.profile import Hl7Profile
+from adapter.identity import BookingRules
+from adapter.mappings import load_mappings
+from adapter.models import Booking, OutboxMessage, Slot, Trade
+from adapter.payments import apply_payment_notification
+from adapter.ports import PaymentNotice
+from adapter.protection import DataProtector, generate_key_file, load_keyring
+from adapter.registration import RegistrationPolicy, cancel_for_closed_slot
+from adapter.runtime import Runtime
+from adapter.worker import deliver_outbox, expire_holds, release_cancelled_slots
+from tests.conftest import MAPPINGS
+from tests.fakes import FakeHis, FakeWallet
+
+MAP = load_mappings(MAPPINGS)
+TZ = load_config({}).tz
+DOCTOR = MAP.doctors_of("PED")[0]
+FEE = MAP.fee_fen(DOCTOR.service_code)
+
+
+def resident_id(birth: str, order: str) -> str:
+    body = "110101" + birth + order
+    return body + ric.calc_check_digit(body + "0")
+
+
+@pytest.fixture
+def system(engine, session_factory, tmp_path):
+    key_file = tmp_path / "data.key"
+    generate_key_file(key_file)
+    config = replace(load_config({}), secret_key="k", data_key_file=key_file,
+                     alipay_app_id="APP", alipay_seller_id="SELLER")
+    policy = RegistrationPolicy(release_delay_min_seconds=0, release_delay_max_seconds=0)
+    runtime = Runtime(config, engine, session_factory, MAP, Hl7Profile(),
+                      booking_rules=BookingRules(), policy=policy)
+    runtime.wallet, runtime.his = FakeWallet(), FakeHis()
+    runtime.protector = DataProtector(load_keyring(key_file))
+    app = create_app(runtime=runtime)
+    # three days ahead: released (7 days ahead) and still cancellable
+    start = dt.datetime.combine(dt.date.today() + dt.timedelta(days=3), dt.time(9), TZ)
+    with session_factory.begin() as session:
+        for n in range(3):
+            session.add(Slot(his_slot_id=f"S{n}", department_code="PED",
+                             doctor_code=DOCTOR.code, service_code=DOCTOR.service_code,
+                             start_at=start + dt.timedelta(minutes=10 * n),
+                             end_at=start + dt.timedelta(minutes=10 * (n + 1)), capacity=1,
+                             booked=0, fee_fen=MAP.fee_fen(DOCTOR.service_code)))
+    return app, runtime
+
+
+def _slot_ids(runtime) -> list[int]:
+    with runtime.session_factory() as session:
+        return list(session.scalars(select(Slot.id).order_by(Slot.id)))
+
+
+def _patient(app, runtime, n: int = 1):
+    """A signed-in certified adult; returns (client, self patient id, user id)."""
+    client = app.test_client()
+    user_id = f"20880000000{n:05d}"
+    runtime.wallet.add_user(f"code{n}", user_id=user_id, is_certified=True, name=f"测试{n}",
+                            document_type="RESIDENT_ID",
+                            document_number=resident_id("19800101", f"{2 * n + 1:03d}"), sex="M")
+    response = client.post("/api/v1/session", json={"auth_code": f"code{n}"})
+    assert response.status_code == 201, response.json
+    return client, response.json["patients"][0]["id"], user_id
+
+
+def _book(client, slot_id, patient_id, key=None):
+    return client.post("/api/v1/bookings", json={"slot_id": slot_id, "patient_id": patient_id},
+                       headers={"Idempotency-Key": key or str(uuid.uuid4())})
+
+
+def _pay(runtime, client, booking_id) -> str:
+    payment = client.post("/api/v1/payments", json={"booking_id": booking_id})
+    assert payment.status_code == 201, payment.json
+    out_trade_no = payment.json["out_trade_no"]
+    runtime.wallet.pay(out_trade_no)
+    with runtime.session_factory.begin() as session:
+        trade = session.get(Trade, out_trade_no)
+        apply_payment_notification(
+            session, PaymentNotice("n-" + out_trade_no, "APP", "SELLER", out_trade_no,
+                                   payment.json["trade_no"], "TRADE_SUCCESS", trade.total_fen),
+            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+    return out_trade_no
+
+
+def _status(client, booking_id) -> dict:
+    return client.get(f"/api/v1/bookings/{booking_id}").json
+
+
+def _booked(runtime, slot_id) -> int:
+    with runtime.session_factory() as session:
+        return session.get(Slot, slot_id).booked
+
+
+def test_book_pay_confirm_and_tell_the_patient(system):
+    app, runtime = system
+    client, patient_id, user_id = _patient(app, runtime)
+    slot_id = _slot_ids(runtime)[0]
+    slots = client.get(f"/api/v1/slots?department=PED&date={dt.date.today() + dt.timedelta(3)}")
+    assert [s["status"] for s in slots.json["slots"]] == ["open"] * 3
+    held = _book(client, slot_id, patient_id)
+    assert held.status_code == 201 and held.json["status"] == "pending_payment"
+    assert held.json["can_pay"] and held.json["fee"] == f"{FEE // 100}.{FEE % 100:02d}"
+    assert _booked(runtime, slot_id) == 1
+    _pay(runtime, client, held.json["id"])
+    assert _status(client, held.json["id"])["status"] == "confirming"
+    deliver_outbox(runtime)
+    booking = _status(client, held.json["id"])
+    assert booking["status"] == "confirmed" and booking["can_cancel"]
+    [request] = runtime.his.booked
+    assert request.placer_appointment_id == held.json["id"]
+    assert request.his_patient_id.startswith("P")  # found or added in the HIS first
+    assert runtime.wallet.messages == [(user_id, runtime.wallet.messages[0][1])]
+    assert "成功预约" in runtime.wallet.messages[0][1]
+
+
+def test_idempotency_key_replays_the_first_answer(system):
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)
+    slot_id = _slot_ids(runtime)[0]
+    first = _book(client, slot_id, patient_id, key="k1")
+    again = _book(client, slot_id, patient_id, key="k1")
+    assert again.status_code == 201 and again.json == first.json
+    other = _book(client, _slot_ids(runtime)[1], patient_id, key="k1")
+    assert other.status_code == 422 and other.json["error"] == "idempotency.mismatch"
+    missing = client.post("/api/v1/bookings", json={"slot_id": slot_id, "patient_id": 1})
+    assert missing.status_code == 400
+    with runtime.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Booking)) == 1
+
+
+def test_full_slot_and_anti_scalping_are_refused_with_reasons(system):
+    app, runtime = system
+    a, pa, _ = _patient(app, runtime, 1)
+    b, pb, _ = _patient(app, runtime, 2)
+    s0, s1, _ = _slot_ids(runtime)
+    assert _book(a, s0, pa).status_code == 201
+    full = _book(b, s0, pb)
+    assert full.status_code == 409 and full.json["error"] == "slot.full"
+    same_doctor = _book(a, s1, pa)  # one booking per doctor per day
+    assert same_doctor.status_code == 422 and same_doctor.json["error"] == "booking.per_doctor"
+    assert "同一" in same_doctor.json["message"] or "医生" in same_doctor.json["message"]
+
+
+def test_someone_elses_patient_or_booking_is_not_reachable(system):
+    app, runtime = system
+    a, pa, _ = _patient(app, runtime, 1)
+    b, pb, _ = _patient(app, runtime, 2)
+    held = _book(a, _slot_ids(runtime)[0], pa)
+    assert _book(b, _slot_ids(runtime)[1], pa).json["error"] == "patient.unknown"
+    assert b.get(f"/api/v1/bookings/{held.json['id']}").status_code == 404
+    assert b.post(f"/api/v1/bookings/{held.json['id']}/cancel").status_code == 404
+
+
+def test_his_refusal_cancels_refunds_and_frees_the_place(system):
+    app, runtime = system
+    client, patient_id, user_id = _patient(app, runtime)
+    slot_id = _slot_ids(runtime)[0]
+    held = _book(client, slot_id, patient_id)
+    out_trade_no = _pay(runtime, client, held.json["id"])
+    runtime.his.refuse_with = "SLOT_TAKEN"
+    deliver_outbox(runtime)
+    booking = _status(client, held.json["id"])
+    assert booking["status"] == "rejected" and booking["refund"]["status"] == "done"
+    assert runtime.wallet.refunded_fen(out_trade_no) == FEE
+    assert _booked(runtime, slot_id) == 0
+    assert "号源已被占用" in runtime.wallet.messages[-1][1]
+
+
+def test_outbox_retries_while_the_his_is_down(system):
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)
+    held = _book(client, _slot_ids(runtime)[0], patient_id)
+    _pay(runtime, client, held.json["id"])
+    runtime.his.down = True
+    deliver_outbox(runtime)
+    with runtime.session_factory() as session:
+        message = session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "his_book"))
+        assert message.status == "pending" and message.attempts == 1
+        session.execute(update(OutboxMessage).values(next_attempt_at=dt.datetime.now(dt.UTC)))
+        session.commit()
+    runtime.his.down = False
+    deliver_outbox(runtime)
+    assert _status(client, held.json["id"])["status"] == "confirmed"
+    assert len(runtime.his.appointments) == 1
+
+
+def _expire_now(runtime):
+    with runtime.session_factory.begin() as session:
+        session.execute(update(Booking).values(
+            hold_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+
+
+def test_unpaid_hold_expires_after_closing_the_trade(system):
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)
+    slot_id = _slot_ids(runtime)[0]
+    held = _book(client, slot_id, patient_id)
+    payment = client.post("/api/v1/payments", json={"booking_id": held.json["id"]})
+    _expire_now(runtime)
+    assert expire_holds(runtime) == 1
+    assert _status(client, held.json["id"])["status"] == "expired"
+    assert runtime.wallet.trades[payment.json["out_trade_no"]]["status"] == "TRADE_CLOSED"
+    assert _booked(runtime, slot_id) == 0
+
+
+def test_a_payment_that_raced_the_expiry_is_honoured(system):
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)
+    held = _book(client, _slot_ids(runtime)[0], patient_id)
+    payment = client.post("/api/v1/payments", json={"booking_id": held.json["id"]})
+    runtime.wallet.pay(payment.json["out_trade_no"])  # paid, notification not yet arrived
+    _expire_now(runtime)
+    assert expire_holds(runtime) == 0
+    assert _status(client, held.json["id"])["status"] == "confirming"
+    deliver_outbox(runtime)
+    assert _status(client, held.json["id"])["status"] == "confirmed"
+
+
+def test_a_notification_after_the_place_was_given_away_is_refunded(system):
+    app, runtime = system
+    a, pa, _ = _patient(app, runtime, 1)
+    b, pb, _ = _patient(app, runtime, 2)
+    slot_id = _slot_ids(runtime)[0]
+    held = _book(a, slot_id, pa)
+    payment = a.post("/api/v1/payments", json={"booking_id": held.json["id"]})
+    out_trade_no = payment.json["out_trade_no"]
+    # the local state expired it (the wallet close failed to register), someone else took it
+    with runtime.session_factory.begin() as session:
+        from adapter.registration import expire_booking
+        booking = session.scalar(select(Booking))
+        expire_booking(session, booking, dt.datetime.now(dt.UTC))
+    assert _book(b, slot_id, pb).status_code == 201
+    with runtime.session_factory.begin() as session:
+        apply_payment_notification(
+            session, PaymentNotice("late", "APP", "SELLER", out_trade_no,
+                                   payment.json["trade_no"], "TRADE_SUCCESS", FEE),
+            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+    deliver_outbox(runtime)
+    assert runtime.wallet.refunded_fen(out_trade_no) == FEE
+    assert _status(a, held.json["id"])["status"] == "cancelled"
+    assert _booked(runtime, slot_id) == 1
+
+
+def test_patient_cancels_before_the_deadline_refund_and_his_cancel(system):
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)
+    slot_id = _slot_ids(runtime)[0]
+    held = _book(client, slot_id, patient_id)
+    out_trade_no = _pay(runtime, client, held.json["id"])
+    deliver_outbox(runtime)
+    cancelled = client.post(f"/api/v1/bookings/{held.json['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+    deliver_outbox(runtime)
+    assert runtime.his.cancelled == [held.json["id"]]
+    assert runtime.wallet.refunded_fen(out_trade_no) == FEE
+    assert _booked(runtime, slot_id) == 1  # back to the pool after the (random) delay...
+    release_cancelled_slots(runtime)
+    assert _booked(runtime, slot_id) == 0  # ...which is 0 s in this test's policy
+
+
+def test_cancel_after_the_deadline_is_refused(system):
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)
+    held = _book(client, _slot_ids(runtime)[0], patient_id)
+    _pay(runtime, client, held.json["id"])
+    deliver_outbox(runtime)
+    runtime.policy = replace(runtime.policy, cancel_deadline_days_before=5)
+    refused = client.post(f"/api/v1/bookings/{held.json['id']}/cancel?lang=en")
+    assert refused.status_code == 422 and refused.json["error"] == "cancel.deadline_passed"
+    assert "deadline" in refused.json["message"]
+
+
+def test_cancelling_an_unpaid_hold_closes_the_trade(system):
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)
+    held = _book(client, _slot_ids(runtime)[0], patient_id)
+    payment = client.post("/api/v1/payments", json={"booking_id": held.json["id"]})
+    again = client.post("/api/v1/payments", json={"booking_id": held.json["id"]})
+    assert again.json["out_trade_no"] == payment.json["out_trade_no"]  # one trade per booking
+    response = client.post(f"/api/v1/bookings/{held.json['id']}/cancel")
+    assert response.json["status"] == "cancelled"
+    assert runtime.wallet.trades[payment.json["out_trade_no"]]["status"] == "TRADE_CLOSED"
+
+
+def test_clinic_stopped_by_the_hospital_refunds_everyone_on_the_slot(system):
+    app, runtime = system
+    client, patient_id, user_id = _patient(app, runtime)
+    slot_id = _slot_ids(runtime)[0]
+    held = _book(client, slot_id, patient_id)
+    out_trade_no = _pay(runtime, client, held.json["id"])
+    deliver_outbox(runtime)
+    with runtime.session_factory.begin() as session:
+        slot = session.get(Slot, slot_id)
+        slot.status = "closed"
+        assert cancel_for_closed_slot(session, slot, mappings=MAP, tz=TZ,
+                                      now=dt.datetime.now(dt.UTC)) == 1
+    deliver_outbox(runtime)
+    assert _status(client, held.json["id"])["status"] == "cancelled"
+    assert runtime.wallet.refunded_fen(out_trade_no) == FEE
+    assert "停诊" in runtime.wallet.messages[-1][1]
+
+
+def test_many_patients_racing_for_the_last_place_get_exactly_one(system):
+    app, runtime = system
+    slot_id = _slot_ids(runtime)[0]
+    patients = [_patient(app, runtime, n) for n in range(1, 13)]
+    results: list[int] = []
+    barrier = threading.Barrier(len(patients))
+
+    def race(client, patient_id) -> None:
+        barrier.wait()
+        results.append(_book(client, slot_id, patient_id).status_code)
+
+    threads = [threading.Thread(target=race, args=(c, p)) for c, p, _ in patients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [201] + [409] * (len(patients) - 1)
+    assert _booked(runtime, slot_id) == 1
+
+
+def test_a_double_click_books_once(system):
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)
+    slot_id = _slot_ids(runtime)[0]
+    answers = []
+    barrier = threading.Barrier(2)
+
+    def click() -> None:
+        barrier.wait()
+        answers.append(_book(client, slot_id, patient_id, key="same-click"))
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].json == answers[1].json
+    assert _booked(runtime, slot_id) == 1
