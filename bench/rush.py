@@ -721,8 +721,9 @@ def main() -> int:  # noqa: C901 - one linear script
     def cpu() -> dict[str, float]:
         return cpu_snapshot(system.pids())
 
-    print(f"work directory {workdir.name} (temporary); database {make_url(args.database_url).database}"
-          " recreated", flush=True)
+    database = make_url(args.database_url).database
+    print(f"work directory {workdir.name} (temporary); database {database} recreated",
+          flush=True)
     recreate_database(args.database_url)
     # Setting up costs about 15 s plus the sign-ins; a late finish moves the moment (restart).
     releases = plan(dt.datetime.now(HOSPITAL_TZ)
@@ -849,7 +850,6 @@ def main() -> int:  # noqa: C901 - one linear script
             release_mono = start + args.early
             stats = bench.stat(f"POST /api/v1/bookings ({scene})")
             worker_fn = scene_many if scene == "many" else scene_one
-            before = None
             if wait > 1:
                 time.sleep(wait - 1)
             before, t0 = cpu(), time.monotonic()
@@ -867,8 +867,10 @@ def main() -> int:  # noqa: C901 - one linear script
                 lines.append(f"  of which {early['n']} were refused as not released yet "
                              f"(clients start {args.early}s early) and are left out of "
                              f"the rate and latencies")
+            losers = Counter(p.refusals.get(scene, "?") for p in signed
+                             if scene not in p.bookings)
             lines.append(f"  held {held} of {capacity} slots; patients without one: "
-                         f"{dict(Counter(p.refusals.get(scene, '?') for p in signed if scene not in p.bookings))}")
+                         f"{dict(losers)}")
             lines.append(f"  burst wall {wall:.2f}s; {cpu_used(before, after, wall)}")
 
         if bench.pairs:

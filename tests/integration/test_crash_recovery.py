@@ -1,0 +1,125 @@
+"""Kill the worker between "paid" and "sent to the HIS": after a restart the booking reaches the
+HIS exactly once (the placer id makes the resend idempotent) and nothing is lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from adapter import create_app
+from adapter.config import Address, load_config
+from adapter.his.mllp import MllpServer
+from adapter.his.profile import Hl7Profile
+from adapter.his.simulator import HisSimulator
+from adapter.mappings import load_mappings
+from adapter.models import Booking, OutboxMessage, Slot, Trade
+from adapter.payments import apply_payment_notification
+from adapter.ports import PaymentNotice
+from adapter.protection import DataProtector, generate_key_file, load_keyring
+from adapter.runtime import Runtime
+from tests.conftest import MAPPINGS
+from tests.fakes import FakeWallet
+from tests.integration.test_registration import resident_id
+
+MAP = load_mappings(MAPPINGS)
+
+
+@pytest.fixture
+def his():
+    simulator = HisSimulator(MAP, seed=1)
+    server = MllpServer("127.0.0.1", 0, simulator.handle)
+    server.start()
+    yield simulator, server.server_address
+    server.shutdown()
+
+
+def _worker(env: dict[str, str], crash_at: str = "") -> subprocess.Popen:
+    env = {**env, "ADAPTER_CRASH_AT": crash_at} if crash_at else env
+    return subprocess.Popen([sys.executable, "-m", "adapter.cli", "worker"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_worker_killed_after_the_his_booked_it_books_once_after_restart(
+    engine, session_factory, his, tmp_path
+):
+    simulator, address = his
+    key_file = tmp_path / "data.key"
+    generate_key_file(key_file)
+    config = replace(load_config({}), secret_key="k", data_key_file=key_file,
+                     alipay_app_id="APP", alipay_seller_id="SELLER",
+                     his_mllp=Address(*address[:2]))
+    runtime = Runtime(config, engine, session_factory, MAP, Hl7Profile())
+    runtime.wallet = FakeWallet()
+    runtime.protector = DataProtector(load_keyring(key_file))
+    app = create_app(runtime=runtime)
+
+    # A slot of the simulator's pool, in ours.
+    record = next(s for s in sorted(simulator.slots.values(), key=lambda s: s.start_at)
+                  if s.status == "open" and s.available
+                  and s.start_at > dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    with session_factory.begin() as session:
+        session.add(Slot(his_slot_id=record.his_slot_id, department_code=record.department_code,
+                         doctor_code=record.doctor_code, service_code=record.service_code,
+                         start_at=record.start_at, end_at=record.end_at, capacity=1, booked=0,
+                         fee_fen=record.fee_fen))
+    runtime.wallet.add_user("c1", user_id="2088000000000777", is_certified=True, name="王五",
+                            document_type="RESIDENT_ID",
+                            document_number=resident_id("19750505", "135"), sex="M")
+    client = app.test_client()
+    patient_id = client.post("/api/v1/session", json={"auth_code": "c1"}).json["patients"][0]["id"]
+    with session_factory() as session:
+        slot_id = session.scalar(select(Slot.id))
+    held = client.post("/api/v1/bookings", json={"slot_id": slot_id, "patient_id": patient_id},
+                       headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert held.status_code == 201, held.json
+    payment = client.post("/api/v1/payments", json={"booking_id": held.json["id"]}).json
+    with session_factory.begin() as session:
+        apply_payment_notification(
+            session, PaymentNotice("n1", "APP", "SELLER", payment["out_trade_no"],
+                                   payment["trade_no"], "TRADE_SUCCESS",
+                                   session.get(Trade, payment["out_trade_no"]).total_fen),
+            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+
+    env = {**os.environ, "ADAPTER_DATABASE_URL": engine.url.render_as_string(False),
+           "ADAPTER_DATA_DIR": str(tmp_path), "ADAPTER_DATA_KEY_FILE": str(key_file),
+           "ADAPTER_HIS_MLLP": f"{address[0]}:{address[1]}", "ADAPTER_MAPPINGS_DIR": str(MAPPINGS),
+           "ADAPTER_MLLP_LISTEN": "127.0.0.1:1"}
+
+    crashed = _worker(env, crash_at="outbox.after_his_book")
+    output, _ = crashed.communicate(timeout=60)
+    assert crashed.returncode == 70, output  # died at the crash point, after the HIS said AA
+    assert [a.placer_appointment_id for a in simulator.appointments.values()] == [held.json["id"]]
+    with session_factory() as session:
+        assert session.scalar(select(Booking.status)) == "confirming"  # nothing committed
+
+    restarted = _worker(env)
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            with session_factory() as session:
+                status = session.scalar(select(Booking.status))
+            if status == "confirmed":
+                break
+            time.sleep(0.3)
+    finally:
+        restarted.terminate()
+        restarted.communicate(timeout=20)
+    assert status == "confirmed"
+    with session_factory() as session:
+        booking = session.scalar(select(Booking))
+        outbox = session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "his_book"))
+    # exactly once at the HIS: one appointment, and ours carries its filler id
+    [appointment] = [a for a in simulator.appointments.values() if a.status == "booked"]
+    assert appointment.placer_appointment_id == booking.public_id
+    assert booking.filler_appointment_id == appointment.filler_appointment_id
+    assert outbox.status == "done" and outbox.attempts == 1  # the crashed try never committed
