@@ -55,3 +55,10 @@ def test_db_upgrade_then_roles_refuse_an_old_schema(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "a.db").exists()
+
+
+def test_demo_books_pays_confirms_cancels_and_refunds():
+    result = subprocess.run([sys.executable, "-m", "adapter.cli", "demo"], capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo passed" in result.stdout

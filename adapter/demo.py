@@ -1,0 +1,220 @@
+"""`hospital-adapter demo`: a scripted registration through the real network paths.
+
+It starts the whole system (`hospital-adapter run`: web, listener, worker, HIS simulator, wallet
+sandbox) in a temporary folder on free ports, then, as a parent in the wallet would: signs in on
+the sandbox's login page, adds a child, books a paediatrics slot, pays on the sandbox cashier
+(the sandbox notifies /notify/alipay), waits for the HIS to confirm over MLLP, cancels, and
+waits for the refund. Every step is printed; any broken invariant makes it exit non-zero.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+import zoneinfo
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+
+TIMEOUT = 10
+
+
+class DemoFailed(Exception):
+    """An invariant did not hold."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(what: str, check: Callable[[], Any], seconds: float = 60) -> Any:  # noqa: ANN401
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except requests.RequestException:
+            result = None
+        if result:
+            return result
+        time.sleep(0.3)
+    raise DemoFailed(f"timed out waiting for {what}")
+
+
+class Demo:
+    """The scripted patient, talking HTTP to the adapter and the wallet sandbox."""
+
+    def __init__(self, web: str, sandbox: str, echo: Callable[[str], None]) -> None:
+        self.web, self.sandbox, self.echo = web, sandbox, echo
+        self.http = requests.Session()
+        self.step_no = 0
+
+    def step(self, text: str) -> None:
+        self.step_no += 1
+        self.echo(f"{self.step_no:2d}. {text}")
+
+    def check(self, condition: bool, text: str) -> None:
+        if not condition:
+            raise DemoFailed(text)
+        self.echo(f"    ok: {text}")
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:  # noqa: ANN401
+        return self.http.request(method, f"{self.web}/api/v1{path}", timeout=TIMEOUT, **kwargs)
+
+    def run(self) -> None:
+        tz = zoneinfo.ZoneInfo("Asia/Shanghai")
+        self.step("wait for the adapter, the HIS link and the synced slot pool")
+        _wait("/readyz", lambda: requests.get(f"{self.web}/readyz", timeout=TIMEOUT).ok)
+        visit = dt.datetime.now(tz).date() + dt.timedelta(days=2)
+        slots = _wait("slots", lambda: [
+            s for s in self.api("GET", f"/slots?department=PED&date={visit}").json()["slots"]
+            if s["status"] == "open"])
+        self.check(len(slots) > 0, f"{len(slots)} open paediatrics slots on {visit}")
+
+        self.step("a parent signs in on the wallet's login page")
+        users = requests.get(f"{self.sandbox}/_sandbox/users", timeout=TIMEOUT).json()
+        parent = next(u for u in users if u["children"] and u["cert_type"] == "0")
+        login = self.api("GET", "/session/login-url",
+                         params={"redirect_uri": f"{self.web}/h5/"}).json()["url"]
+        form = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(login).query))
+        form["user_id"] = parent["user_id"]
+        answer = requests.post(f"{self.sandbox}/oauth/authorize", data=form,
+                               allow_redirects=False, timeout=TIMEOUT)
+        location = answer.headers.get("Location", "")
+        auth_code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+        session = self.api("POST", "/session", json={"auth_code": auth_code["auth_code"]})
+        self.check(session.status_code == 201 and session.json()["certified"],
+                   "signed in as a certified user; the wallet identity is patient 'self'")
+
+        self.step("the parent adds their child (under 14, with the guardian's consent)")
+        child = parent["children"][0]
+        added = self.api("POST", "/patients", json={
+            "name": child["name"], "document_type": "RESIDENT_ID",
+            "document_number": child["cert_no"], "relation": "child",
+            "guardian_consent": True})
+        self.check(added.status_code == 201, "child added")
+        self.check(child["cert_no"] not in added.text, "the ID number comes back masked")
+        child_id = added.json()["id"]
+
+        self.step("book a paediatrics slot for the child (Idempotency-Key, double tap)")
+        slot = slots[0]
+        before = slot["remaining"]
+        key = str(uuid.uuid4())
+        body = {"slot_id": slot["id"], "patient_id": child_id}
+        first = self.api("POST", "/bookings", json=body, headers={"Idempotency-Key": key})
+        again = self.api("POST", "/bookings", json=body, headers={"Idempotency-Key": key})
+        self.check(first.status_code == 201, f"held: {first.json().get('status')}")
+        self.check(again.json() == first.json(), "the double tap got the same booking")
+        booking_id = first.json()["id"]
+        remaining = self._remaining(visit, slot["id"])
+        self.check(remaining == before - 1, f"the pool has {remaining} left on that slot")
+
+        self.step("pay on the wallet's cashier")
+        payment = self.api("POST", "/payments", json={
+            "booking_id": booking_id, "return_url": f"{self.web}/h5/bookings/{booking_id}"})
+        self.check(payment.status_code == 201, f"trade {payment.json()['out_trade_no']} "
+                                                f"for ¥{payment.json()['amount']}")
+        cashier = payment.json()["cashier_url"]
+        paid = requests.post(cashier.split("?")[0], data={"return_url": ""}, timeout=TIMEOUT)
+        self.check(paid.ok, "paid in the sandbox; it notifies /notify/alipay")
+
+        self.step("the notification confirms the payment; the outbox books it in the HIS")
+        status = _wait("confirmed", lambda: self._status(booking_id) == "confirmed" and
+                       "confirmed")
+        self.check(status == "confirmed", "SRM^S01 answered SRR^S01 AA: booking confirmed")
+
+        self.step("cancel before the deadline")
+        cancelled = self.api("POST", f"/bookings/{booking_id}/cancel")
+        self.check(cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled",
+                   "cancelled")
+        refund = _wait("refund", lambda: (self.api("GET", f"/bookings/{booking_id}").json()
+                                          .get("refund") or {}).get("status") == "done")
+        self.check(bool(refund), "refunded through the wallet")
+        trade = requests.get(f"{self.sandbox}/_sandbox/trades/{payment.json()['out_trade_no']}",
+                             timeout=TIMEOUT).json()
+        self.check(trade.get("trade_status") == "TRADE_CLOSED",
+                   "the wallet shows the trade fully refunded")
+        back = _wait("the place back in the pool",
+                     lambda: self._remaining(visit, slot["id"]) == before)
+        self.check(bool(back), "the place went back to the pool")
+        inbox = requests.get(f"{self.sandbox}/inbox/{parent['user_id']}", timeout=TIMEOUT).json()
+        self.check(len(inbox) >= 2, f"{len(inbox)} wallet messages told the parent each step")
+
+    def _status(self, booking_id: str) -> str:
+        return self.api("GET", f"/bookings/{booking_id}").json()["status"]
+
+    def _remaining(self, visit: dt.date, slot_id: int) -> int:
+        slots = self.api("GET", f"/slots?department=PED&date={visit}").json()["slots"]
+        return next(s["remaining"] for s in slots if s["id"] == slot_id)
+
+
+def _mappings_for_demo(source: Path, target: Path) -> Path:
+    """The hospital's mappings, with cancelled places returning to the pool at once."""
+    shutil.copytree(source, target)
+    policy = target / "registration.toml"
+    text = policy.read_text(encoding="utf-8") if policy.exists() else ""
+    lines = [ln for ln in text.splitlines() if not ln.startswith("release_delay_")]
+    lines += ["release_delay_min_seconds = 0", "release_delay_max_seconds = 0"]
+    policy.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+@click.command("demo")
+@click.option("--keep", is_flag=True, help="Keep the temporary folder (database, logs).")
+def demo_command(keep: bool) -> None:
+    """Book, pay, confirm, cancel and refund through the real network paths."""
+    from adapter.mappings import default_mappings_dir
+
+    folder = Path(tempfile.mkdtemp(prefix="hospital-adapter-demo-"))
+    web, mllp, his, wallet = (_free_port() for _ in range(4))
+    env = {
+        **os.environ,
+        "ADAPTER_DATA_DIR": str(folder),
+        "ADAPTER_WEB_LISTEN": f"127.0.0.1:{web}",
+        "ADAPTER_MLLP_LISTEN": f"127.0.0.1:{mllp}",
+        "ADAPTER_HIS_MLLP": f"127.0.0.1:{his}",
+        "ADAPTER_ALIPAY_GATEWAY": f"http://127.0.0.1:{wallet}/gateway.do",
+        "ADAPTER_MAPPINGS_DIR": str(_mappings_for_demo(
+            Path(os.environ.get("ADAPTER_MAPPINGS_DIR", "")) if os.environ.get(
+                "ADAPTER_MAPPINGS_DIR") else default_mappings_dir(), folder / "mappings")),
+    }
+    env.pop("ADAPTER_DATABASE_URL", None)
+    log = (folder / "run.log").open("w")
+    click.echo(f"starting the adapter, the HIS simulator and the wallet sandbox in {folder}")
+    process = subprocess.Popen([sys.executable, "-m", "adapter.cli", "run"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    demo = Demo(f"http://127.0.0.1:{web}", f"http://127.0.0.1:{wallet}", click.echo)
+    failed = ""
+    try:
+        demo.run()
+    except (DemoFailed, requests.RequestException, KeyError, StopIteration, ValueError) as exc:
+        failed = f"{type(exc).__name__}: {exc}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+    if failed:
+        click.echo(f"DEMO FAILED at step {demo.step_no}: {failed}", err=True)
+        click.echo(f"logs: {folder / 'run.log'}", err=True)
+        sys.exit(1)
+    click.echo("demo passed: booked, paid, confirmed by the HIS, cancelled and refunded")
+    if keep:
+        click.echo(f"kept {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
