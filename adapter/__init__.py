@@ -26,9 +26,10 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     app.config["PERMANENT_SESSION_LIFETIME"] = 2 * 3600
     app.extensions["adapter"] = runtime
 
-    from adapter.web import api, h5, health, notify
+    from adapter.web import api, h5, health, metrics, notify
 
     health.init_app(app)
+    metrics.init_app(app)
     notify.init_app(app)
     api.init_app(app)
     h5.init_app(app)

@@ -49,3 +49,13 @@ def test_readyz_ready_when_database_and_his_are_up(make_client):
         his.listen()
         response = make_client(his.getsockname()[1]).get("/readyz")
     assert response.status_code == 200 and response.json["status"] == "ready"
+
+
+def test_metrics_count_work_by_state(make_client, session_factory):
+    from adapter.his.listener import InboundHandler
+    from tests.hl7_fixtures import oru_r01
+
+    InboundHandler(session_factory, Hl7Profile())(oru_r01("M1").encode())
+    body = make_client(_free_port()).get("/metrics").text
+    assert 'adapter_inbound_messages{status="received"} 1.0' in body
+    assert "# TYPE adapter_bookings gauge" in body
