@@ -54,6 +54,8 @@ def _runtime(config: Config | None = None) -> Runtime:
         ) from None
     except ProfileError as exc:
         raise click.ClickException(f"HL7 profile: {exc}") from None
+    except ValueError as exc:  # booking_rules.toml, registration.toml
+        raise click.ClickException(f"mappings: {exc}") from None
 
 
 def _require_schema(runtime: Runtime) -> None:
@@ -105,10 +107,20 @@ def db_upgrade(revision: str) -> None:
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 def check_mappings_command(directory: Path | None) -> None:
     """Validate the code tables in mappings/, naming file, line and problem."""
-    from adapter.mappings import check_mappings
+    from adapter.identity import BookingRulesError, load_booking_rules
+    from adapter.mappings import MappingProblem, check_mappings
+    from adapter.registration import PolicyError, load_registration_policy
 
     directory = directory or _config().mappings_dir
     problems = check_mappings(directory)
+    for name, load, error in (
+        ("booking_rules.toml", load_booking_rules, BookingRulesError),
+        ("registration.toml", load_registration_policy, PolicyError),
+    ):
+        try:
+            load(directory / name)
+        except error as exc:
+            problems.append(MappingProblem(name, 0, str(exc)))
     for problem in problems:
         click.echo(str(problem), err=True)
     if problems:

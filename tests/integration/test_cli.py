@@ -62,3 +62,13 @@ def test_demo_books_pays_confirms_cancels_and_refunds():
                             text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo passed" in result.stdout
+
+
+def test_check_mappings_covers_the_registration_rules(tmp_path):
+    bad = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, bad)
+    (bad / "registration.toml").write_text("hold_minutes = 0\n", encoding="utf-8")
+    (bad / "booking_rules.toml").write_text("per_doctor_per_dya = 1\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["check-mappings", str(bad)])
+    assert result.exit_code == 1
+    assert "registration.toml" in result.output and "booking_rules.toml" in result.output
