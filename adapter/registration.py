@@ -199,6 +199,10 @@ def hold_slot(
         raise Refusal("slot.not_released", release_at=opens.astimezone(tz).strftime("%m-%d %H:%M"))
     if slot.status != "open" or slot.start_at <= now:
         raise Refusal("slot.closed")
+    if slot.booked >= slot.capacity:
+        # The rush's common answer, given before the per-person checks cost round trips; the
+        # conditional UPDATE below still decides the close races.
+        raise Refusal("slot.full")
     _lock_person(session, patient.document_index)
     today = now.astimezone(tz).date()
     check_booking_allowed(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -238,10 +239,14 @@ OUTBOX_HANDLERS = {
 }
 
 
-def deliver_outbox(runtime: Runtime, limit: int = 20) -> int:
-    """Deliver due outbox messages, each in its own transaction with its row locked."""
+def deliver_outbox(runtime: Runtime, limit: int = 500, budget_seconds: float = 10.0) -> int:
+    """Deliver due outbox messages, each in its own transaction with its row locked, until none
+    is due (or the time budget of this run is spent; the next run goes on)."""
     done = 0
+    deadline = time.monotonic() + budget_seconds
     for _ in range(limit):
+        if time.monotonic() > deadline:
+            break
         now = utcnow()
         with runtime.session_factory() as session:
             claimed = claim_outbox(session, now, 1)

@@ -192,13 +192,28 @@ def cpu_snapshot(roots: dict[str, int]) -> dict[str, float]:
     return snapshot
 
 
-def cpu_used(before: dict[str, float], after: dict[str, float], wall: float) -> str:
+def cpu_used(before: dict[str, float], after: dict[str, float], wall: float,
+             requests_served: int = 0) -> str:
+    """Cores each part kept busy over ``wall``; with a request count, CPU ms per request."""
     if wall <= 0:
         return ""
-    parts = [f"{name} {(after[name] - before.get(name, 0.0)) / wall:.2f}"
-             for name in after if name != "machine"]
-    parts.append(f"machine total {(after['machine'] - before['machine']) / wall:.2f}")
-    return "cores busy: " + ", ".join(parts) + f" (of {os.cpu_count()})"
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    ours = sum(v for name, v in used.items() if name != "machine")
+    parts = [f"{name} {v / wall:.2f}" for name, v in used.items() if name != "machine"]
+    parts.append(f"everything else on the machine {max(0.0, used['machine'] - ours) / wall:.2f}")
+    text_ = "cores busy: " + ", ".join(parts) + f" (of {os.cpu_count()})"
+    if requests_served:
+        per = {name: used[name] * 1000 / requests_served
+               for name in ("web", "postgres", "client", "sandbox") if name in used}
+        text_ += (f"\n  CPU per web request ({requests_served} in the window): "
+                  + ", ".join(f"{name} {ms:.1f} ms" for name, ms in per.items()))
+    return text_
+
+
+def web_requests(bench: Bench, since: float, until: float) -> int:
+    """Requests to the web role (not the sandbox) started in [since, until] (perf_counter)."""
+    return sum(1 for name, stats in list(bench.stats.items()) if not name.startswith("sandbox")
+               for started, _e, _o in stats.select() if since <= started <= until)
 
 
 # -- the system under test -------------------------------------------------------------------
@@ -578,12 +593,13 @@ def run_healthz(bench: Bench, pool: ThreadPoolExecutor, patients: list[Patient],
     """GET /healthz by every patient's session, C at a time, bounded by count and time."""
     total = bench.args.healthz_requests
     per = max(1, math.ceil(total / len(patients)))
-    before, t0 = cpu(), time.monotonic()
+    before, t0, p0 = cpu(), time.monotonic(), time.perf_counter()
     start = t0 + 0.2
     futures = [pool.submit(healthz, bench, p, per, start, start + budget) for p in patients]
     for f in futures:
         f.result()
-    return cpu_used(before, cpu(), time.monotonic() - t0)
+    return cpu_used(before, cpu(), time.monotonic() - t0,
+                    web_requests(bench, p0, time.perf_counter()))
 
 
 def db_checks(url: str) -> dict[str, Any]:
@@ -639,13 +655,35 @@ def db_checks(url: str) -> dict[str, Any]:
     return found
 
 
+def start_profiles(args: argparse.Namespace, system: System,
+                   scene: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every gunicorn worker for --profile-seconds, from 1 s before the moment."""
+    if args.profile is None or "web" not in system.processes:
+        return []
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        print("--profile: py-spy is not installed in this environment", file=sys.stderr)
+        return []
+    args.profile.mkdir(parents=True, exist_ok=True)
+    master = system.processes["web"].pid
+    workers = [int(e) for e in os.listdir("/proc") if e.isdigit()
+               and (_proc_stat(int(e)) or ("", 0, 0.0))[1] == master]
+    return [subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration",
+                              str(args.profile_seconds), "--rate", "250", "--format", "raw",
+                              "--nonblocking", "--output",
+                              str(args.profile / f"web-{scene}-{n}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for n, pid in enumerate(workers)]
+
+
 # -- the run --------------------------------------------------------------------------------
 
 
-def line(label: str, summary: dict[str, float]) -> str:
+def line(label: str, summary: dict[str, float], rate: bool = True) -> str:
     if not summary["n"]:
         return f"  {label:<34} (none)"
-    return (f"  {label:<34} {summary['n']:>6} req  {summary['rps']:>8.1f} req/s  "
+    rps = f"{summary['rps']:>8.1f} req/s" if rate else f"{'(spread)':>14}"
+    return (f"  {label:<34} {summary['n']:>6} req  {rps}  "
             f"p50 {summary['p50']:>7.1f} ms  p99 {summary['p99']:>7.1f} ms  "
             f"max {summary['max']:>7.1f} ms")
 
@@ -681,6 +719,10 @@ def main() -> int:  # noqa: C901 - one linear script
     parser.add_argument("--confirm-timeout", type=float, default=120)
     parser.add_argument("--timeout", type=float, default=30, help="per HTTP request")
     parser.add_argument("--log-level", default="INFO", help="ADAPTER_LOG_LEVEL of the roles")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="record each gunicorn worker with py-spy during the bursts "
+                             "(collapsed stacks, one file per worker and scene, into DIR)")
+    parser.add_argument("--profile-seconds", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
     args = parser.parse_args()
@@ -825,7 +867,8 @@ def main() -> int:  # noqa: C901 - one linear script
                 take = 10 * args.one_sessions
                 listed = mine[:take]
                 q = {"doctor": doctor, "date": q["date"]}
-                what = f"doctor {doctor} ({departments[scene]}), {len(listed)} numbered slots"
+                what = (f"doctor {doctor} ({departments[scene]}), {len(listed)} numbered "
+                        f"slots of {len(mine)} that day")
             else:
                 what = (f"department {departments[scene]}, {len(listed)} slots over "
                         f"{len({s.get('doctor_code') for s in listed})} doctors "
@@ -852,12 +895,19 @@ def main() -> int:  # noqa: C901 - one linear script
             worker_fn = scene_many if scene == "many" else scene_one
             if wait > 1:
                 time.sleep(wait - 1)
-            before, t0 = cpu(), time.monotonic()
+            before, t0, p0 = cpu(), time.monotonic(), time.perf_counter()
+            spies = start_profiles(args, system, scene)
             futures = [pool.submit(worker_fn, bench, p, start, release_mono, q, slot_ids,
                                    twins, stats) for p in signed]
             for f in futures:
                 f.result()
             after, wall = cpu(), time.monotonic() - max(t0, start)
+            for spy in spies:
+                try:
+                    spy.wait(timeout=args.profile_seconds + 30)
+                except subprocess.TimeoutExpired:
+                    spy.kill()
+            cpu_wall = time.monotonic() - t0
             held = sum(1 for p in signed if scene in p.bookings)
             early = stats.summary(lambda o: not_released(o))
             real = stats.summary(lambda o: not not_released(o))
@@ -871,7 +921,9 @@ def main() -> int:  # noqa: C901 - one linear script
                              if scene not in p.bookings)
             lines.append(f"  held {held} of {capacity} slots; patients without one: "
                          f"{dict(losers)}")
-            lines.append(f"  burst wall {wall:.2f}s; {cpu_used(before, after, wall)}")
+            served = web_requests(bench, p0, time.perf_counter())
+            lines.append(f"  burst wall {wall:.2f}s; over {cpu_wall:.2f}s from 1 s before the "
+                         f"moment: {cpu_used(before, after, cpu_wall, served)}")
 
         if bench.pairs:
             lines.append(f"\ndouble clicks (same Idempotency-Key twice at once): "
@@ -883,9 +935,10 @@ def main() -> int:  # noqa: C901 - one linear script
         paid: dict[str, tuple[Patient, str, float]] = {}
         paid_lock = threading.Lock()
         winners = [(p, s) for p in signed for s in scenes if s in p.bookings]
-        before, t0 = cpu(), time.monotonic()
+        before, t0, p0 = cpu(), time.monotonic(), time.perf_counter()
         list(pool.map(lambda ps: pay(bench, ps[0], ps[1], paid, paid_lock), winners))
-        pay_cpu = cpu_used(before, cpu(), time.monotonic() - t0)
+        pay_cpu = cpu_used(before, cpu(), time.monotonic() - t0,
+                           web_requests(bench, p0, time.perf_counter()))
         confirmed: dict[str, float] = {}
         final: dict[str, str] = {}
         wait_end = time.monotonic() + min(args.confirm_timeout, max(0.0, bench.left()))
@@ -924,8 +977,11 @@ def main() -> int:  # noqa: C901 - one linear script
                      f"{len(confirmed)} (GET /api/v1/bookings/<id>), final statuses "
                      f"{dict(Counter(final.values()))}")
         if to_confirm:
+            span = max(confirmed.values()) - min(v[2] for v in paid.values())
             lines.append(f"  paid -> seen confirmed: p50 {percentile(to_confirm, 50):.1f}s, "
-                         f"max {to_confirm[-1]:.1f}s (polled every ~1 s)")
+                         f"max {to_confirm[-1]:.1f}s (polled every ~1 s); "
+                         f"{len(confirmed) / max(span, 1e-6):.1f} confirmations/s over "
+                         f"{span:.1f}s")
         overbooked = [checks.get("slots with booked > capacity"),
                       checks.get("slots with more active bookings than capacity")]
         lost = checks.get("lost: paid, neither confirmed nor confirming nor refunded")
@@ -947,7 +1003,10 @@ def main() -> int:  # noqa: C901 - one linear script
                              f"the req/s, p50 x{s['p50'] / max(hz['p50'], 1e-6):.1f}")
         lines.append(line("POST /api/v1/session (sign-in)",
                           bench.stat("POST /api/v1/session").summary()))
-        lines.append(line("GET /api/v1/slots", bench.stat("GET /api/v1/slots").summary()))
+        lines.append(line("GET /api/v1/bookings/<id> (polls)",
+                          bench.stat("GET /api/v1/bookings/<id>").summary(), rate=False))
+        lines.append(line("GET /api/v1/slots", bench.stat("GET /api/v1/slots").summary(),
+                          rate=False))
         lines.append(f"\nclient: {args.clients} threads, one requests.Session per patient, "
                      f"in this process; it shares the {os.cpu_count()} cores with gunicorn "
                      f"({args.web_workers} workers x 8 threads), the worker, the simulators and "

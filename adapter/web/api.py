@@ -325,15 +325,16 @@ def create_booking(account_id: int) -> ResponseReturnValue:
     if not isinstance(body, dict) or not all(
             isinstance(body.get(f), int) and not isinstance(body.get(f), bool)
             for f in ("slot_id", "patient_id")):
-        return error("booking.fields", "slot_id and patient_id are required integers", 400)
+        return error("booking_request.fields", "slot_id and patient_id are required integers", 400)
     runtime = _runtime()
     digest = request_digest({"slot_id": body["slot_id"], "patient_id": body["patient_id"]})
-    replay = _replay(account_id, key, digest)
-    if replay is not None:
-        return replay
     try:
         with runtime.session_factory.begin() as db:
             write_transaction(db)
+            earlier = db.scalar(select(IdempotencyRecord).where(
+                IdempotencyRecord.wallet_account_id == account_id, IdempotencyRecord.key == key))
+            if earlier is not None:
+                return _replayed(earlier, digest)
             record = IdempotencyRecord(wallet_account_id=account_id, key=key,
                                        request_digest=digest, status_code=0, response="")
             db.add(record)
@@ -364,8 +365,10 @@ def _replay(account_id: int, key: str, digest: str) -> ResponseReturnValue | Non
     with _runtime().session_factory() as db:
         record = db.scalar(select(IdempotencyRecord).where(
             IdempotencyRecord.wallet_account_id == account_id, IdempotencyRecord.key == key))
-    if record is None:
-        return None
+    return None if record is None else _replayed(record, digest)
+
+
+def _replayed(record: IdempotencyRecord, digest: str) -> ResponseReturnValue:
     if record.request_digest != digest:
         return refused(Refusal("idempotency.mismatch"), 422)
     return current_app.response_class(record.response, status=record.status_code,

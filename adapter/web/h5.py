@@ -21,7 +21,17 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, Response, current_app, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, get_locale, gettext
 
@@ -30,7 +40,6 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("h5", __name__, url_prefix="/h5")
 
 LANG_COOKIE = "h5_lang"
-LOCALES = ("zh_CN", "en")
 
 # Scripts and styles come from this origin only; the pages carry no inline script or style.
 CONTENT_SECURITY_POLICY = (
@@ -91,6 +100,7 @@ def js_strings() -> dict[str, str]:
         "status_cancelled": gettext("已取消"),
         "status_expired": gettext("已过期"),
         "status_rejected": gettext("医院未能确认预约"),
+        "status_no_show": gettext("未就诊"),
         "hint_pending_payment": gettext("请在支付期限内完成支付，逾期号源将自动释放。"),
         "hint_confirming": gettext("支付成功，医院确认后即预约成功，请稍候。"),
         "hint_confirmed": gettext("请于就诊当日按时到院就诊。"),
@@ -138,8 +148,16 @@ def js_strings() -> dict[str, str]:
     }
 
 
+def signed_in() -> bool:
+    """Whether the request carries a patient session (the one POST /api/v1/session sets)."""
+    return isinstance(session.get("account_id"), int)
+
+
 def _page(template: str, page: str, **context: Any) -> ResponseReturnValue:  # noqa: ANN401
     runtime = current_app.extensions["adapter"]
+    if page != "index" and not signed_in():
+        # Sign in first (the home page offers it), rather than a page of 401s.
+        return redirect(h5_url("h5.index"))
     config = {
         "page": page,
         "lang": html_lang(),
@@ -147,6 +165,7 @@ def _page(template: str, page: str, **context: Any) -> ResponseReturnValue:  # n
         "api": url_for("api.openapi").rsplit("/", 1)[0],
         "h5": url_for("h5.index"),
         "timezone": runtime.config.hospital_timezone,
+        "signed_in": signed_in(),
         **context.pop("js_config", {}),
     }
     return render_template(f"h5/{template}", page=page, js_config=config,
@@ -194,7 +213,8 @@ def patients() -> ResponseReturnValue:
 def _headers(response: Response) -> Response:
     if request.args.get("lang"):
         response.set_cookie(LANG_COOKIE, lang_param(), max_age=365 * 24 * 3600,
-                            samesite="Lax", httponly=True)
+                            samesite="Lax", httponly=True,
+                            secure=current_app.config["SESSION_COOKIE_SECURE"])
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Cache-Control", "no-store")

@@ -56,7 +56,7 @@ def test_parent_books_pays_and_cancels_for_a_child(system, phone, tmp_path):
     expect(page.locator("#patient-form-error")).to_have_text("请勾选监护人同意")
     form.get_by_label("我是该儿童的监护人，同意医院为就诊处理其个人信息").check()
     form.get_by_role("button", name="保存就诊人").click()
-    expect(page.locator("#patient-form-error")).to_contain_text("校验位")  # the API refused the checksum
+    expect(page.locator("#patient-form-error")).to_contain_text("校验位")  # the API's refusal
     form.get_by_label("证件号码").fill(child["cert_no"])
     form.get_by_role("button", name="保存就诊人").click()
     expect(page.locator("#patients")).to_contain_text(child["name"])
@@ -108,7 +108,11 @@ def test_parent_books_pays_and_cancels_for_a_child(system, phone, tmp_path):
     # My bookings lists it with its state.
     page.locator("header .back").click()
     expect(page.locator("#bookings")).to_contain_text("已退款")
-    assert phone.errors == []
+    # Chromium logs every 4xx answer; the one refusal asked for above is not a fault.
+    # The sandbox's own pages (not the adapter's) have no favicon.
+    expected = (f"status of 422 (UNPROCESSABLE ENTITY) at {system.web}/api/v1/patients?",
+                f"status of 404 (NOT FOUND) at {system.sandbox}/favicon.ico")
+    assert [e for e in phone.errors if not any(x in e for x in expected)] == []
 
 
 def test_english_is_kept_across_pages(system, phone):
@@ -118,9 +122,10 @@ def test_english_is_kept_across_pages(system, phone):
     parent = _parent(system)
     _sign_in(phone, system, parent["user_id"], "?lang=en")
     assert "lang=en" in page.url
-    page.get_by_role("link", name="Book").click()
+    page.get_by_role("link", name="Book", exact=True).click()
     expect(page.locator("#departments button").first).to_be_visible()
     assert "lang=en" in page.url
     body = page.locator("body").inner_text()
     assert not CJK.findall(body.replace("中文", "")), body
-    assert phone.errors == []
+    favicon = f"status of 404 (NOT FOUND) at {system.sandbox}/favicon.ico"
+    assert [e for e in phone.errors if favicon not in e] == []

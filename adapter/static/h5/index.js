@@ -1,5 +1,5 @@
 // /h5/: finish the wallet sign-in (auth_code in the URL), or offer it; then the home menu.
-import { absolute, api, ApiError, failed, notice, pageUrl, t } from "./h5.js";
+import { absolute, api, ApiError, config, failed, notice, pageUrl, t } from "./h5.js";
 
 const signedOut = document.getElementById("signed-out");
 const signedIn = document.getElementById("signed-in");
@@ -20,6 +20,7 @@ function showSignedOut() {
 async function start() {
   const params = new URLSearchParams(window.location.search);
   const code = params.get("auth_code");
+  const state = params.get("state") || "";
   if (code) {
     // The code is single-use: take it out of the address bar and history before using it.
     for (const name of ["auth_code", "state", "app_id", "source", "scope"]) params.delete(name);
@@ -27,13 +28,17 @@ async function start() {
     window.history.replaceState(null, "", window.location.pathname + (rest ? `?${rest}` : ""));
     notice(t("signing_in"));
     try {
-      const session = await api("POST", "/session", { body: { auth_code: code } });
+      const session = await api("POST", "/session", { body: { auth_code: code, state } });
       notice("");
       showSignedIn(session.patients, session.certified);
     } catch (error) {
       notice(error instanceof ApiError ? error.message : t("error_generic"), "error");
       showSignedOut();
     }
+    return;
+  }
+  if (!config.signed_in) {
+    showSignedOut();
     return;
   }
   try {
