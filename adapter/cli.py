@@ -31,6 +31,8 @@ def _setup_logging(level: str = "INFO") -> None:
         level=os.environ.get("ADAPTER_LOG_LEVEL", level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per job run every second drowns what matters; job failures still show.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _config() -> Config:

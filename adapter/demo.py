@@ -94,8 +94,9 @@ class Demo:
         answer = requests.post(f"{self.sandbox}/oauth/authorize", data=form,
                                allow_redirects=False, timeout=TIMEOUT)
         location = answer.headers.get("Location", "")
-        auth_code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
-        session = self.api("POST", "/session", json={"auth_code": auth_code["auth_code"]})
+        back = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+        session = self.api("POST", "/session",
+                           json={"auth_code": back["auth_code"], "state": back["state"]})
         self.check(session.status_code == 201 and session.json()["certified"],
                    "signed in as a certified user; the wallet identity is patient 'self'")
 

@@ -419,9 +419,16 @@ def sign_in(bench: Bench, patient: Patient) -> None:
     if status != 200:
         patient.refusals["sign-in"] = f"auth_code {status} {body.get('error', '')}"
         return
+    auth_code = body["auth_code"]
+    status, body = call(bench.stat("GET /api/v1/session/login-url"), patient.session, "GET",
+                        f"{bench.web}/api/v1/session/login-url", timeout,
+                        params={"redirect_uri": f"{bench.web}/h5/"})
+    if status != 200:
+        patient.refusals["sign-in"] = f"login-url {status} {body.get('error', '')}"
+        return
     status, body = call(bench.stat("POST /api/v1/session"), patient.session, "POST",
                         f"{bench.web}/api/v1/session", timeout,
-                        json={"auth_code": body["auth_code"]})
+                        json={"auth_code": auth_code, "state": body["state"]})
     if status != 201:
         patient.refusals["sign-in"] = f"session {status} {body.get('error', '')}"
         return

@@ -135,3 +135,10 @@ class FakeWallet:
 
     def refunded_fen(self, out_trade_no: str) -> int:
         return sum(self.trades[out_trade_no]["refunds"].values())
+
+
+def sign_in(client, auth_code: str, lang: str = ""):
+    """POST /api/v1/session the way the pages do: login-url first (it sets the state)."""
+    state = client.get("/api/v1/session/login-url?redirect_uri=http://127.0.0.1/h5/").json["state"]
+    suffix = f"?lang={lang}" if lang else ""
+    return client.post(f"/api/v1/session{suffix}", json={"auth_code": auth_code, "state": state})

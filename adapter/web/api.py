@@ -119,6 +119,11 @@ def create_session() -> ResponseReturnValue:
     auth_code = body.get("auth_code")
     if not isinstance(auth_code, str) or not auth_code:
         return error("auth_code.required", "auth_code is required", 400)
+    expected = session.pop("login_state", None)
+    if not expected or not secrets.compare_digest(str(body.get("state", "")), expected):
+        message = ("登录已失效，请重新登录" if locale() == "zh-CN"
+                   else "The sign-in link has expired. Please sign in again.")
+        return error("login.state_mismatch", message, 400)
     runtime = _runtime()
     try:
         with runtime.session_factory.begin() as db:
@@ -207,10 +212,15 @@ def login_url() -> ResponseReturnValue:
     redirect_uri = request.args.get("redirect_uri", "")
     if not redirect_uri.startswith(("http://", "https://")):
         return error("redirect_uri.invalid", "redirect_uri must be an http(s) URL", 400)
+    # OAuth 2.0 state (RFC 6749 section 10.12): POST /session accepts an auth_code only with
+    # the state this browser was given, so nobody can sign a victim into the attacker's
+    # account (whose dependants the victim would then add, handing over their data).
+    state = secrets.token_urlsafe(16)
+    session["login_state"] = state
     query = urllib.parse.urlencode({"app_id": runtime.config.alipay_app_id,
                                     "scope": "auth_user", "redirect_uri": redirect_uri,
-                                    "state": secrets.token_urlsafe(8)})
-    return jsonify(url=f"{runtime.config.alipay_oauth_url}?{query}")
+                                    "state": state})
+    return jsonify(url=f"{runtime.config.alipay_oauth_url}?{query}", state=state)
 
 
 @bp.get("/departments")

@@ -24,8 +24,10 @@ OPENAPI: dict[str, Any] = {
             "post": {
                 "summary": "Exchange a wallet auth_code for a patient session (cookie)",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["auth_code"],
-                    "properties": {"auth_code": {"type": "string"}}}}}},
+                    "type": "object", "required": ["auth_code", "state"],
+                    "properties": {"auth_code": {"type": "string"},
+                                   "state": {"type": "string", "description":
+                                             "the state given by /session/login-url"}}}}}},
                 "responses": {
                     "201": {"description": "Signed in", "content": {"application/json": {
                         "schema": {"type": "object", "properties": {
@@ -41,7 +43,7 @@ OPENAPI: dict[str, Any] = {
             "summary": "The wallet's authorize URL, redirecting back with auth_code",
             "parameters": [{"name": "redirect_uri", "in": "query", "required": True,
                             "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "{url}"}, "400": _ERROR}}},
+            "responses": {"200": {"description": "{url, state}"}, "400": _ERROR}}},
         "/departments": {"get": {
             "summary": "Departments with their doctors and slot release times",
             "responses": {"200": {"description": "{departments: [...]}"}}}},

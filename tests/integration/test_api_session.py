@@ -19,7 +19,7 @@ from adapter.patients import DOCUMENT_CONTEXT
 from adapter.protection import DataProtector, generate_key_file, load_keyring
 from adapter.runtime import Runtime
 from tests.conftest import MAPPINGS
-from tests.fakes import FakeWallet
+from tests.fakes import FakeWallet, sign_in
 
 
 def resident_id(region: str, birth: str, order: str) -> str:
@@ -50,7 +50,7 @@ def _sign_in(app, client, code="code-1", **user):
               "document_type": "RESIDENT_ID", "document_number": PARENT_ID, "sex": "M",
               "mobile": "13800138000", **user}
     app.wallet.add_user(code, **fields)
-    return client.post("/api/v1/session", json={"auth_code": code})
+    return sign_in(client, code)
 
 
 def test_certified_user_becomes_the_self_patient_masked(app):
@@ -85,9 +85,9 @@ def test_signing_in_again_keeps_one_account_and_one_self(app):
 def test_a_used_auth_code_is_refused_in_the_patients_language(app):
     client = app.test_client()
     _sign_in(app, client, "code-1")
-    again = client.post("/api/v1/session", json={"auth_code": "code-1"})
+    again = sign_in(client, "code-1")
     assert again.status_code == 401 and again.json["error"] == "auth_code.invalid"
-    english = client.post("/api/v1/session?lang=en", json={"auth_code": "code-1"})
+    english = sign_in(client, "code-1", lang="en")
     assert "sign in again" in english.json["message"]
 
 
@@ -136,7 +136,7 @@ def test_patients_need_a_session(app):
 
 def test_wallet_down_is_a_clear_503(app):
     app.wallet.down = True
-    response = app.test_client().post("/api/v1/session", json={"auth_code": "x"})
+    response = sign_in(app.test_client(), "x")
     assert response.status_code == 503 and response.json["error"] == "wallet.unavailable"
 
 
@@ -165,3 +165,17 @@ def test_openapi_describes_every_api_route(app):
 def test_dates_are_today_in_the_hospital_zone(app):
     assert app.extensions["adapter"].config.tz.key == "Asia/Shanghai"
     assert dt.date.today()  # the API uses the hospital's date, checked by the child rules above
+
+
+def test_an_auth_code_without_this_browsers_state_is_refused(app):
+    """Login CSRF: an attacker's auth_code planted in a victim's browser does not sign in."""
+    app.wallet.add_user("attacker-code", user_id="2088000000000666", is_certified=True,
+                        name="李建国", document_type="RESIDENT_ID", document_number=PARENT_ID,
+                        sex="M")
+    client = app.test_client()
+    no_state = client.post("/api/v1/session", json={"auth_code": "attacker-code"})
+    assert no_state.status_code == 400 and no_state.json["error"] == "login.state_mismatch"
+    client.get("/api/v1/session/login-url?redirect_uri=http://127.0.0.1/h5/")
+    forged = client.post("/api/v1/session", json={"auth_code": "attacker-code", "state": "x"})
+    assert forged.json["error"] == "login.state_mismatch"
+    assert "attacker-code" in app.wallet.users  # never even exchanged

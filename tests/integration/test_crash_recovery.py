@@ -26,7 +26,7 @@ from adapter.ports import PaymentNotice
 from adapter.protection import DataProtector, generate_key_file, load_keyring
 from adapter.runtime import Runtime
 from tests.conftest import MAPPINGS
-from tests.fakes import FakeWallet
+from tests.fakes import FakeWallet, sign_in
 from tests.integration.test_registration import resident_id
 
 MAP = load_mappings(MAPPINGS)
@@ -75,7 +75,7 @@ def test_worker_killed_after_the_his_booked_it_books_once_after_restart(
                             document_type="RESIDENT_ID",
                             document_number=resident_id("19750505", "135"), sex="M")
     client = app.test_client()
-    patient_id = client.post("/api/v1/session", json={"auth_code": "c1"}).json["patients"][0]["id"]
+    patient_id = sign_in(client, "c1").json["patients"][0]["id"]
     with session_factory() as session:
         slot_id = session.scalar(select(Slot.id))
     held = client.post("/api/v1/bookings", json={"slot_id": slot_id, "patient_id": patient_id},

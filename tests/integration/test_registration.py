@@ -24,7 +24,7 @@ from adapter.registration import RegistrationPolicy, cancel_for_closed_slot
 from adapter.runtime import Runtime
 from adapter.worker import deliver_outbox, expire_holds, release_cancelled_slots
 from tests.conftest import MAPPINGS
-from tests.fakes import FakeHis, FakeWallet
+from tests.fakes import FakeHis, FakeWallet, sign_in
 
 MAP = load_mappings(MAPPINGS)
 TZ = load_config({}).tz
@@ -73,7 +73,7 @@ def _patient(app, runtime, n: int = 1):
     runtime.wallet.add_user(f"code{n}", user_id=user_id, is_certified=True, name=f"测试{n}",
                             document_type="RESIDENT_ID",
                             document_number=resident_id("19800101", f"{2 * n + 1:03d}"), sex="M")
-    response = client.post("/api/v1/session", json={"auth_code": f"code{n}"})
+    response = sign_in(client, f"code{n}")
     assert response.status_code == 201, response.json
     return client, response.json["patients"][0]["id"], user_id
 

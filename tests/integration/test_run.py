@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import requests
 from sqlalchemy import create_engine, text
 
 from adapter.his.header import parse_ack
@@ -26,38 +27,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _call(method: str, url: str, body: dict | None = None, cookie: str = "") -> tuple[int, dict,
-                                                                                 dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "application/json", "Cookie": cookie})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local
-            return response.status, json.loads(response.read() or b"{}"), dict(response.headers)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}"), dict(exc.headers)
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def _wallet_login(sandbox: str, user_id: str, redirect_uri: str) -> str:
-    """Choose a user on the sandbox's login page, as a patient taps it; return the auth_code."""
-    form = urllib.parse.urlencode({"app_id": "2021000000000001", "scope": "auth_user",
-                                   "redirect_uri": redirect_uri, "state": "s1",
-                                   "user_id": user_id}).encode()
-    opener = urllib.request.build_opener(_NoRedirect)
-    try:
-        opener.open(f"{sandbox}/oauth/authorize", data=form, timeout=10)
-    except urllib.error.HTTPError as exc:
-        assert exc.code in (302, 303), exc.code
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(exc.headers["Location"]).query)
-        return query["auth_code"][0]
-    raise AssertionError("the sandbox did not redirect back")
 
 
 def _get(url: str) -> tuple[int, dict]:
@@ -126,16 +95,24 @@ def test_run_starts_every_role_with_the_his_simulator(tmp_path):
         users = json.loads(urllib.request.urlopen(f"{sandbox}/_sandbox/users").read())  # noqa: S310
         parent = next(u for u in users if u["children"] and u["cert_type"] == "0")
         child = parent["children"][0]
-        code = _wallet_login(sandbox, parent["user_id"], f"http://127.0.0.1:{web}/h5/")
-        status, body, headers = _call("POST", f"http://127.0.0.1:{web}/api/v1/session",
-                                      {"auth_code": code})
-        assert status == 201 and body["certified"], body
-        cookie = headers["Set-Cookie"].split(";")[0]
-        status, body, _ = _call("POST", f"http://127.0.0.1:{web}/api/v1/patients", {
+        base = f"http://127.0.0.1:{web}"
+        browser = requests.Session()  # the patient's browser, with its cookies
+        login = browser.get(f"{base}/api/v1/session/login-url",
+                            params={"redirect_uri": f"{base}/h5/"}, timeout=10).json()
+        form = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(login["url"]).query))
+        form["user_id"] = parent["user_id"]  # the user taps their account on the login page
+        answer = requests.post(f"{sandbox}/oauth/authorize", data=form, allow_redirects=False,
+                               timeout=10)
+        back = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(
+            answer.headers["Location"]).query))
+        signed = browser.post(f"{base}/api/v1/session", timeout=10,
+                              json={"auth_code": back["auth_code"], "state": back["state"]})
+        assert signed.status_code == 201 and signed.json()["certified"], signed.text
+        added = browser.post(f"{base}/api/v1/patients", timeout=10, json={
             "name": child["name"], "document_type": "RESIDENT_ID",
             "document_number": child["cert_no"], "relation": "child",
-            "guardian_consent": True}, cookie)
-        assert status == 201, body
+            "guardian_consent": True})
+        assert added.status_code == 201, added.text
         secrets = [parent["cert_no"], child["cert_no"], parent["mobile"]]
     finally:
         process.send_signal(signal.SIGTERM)
