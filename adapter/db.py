@@ -59,11 +59,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN40
 
 
 def _sqlite_begin(connection: Any) -> None:  # noqa: ANN401
-    # A transaction that reads then writes under contention (a booking) asks for IMMEDIATE:
-    # SQLite cannot upgrade a deferred reader to a writer once another writer committed, and
-    # would fail it at once instead of waiting (see write_transaction).
-    immediate = connection.get_execution_options().get("sqlite_immediate", False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    # Every transaction takes SQLite's write lock up front (BEGIN IMMEDIATE): SQLite cannot
+    # upgrade a deferred reader to a writer once another writer has committed and fails it at
+    # once ("database is locked") instead of waiting, which a read-then-write transaction (a
+    # booking, a payment notification, a claim) would hit under load. Waiting on busy_timeout
+    # is right for the embedded setup; PostgreSQL, the production database, is unaffected.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:  # noqa: ANN401
@@ -90,12 +91,12 @@ def make_session_factory(engine: Engine) -> sessionmaker:
 
 
 def write_transaction(session: Any) -> None:  # noqa: ANN401 - a Session
-    """Start the session's transaction as a writer from the first statement.
+    """Start the session's transaction now, as a writer.
 
-    On SQLite this takes the write lock up front (BEGIN IMMEDIATE), so competing bookings
-    queue on busy_timeout instead of failing; PostgreSQL needs nothing (row locks do it).
+    Marks the transactions that read then write under contention (bookings, claims); on SQLite
+    every transaction begins IMMEDIATE (see _sqlite_begin), PostgreSQL relies on row locks.
     """
-    session.connection(execution_options={"sqlite_immediate": True})
+    session.connection()
 
 
 def utcnow() -> dt.datetime:

@@ -354,3 +354,62 @@ def test_a_double_click_books_once(system):
     assert [a.status_code for a in answers] == [201, 201]
     assert answers[0].json == answers[1].json
     assert _booked(runtime, slot_id) == 1
+
+
+def test_notifications_racing_hold_expiry_never_lose_or_double_money(system):
+    app, runtime = system
+    start = dt.datetime.combine(dt.date.today() + dt.timedelta(days=3), dt.time(14), TZ)
+    with runtime.session_factory.begin() as session:
+        for n in range(8):
+            session.add(Slot(his_slot_id=f"R{n}", department_code="PED",
+                             doctor_code=MAP.doctors_of("PED")[1 + n % 2].code,
+                             service_code=DOCTOR.service_code,
+                             start_at=start + dt.timedelta(minutes=10 * n),
+                             end_at=start + dt.timedelta(minutes=10 * n + 10), capacity=1,
+                             booked=0, fee_fen=FEE))
+    with runtime.session_factory() as session:
+        slot_ids = list(session.scalars(select(Slot.id).where(Slot.his_slot_id.like("R%"))))
+    trades = []
+    for n, slot_id in enumerate(slot_ids):
+        client, patient_id, _ = _patient(app, runtime, 100 + n)
+        held = _book(client, slot_id, patient_id)
+        assert held.status_code == 201, held.json
+        payment = client.post("/api/v1/payments", json={"booking_id": held.json["id"]}).json
+        trades.append((payment["out_trade_no"], payment["trade_no"], n % 2 == 0))
+    for out_trade_no, _, paid in trades:
+        if paid:
+            runtime.wallet.pay(out_trade_no)  # paid at the last second
+    _expire_now(runtime)
+
+    def notify() -> None:
+        for out_trade_no, trade_no, paid in trades:
+            if paid:
+                with runtime.session_factory.begin() as session:
+                    apply_payment_notification(
+                        session, PaymentNotice("n" + out_trade_no, "APP", "SELLER",
+                                               out_trade_no, trade_no, "TRADE_SUCCESS", FEE),
+                        app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+
+    threads = [threading.Thread(target=notify), threading.Thread(target=expire_holds,
+                                                                 args=(runtime,))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expire_holds(runtime)  # a round that lost a lock race goes again
+    with runtime.session_factory() as session:
+        for out_trade_no, _, paid in trades:
+            booking = session.scalar(select(Booking).where(Booking.out_trade_no == out_trade_no))
+            trade = session.get(Trade, out_trade_no)
+            books = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.booking_id == booking.id, OutboxMessage.kind == "his_book"))
+            refunds = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.booking_id == booking.id, OutboxMessage.kind == "refund"))
+            if paid:  # kept: sent to the HIS exactly once, never refunded
+                assert (booking.status, trade.status, books, refunds) == (
+                    "confirming", "paid", 1, 0), out_trade_no
+                assert session.get(Slot, booking.slot_id).booked == 1
+            else:  # expired: trade closed, place back, nothing charged
+                assert (booking.status, trade.status, books, refunds) == (
+                    "expired", "closed", 0, 0), out_trade_no
+                assert session.get(Slot, booking.slot_id).booked == 0
