@@ -41,6 +41,7 @@ from adapter.registration import (
     booking_confirmed,
     booking_rejected,
     cancel_for_closed_slot,
+    enqueue,
     expire_booking,
     lock_booking,
     release_slot,
@@ -260,17 +261,36 @@ def deliver_outbox(runtime: Runtime, limit: int = 500, budget_seconds: float = 1
                 message.status, message.done_at = OutboxStatus.DONE, now
                 done += 1
             except (HisUnavailable, WalletUnavailable, InboundRefused) as exc:
-                _retry_later(runtime, message, now, type(exc).__name__)
+                _retry_later(runtime, session, message, now, type(exc).__name__)
             except Exception as exc:  # noqa: BLE001 - recorded, retried, then parked
                 logger.exception("outbox %s (%s) failed", message.id, message.kind)
-                _retry_later(runtime, message, now, type(exc).__name__)
+                _retry_later(runtime, session, message, now, type(exc).__name__)
             session.commit()
     return done
 
 
-def _retry_later(runtime: Runtime, message: OutboxMessage, now: dt.datetime,
-                 error: str) -> None:
+def _retry_later(runtime: Runtime, session: Session, message: OutboxMessage,
+                 now: dt.datetime, error: str) -> None:
     message.last_error = error[:200]
+    if message.kind == "his_book":
+        # A paid booking is never parked: it keeps trying until the visit would have begun,
+        # then is refunded (invariant 3: posted to the HIS or refunded, nothing in between).
+        booking = session.get(Booking, message.booking_id)
+        slot = session.get(Slot, booking.slot_id)
+        if booking.status == BookingStatus.CONFIRMING and slot.start_at <= now:
+            booking_rejected(session, booking, "HIS_UNREACHABLE", runtime.mappings,
+                             runtime.config.tz, now)
+            # The HIS may have booked it before the line broke: cancel there too.
+            enqueue(session, "his_cancel", booking.id, now, filler_appointment_id="",
+                    his_slot_id=slot.his_slot_id)
+            message.status = OutboxStatus.FAILED
+            logger.error("booking %s could not reach the HIS before the visit: refunded",
+                         booking.public_id)
+            return
+        message.next_attempt_at = now + _backoff(min(message.attempts, 9))
+        logger.warning("outbox %s (his_book) attempt %d failed (%s); retrying", message.id,
+                       message.attempts, error)
+        return
     if message.attempts >= runtime.policy.outbox_max_attempts:
         message.status = OutboxStatus.FAILED
         logger.error("outbox %s (%s) parked after %d attempts: %s", message.id, message.kind,

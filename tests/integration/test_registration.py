@@ -413,3 +413,32 @@ def test_notifications_racing_hold_expiry_never_lose_or_double_money(system):
                 assert (booking.status, trade.status, books, refunds) == (
                     "expired", "closed", 0, 0), out_trade_no
                 assert session.get(Slot, booking.slot_id).booked == 0
+
+
+def test_a_paid_booking_the_his_never_answers_is_refunded_when_the_visit_begins(system):
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)
+    slot_id = _slot_ids(runtime)[0]
+    held = _book(client, slot_id, patient_id)
+    out_trade_no = _pay(runtime, client, held.json["id"])
+    runtime.his.down = True
+    for _ in range(20):  # far past outbox_max_attempts: a paid booking is never parked
+        with runtime.session_factory.begin() as session:
+            session.execute(update(OutboxMessage).values(
+                next_attempt_at=dt.datetime.now(dt.UTC)))
+        deliver_outbox(runtime, limit=1)
+    assert _status(client, held.json["id"])["status"] == "confirming"
+    with runtime.session_factory.begin() as session:  # the visit time comes
+        slot = session.get(Slot, slot_id)
+        slot.start_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        session.execute(update(OutboxMessage).values(next_attempt_at=dt.datetime.now(dt.UTC)))
+    deliver_outbox(runtime)
+    runtime.his.down = False
+    with runtime.session_factory.begin() as session:
+        session.execute(update(OutboxMessage).where(OutboxMessage.status == "pending")
+                        .values(next_attempt_at=dt.datetime.now(dt.UTC)))
+    deliver_outbox(runtime)
+    booking = _status(client, held.json["id"])
+    assert booking["status"] == "rejected" and booking["refund"]["status"] == "done"
+    assert runtime.wallet.refunded_fen(out_trade_no) == FEE
+    assert runtime.his.cancelled == [held.json["id"]]
