@@ -263,6 +263,7 @@ def run_command(no_simulators: bool) -> None:
     base = f"http://{config.web_listen}"
     click.echo(
         "\nFuture Hospital Adapter is running:\n"
+        f"  patients   {base}/h5/   (open on a phone-sized browser)\n"
         f"  status     {base}/readyz\n"
         f"  MLLP in    {config.mllp_listen}  (HL7 from the HIS)\n"
         f"  HIS        {config.his_mllp}  ({'simulator' if simulators else 'external'})\n"
