@@ -22,6 +22,7 @@ import urllib.parse
 import uuid
 import zoneinfo
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,57 @@ class Demo:
         return next(s["remaining"] for s in slots if s["id"] == slot_id)
 
 
+@dataclass
+class LocalSystem:
+    """`hospital-adapter run` in a subprocess on free ports: adapter, HIS simulator, sandbox."""
+
+    folder: Path
+    web: str  # http://127.0.0.1:port
+    sandbox: str
+    mllp_port: int
+    his_port: int
+    log: Path
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    def output(self) -> str:
+        """What the system logged so far."""
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait; the exit code (None if it had to be killed)."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return None
+
+
+def start_local_system(folder: Path, mappings_dir: Path,
+                       env: dict[str, str] | None = None) -> LocalSystem:
+    """Start everything with the embedded defaults in ``folder`` (its data dir and cwd)."""
+    web, mllp, his, wallet = (_free_port() for _ in range(4))
+    environment = {
+        **os.environ,
+        "ADAPTER_DATA_DIR": str(folder),
+        "ADAPTER_WEB_LISTEN": f"127.0.0.1:{web}",
+        "ADAPTER_MLLP_LISTEN": f"127.0.0.1:{mllp}",
+        "ADAPTER_HIS_MLLP": f"127.0.0.1:{his}",
+        "ADAPTER_ALIPAY_GATEWAY": f"http://127.0.0.1:{wallet}/gateway.do",
+        "ADAPTER_MAPPINGS_DIR": str(mappings_dir),
+        **(env or {}),
+    }
+    environment.pop("ADAPTER_DATABASE_URL", None)
+    log = folder / "run.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "adapter.cli", "run"],
+                                   env=environment, cwd=folder, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    return LocalSystem(folder, f"http://127.0.0.1:{web}", f"http://127.0.0.1:{wallet}", mllp,
+                       his, log, process)
+
+
 def _mappings_for_demo(source: Path, target: Path) -> Path:
     """The hospital's mappings, with cancelled places returning to the pool at once."""
     shutil.copytree(source, target)
@@ -180,39 +232,21 @@ def demo_command(keep: bool) -> None:
     from adapter.mappings import default_mappings_dir
 
     folder = Path(tempfile.mkdtemp(prefix="hospital-adapter-demo-"))
-    web, mllp, his, wallet = (_free_port() for _ in range(4))
-    env = {
-        **os.environ,
-        "ADAPTER_DATA_DIR": str(folder),
-        "ADAPTER_WEB_LISTEN": f"127.0.0.1:{web}",
-        "ADAPTER_MLLP_LISTEN": f"127.0.0.1:{mllp}",
-        "ADAPTER_HIS_MLLP": f"127.0.0.1:{his}",
-        "ADAPTER_ALIPAY_GATEWAY": f"http://127.0.0.1:{wallet}/gateway.do",
-        "ADAPTER_MAPPINGS_DIR": str(_mappings_for_demo(
-            Path(os.environ.get("ADAPTER_MAPPINGS_DIR", "")) if os.environ.get(
-                "ADAPTER_MAPPINGS_DIR") else default_mappings_dir(), folder / "mappings")),
-    }
-    env.pop("ADAPTER_DATABASE_URL", None)
-    log = (folder / "run.log").open("w")
+    source = Path(os.environ["ADAPTER_MAPPINGS_DIR"]) if os.environ.get(
+        "ADAPTER_MAPPINGS_DIR") else default_mappings_dir()
     click.echo(f"starting the adapter, the HIS simulator and the wallet sandbox in {folder}")
-    process = subprocess.Popen([sys.executable, "-m", "adapter.cli", "run"], env=env,
-                               stdout=log, stderr=subprocess.STDOUT, cwd=folder)
-    demo = Demo(f"http://127.0.0.1:{web}", f"http://127.0.0.1:{wallet}", click.echo)
+    system = start_local_system(folder, _mappings_for_demo(source, folder / "mappings"))
+    demo = Demo(system.web, system.sandbox, click.echo)
     failed = ""
     try:
         demo.run()
     except (DemoFailed, requests.RequestException, KeyError, StopIteration, ValueError) as exc:
         failed = f"{type(exc).__name__}: {exc}"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        system.stop()
     if failed:
         click.echo(f"DEMO FAILED at step {demo.step_no}: {failed}", err=True)
-        click.echo(f"logs: {folder / 'run.log'}", err=True)
+        click.echo(f"logs: {system.log}", err=True)
         sys.exit(1)
     click.echo("demo passed: booked, paid, confirmed by the HIS, cancelled and refunded")
     if keep:

@@ -10,20 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
+from adapter.demo import LocalSystem, start_local_system
 from tests.conftest import MAPPINGS
 
 CHROMIUM = os.environ.get("ADAPTER_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -57,12 +53,6 @@ def days_ahead(days: int) -> str:
     return (today + dt.timedelta(days=days)).isoformat()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get_json(url: str, timeout: float = 5) -> tuple[int, object]:
     """GET a JSON document; (status, body)."""
     try:
@@ -72,18 +62,7 @@ def get_json(url: str, timeout: float = 5) -> tuple[int, object]:
         return exc.code, json.loads(exc.read() or b"null")
 
 
-@dataclass
-class RunningSystem:
-    """`hospital-adapter run` in a subprocess: the adapter, the HIS simulator, the sandbox."""
-
-    web: str
-    sandbox: str
-    data_dir: Path
-    log: Path
-    process: subprocess.Popen = field(repr=False)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+RunningSystem = LocalSystem
 
 
 def _wait(condition: object, what: str, system: RunningSystem, timeout: float) -> None:
@@ -102,24 +81,7 @@ def _wait(condition: object, what: str, system: RunningSystem, timeout: float) -
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     """The whole system on free ports with a fresh data directory, ready with synced slots."""
-    data_dir = tmp_path_factory.mktemp("run")
-    web, mllp, his, wallet = _free_port(), _free_port(), _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "ADAPTER_DATA_DIR": str(data_dir),
-        "ADAPTER_WEB_LISTEN": f"127.0.0.1:{web}",
-        "ADAPTER_MLLP_LISTEN": f"127.0.0.1:{mllp}",
-        "ADAPTER_HIS_MLLP": f"127.0.0.1:{his}",
-        "ADAPTER_MAPPINGS_DIR": str(MAPPINGS),
-        "ADAPTER_ALIPAY_GATEWAY": f"http://127.0.0.1:{wallet}/gateway.do",
-    }
-    env.pop("ADAPTER_DATABASE_URL", None)
-    log = data_dir / "run.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "adapter.cli", "run"], env=env,
-                                   cwd=data_dir, stdout=out, stderr=subprocess.STDOUT)
-    running = RunningSystem(f"http://127.0.0.1:{web}", f"http://127.0.0.1:{wallet}", data_dir,
-                            log, process)
+    running = start_local_system(tmp_path_factory.mktemp("run"), MAPPINGS)
     try:
         _wait(lambda: get_json(f"{running.web}/readyz")[0] == 200, "waiting for /readyz",
               running, 60)
@@ -129,12 +91,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
               "waiting for the slot pool", running, 45)
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        running.stop()
 
 
 @pytest.fixture(scope="module")

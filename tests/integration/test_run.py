@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -17,16 +13,11 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from adapter.demo import start_local_system
 from adapter.his.header import parse_ack
 from adapter.his.mllp import MllpClient
 from tests.conftest import MAPPINGS
 from tests.hl7_fixtures import oru_r01
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, dict]:
@@ -39,40 +30,25 @@ def _get(url: str) -> tuple[int, dict]:
 
 @pytest.mark.slow
 def test_run_starts_every_role_with_the_his_simulator(tmp_path):
-    web, mllp, his, wallet = _free_port(), _free_port(), _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "ADAPTER_DATA_DIR": str(tmp_path),
-        "ADAPTER_WEB_LISTEN": f"127.0.0.1:{web}",
-        "ADAPTER_MLLP_LISTEN": f"127.0.0.1:{mllp}",
-        "ADAPTER_HIS_MLLP": f"127.0.0.1:{his}",
-        "ADAPTER_MAPPINGS_DIR": str(MAPPINGS),
-        "ADAPTER_ALIPAY_GATEWAY": f"http://127.0.0.1:{wallet}/gateway.do",
-        "ADAPTER_LOG_LEVEL": "DEBUG",
-    }
-    env.pop("ADAPTER_DATABASE_URL", None)
-    log_path = tmp_path / "run.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "adapter.cli", "run"], env=env, cwd=tmp_path,
-        stdout=log, stderr=subprocess.STDOUT, text=True,
-    )
+    system = start_local_system(tmp_path, MAPPINGS, {"ADAPTER_LOG_LEVEL": "DEBUG"})
+    base, sandbox = system.web, system.sandbox
     try:
         deadline = time.monotonic() + 60
         status = None
         while time.monotonic() < deadline:
             try:
-                status, body = _get(f"http://127.0.0.1:{web}/readyz")
+                status, body = _get(f"{base}/readyz")
                 if status == 200:
                     break
             except (urllib.error.URLError, ConnectionError):
                 pass
-            assert process.poll() is None, log_path.read_text()
+            assert system.process.poll() is None, system.output()
             time.sleep(0.3)
         assert status == 200, body
         assert body["checks"]["his"]["up"] and body["checks"]["database"]["up"]
 
-        with MllpClient("127.0.0.1", mllp, connect_timeout=5, ack_timeout=10) as client:
+        with MllpClient("127.0.0.1", system.mllp_port, connect_timeout=5,
+                        ack_timeout=10) as client:
             ack = parse_ack(client.send(oru_r01("RUN0001").encode()))
         assert (ack.code, ack.control_id) == ("AA", "RUN0001")
 
@@ -91,11 +67,9 @@ def test_run_starts_every_role_with_the_his_simulator(tmp_path):
         assert stored == "AA"
 
         # A parent signs in through the sandbox's login page and adds a child.
-        sandbox = f"http://127.0.0.1:{wallet}"
         users = json.loads(urllib.request.urlopen(f"{sandbox}/_sandbox/users").read())  # noqa: S310
         parent = next(u for u in users if u["children"] and u["cert_type"] == "0")
         child = parent["children"][0]
-        base = f"http://127.0.0.1:{web}"
         browser = requests.Session()  # the patient's browser, with its cookies
         login = browser.get(f"{base}/api/v1/session/login-url",
                             params={"redirect_uri": f"{base}/h5/"}, timeout=10).json()
@@ -115,15 +89,9 @@ def test_run_starts_every_role_with_the_his_simulator(tmp_path):
         assert added.status_code == 201, added.text
         secrets = [parent["cert_no"], child["cert_no"], parent["mobile"]]
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-    output = log_path.read_text()
-    assert process.returncode == 0, output
+        returncode = system.stop()
+    output = system.output()
+    assert returncode == 0, output
     # No plaintext ID or phone number anywhere: database files (WAL included) and logs.
     stored_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("adapter.db*"))
     for secret in secrets:
@@ -131,4 +99,4 @@ def test_run_starts_every_role_with_the_his_simulator(tmp_path):
         assert secret not in output
     assert parent["name"] not in output and child["name"] not in output
     with socket.socket() as s:  # the simulator went down with it
-        assert s.connect_ex(("127.0.0.1", his)) != 0
+        assert s.connect_ex(("127.0.0.1", system.his_port)) != 0
