@@ -222,11 +222,12 @@ class BookingStatus:
     PENDING_PAYMENT = "pending_payment"  # slot held until hold_expires_at, trade not yet paid
     CONFIRMING = "confirming"  # paid; the outbox is asking the HIS (SRM^S01)
     CONFIRMED = "confirmed"  # the HIS booked it (filler appointment id kept)
+    CANCELLING = "cancelling"  # the patient cancelled; waiting for the HIS to agree (SRM^S04)
     CANCELLED = "cancelled"  # cancelled by the patient or the hospital (refund follows if paid)
     EXPIRED = "expired"  # the hold ran out unpaid
     REJECTED = "rejected"  # the HIS refused it; refunded
 
-    ACTIVE = (PENDING_PAYMENT, CONFIRMING, CONFIRMED)
+    ACTIVE = (PENDING_PAYMENT, CONFIRMING, CONFIRMED, CANCELLING)
 
 
 class Booking(Base):

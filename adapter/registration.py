@@ -266,6 +266,8 @@ PATIENT_MESSAGES = {
     "hospital_cancelled": "因医院停诊，您预约的{department}{doctor}医生{time}的号已取消，"
                           "挂号费¥{fee}将原路退回。",
     "late_payment": "您的支付晚于预约保留时间且号源已无剩余，挂号费¥{fee}将原路退回。",
+    "cancel_refused": "医院未能取消您{department}{doctor}医生{time}的预约（{reason}），"
+                      "预约仍然有效。如需帮助请联系医院。",
 }
 
 HIS_REASONS = {
@@ -357,26 +359,23 @@ def on_registration_paid(session: Session, trade: Trade, *, mappings: Mappings,
         booking.status, booking.updated_at = BookingStatus.CONFIRMING, now
         enqueue(session, "his_book", booking.id, now)
         return
-    if booking.status in (BookingStatus.EXPIRED, BookingStatus.CANCELLED):
-        # Paid after the hold was given up: take the place again if one is left, else refund.
-        if not booking.slot_held:
-            taken = session.execute(
-                update(Slot).where(Slot.id == booking.slot_id, Slot.status == "open",
-                                   Slot.booked < Slot.capacity)
-                .values(booked=Slot.booked + 1).execution_options(synchronize_session=False)
-            ).rowcount
-            booking.slot_held = taken == 1
-        else:
-            taken = 1
-        if taken == 1 and booking.status == BookingStatus.EXPIRED:
-            booking.status, booking.slot_release_at = BookingStatus.CONFIRMING, None
+    if booking.status == BookingStatus.EXPIRED:
+        # Paid after the hold ran out: take the place again if one is left, else refund.
+        taken = session.execute(
+            update(Slot).where(Slot.id == booking.slot_id, Slot.status == "open",
+                               Slot.booked < Slot.capacity)
+            .values(booked=Slot.booked + 1).execution_options(synchronize_session=False)
+        ).rowcount
+        if taken == 1:
+            booking.status, booking.slot_held, booking.slot_release_at = (
+                BookingStatus.CONFIRMING, True, None)
             booking.updated_at = now
             enqueue(session, "his_book", booking.id, now)
             return
+        booking.status, booking.status_reason = BookingStatus.CANCELLED, "late_payment"
+    if booking.status == BookingStatus.CANCELLED:
+        # Paid for a booking already given up (by the patient or the hospital): refund.
         _refund(session, booking, "late payment", now)
-        if booking.status == BookingStatus.EXPIRED:
-            booking.status = BookingStatus.CANCELLED
-            booking.status_reason = "late_payment"
         _push(session, booking, "late_payment", mappings, tz, now)
 
 
@@ -419,15 +418,17 @@ def can_cancel(booking: Booking, policy: RegistrationPolicy, tz: dt.tzinfo,
 
 
 def cancel_by_patient(
-    session: Session, booking: Booking, *, policy: RegistrationPolicy, mappings: Mappings,
-    tz: dt.tzinfo, now: dt.datetime, rng: random.Random,
+    session: Session, booking: Booking, *, policy: RegistrationPolicy, tz: dt.tzinfo,
+    now: dt.datetime, rng: random.Random, closed_trade: str | None = None,
 ) -> None:
     """Cancel a locked booking: an unpaid hold, or a confirmed booking before the deadline.
 
     An unpaid hold's trade must have been closed at the wallet first (the caller does that
-    outside the transaction, so a payment that raced it is known).
+    outside the transaction, so a payment that raced it is known, and names it in
+    ``closed_trade``). A confirmed booking becomes "cancelling": the refund follows only once
+    the HIS agrees to the cancellation.
     """
-    if booking.status == BookingStatus.CONFIRMING:
+    if booking.status in (BookingStatus.CONFIRMING, BookingStatus.CANCELLING):
         raise Refusal("booking.confirming")
     if booking.status == BookingStatus.PENDING_PAYMENT:
         booking.status, booking.status_reason, booking.updated_at = (
@@ -435,7 +436,11 @@ def cancel_by_patient(
         if booking.out_trade_no:
             trade = session.get(Trade, booking.out_trade_no)
             if trade is not None and trade.status == TradeStatus.CREATED:
-                trade.status = TradeStatus.CLOSED
+                if booking.out_trade_no == closed_trade:
+                    trade.status = TradeStatus.CLOSED
+                else:
+                    # The trade appeared after the caller closed what it saw: close it too.
+                    enqueue(session, "close_trade", booking.id, now)
         _schedule_release(booking, policy, now, rng)
         return
     if booking.status != BookingStatus.CONFIRMED:
@@ -445,14 +450,32 @@ def cancel_by_patient(
         raise Refusal("cancel.deadline_passed",
                       deadline=deadline.astimezone(tz).strftime("%m-%d %H:%M"))
     booking.status, booking.status_reason, booking.updated_at = (
-        BookingStatus.CANCELLED, "patient", now)
+        BookingStatus.CANCELLING, "patient", now)
     slot = session.get(Slot, booking.slot_id)
     enqueue(session, "his_cancel", booking.id, now,
             filler_appointment_id=booking.filler_appointment_id or "",
             his_slot_id=slot.his_slot_id if slot else "")
-    _refund(session, booking, "cancelled by the patient", now)
-    _push(session, booking, "cancelled", mappings, tz, now)
-    _schedule_release(booking, policy, now, rng)
+
+
+def cancellation_answered(
+    session: Session, booking: Booking, accepted: bool, reason_code: str, *,
+    policy: RegistrationPolicy, mappings: Mappings, tz: dt.tzinfo, now: dt.datetime,
+    rng: random.Random,
+) -> None:
+    """The HIS answered a patient's cancellation: refund and free the place, or keep it."""
+    if booking.status != BookingStatus.CANCELLING:
+        return  # cancelled by the hospital meanwhile, or a compensation's courtesy cancel
+    if accepted:
+        booking.status, booking.updated_at = BookingStatus.CANCELLED, now
+        _refund(session, booking, "cancelled by the patient", now)
+        _push(session, booking, "cancelled", mappings, tz, now)
+        _schedule_release(booking, policy, now, rng)
+        return
+    # e.g. the patient has already checked in: the appointment stands, nothing is refunded
+    booking.status, booking.status_reason, booking.updated_at = (
+        BookingStatus.CONFIRMED, "cancel_refused", now)
+    _push(session, booking, "cancel_refused", mappings, tz, now,
+          reason=HIS_REASONS.get(reason_code, "医院拒绝"))
 
 
 def cancel_for_closed_slot(session: Session, slot: Slot, *, mappings: Mappings,
@@ -465,15 +488,22 @@ def cancel_for_closed_slot(session: Session, slot: Slot, *, mappings: Mappings,
     for booking in bookings:
         booking.status, booking.status_reason, booking.updated_at = (
             BookingStatus.CANCELLED, "hospital", now)
-        booking.slot_held = False  # the slot is closed; nothing returns to the pool
         if booking.out_trade_no:
             trade = session.get(Trade, booking.out_trade_no)
             if trade is not None and trade.status == TradeStatus.CREATED:
                 enqueue(session, "close_trade", booking.id, now)
         _refund(session, booking, "clinic stopped by the hospital", now)
         _push(session, booking, "hospital_cancelled", mappings, tz, now)
+    # Nothing of a closed slot returns to the pool later (a cancelled booking waiting for its
+    # random release delay included), so the count restarts from zero if the HIS reopens it.
+    session.execute(
+        update(Booking).where(Booking.slot_id == slot.id, Booking.slot_held.is_(True))
+        .values(slot_held=False, slot_release_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
+    session.execute(update(Slot).where(Slot.id == slot.id).values(booked=0)
+                    .execution_options(synchronize_session="fetch"))
     if bookings:
-        slot.booked = 0
         logger.info("slot %s closed by the HIS: %d booking(s) cancelled", slot.id, len(bookings))
     return len(bookings)
 

@@ -93,7 +93,7 @@ def sync_slot_pool(
     for slot in session.scalars(
         select(Slot).where(
             Slot.start_at >= window_start, Slot.start_at < window_end, Slot.status == "open"
-        )
+        ).with_for_update()
     ):
         if slot.his_slot_id not in seen:
             slot.status = "closed"

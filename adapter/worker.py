@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from adapter.db import utcnow, write_transaction
@@ -41,6 +42,7 @@ from adapter.registration import (
     booking_confirmed,
     booking_rejected,
     cancel_for_closed_slot,
+    cancellation_answered,
     enqueue,
     expire_booking,
     lock_booking,
@@ -56,6 +58,10 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 
 InboundApplier = Callable[[Session, InboundMessage], None]
+
+# Schedule messages must apply in arrival order (a close then a reopen of one slot), so one
+# worker at a time applies them: a PostgreSQL advisory lock, released with its transaction.
+INBOUND_LOCK = 0x484C3749  # "HL7I"
 
 
 class InboundRefused(Exception):
@@ -82,6 +88,9 @@ def process_inbound(runtime: Runtime, appliers: dict[str, InboundApplier]) -> in
     """Apply received messages of the routed types, in arrival order; returns how many."""
     done = 0
     with runtime.session_factory() as session:
+        if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": INBOUND_LOCK}):
+            return 0  # another worker is applying inbound messages: they go in arrival order
         for message in claim_inbound(session, sorted(appliers), runtime.config.inbound_batch_size):
             message.attempts += 1
             try:
@@ -155,7 +164,9 @@ def claim_outbox(session: Session, now: dt.datetime, limit: int) -> list[OutboxM
 
 def _deliver_his_book(runtime: Runtime, session: Session, message: OutboxMessage,
                       now: dt.datetime) -> None:
-    booking = session.get(Booking, message.booking_id)
+    # Locked across the HIS exchange: a hospital cancellation of the slot waits for the answer
+    # instead of being overwritten by it.
+    booking = lock_booking(session, id=message.booking_id)
     if booking.status != BookingStatus.CONFIRMING:
         return  # cancelled meanwhile (clinic stopped): nothing to book
     patient = session.get(Patient, booking.patient_id)
@@ -182,13 +193,19 @@ def _deliver_his_book(runtime: Runtime, session: Session, message: OutboxMessage
 
 def _deliver_his_cancel(runtime: Runtime, session: Session, message: OutboxMessage,
                         now: dt.datetime) -> None:
-    booking = session.get(Booking, message.booking_id)
+    booking = lock_booking(session, id=message.booking_id)
     payload = json.loads(message.payload)
     outcome = runtime.his.cancel_appointment(
         booking.public_id, payload.get("filler_appointment_id", ""),
         payload.get("his_slot_id", ""))
-    if not outcome.accepted and outcome.error_code != "204":
-        raise InboundRefused(f"HIS refused the cancellation ({outcome.error_code})")
+    # 204: the HIS does not know the appointment any more, which is what was asked for.
+    accepted = outcome.accepted or outcome.error_code == "204"
+    if not accepted:
+        logger.warning("booking %s: the HIS refused the cancellation (%s)", booking.public_id,
+                       outcome.error_code)
+    cancellation_answered(session, booking, accepted, outcome.error_code,
+                          policy=runtime.policy, mappings=runtime.mappings,
+                          tz=runtime.config.tz, now=now, rng=_rng)
 
 
 def _deliver_refund(runtime: Runtime, session: Session, message: OutboxMessage,
@@ -231,6 +248,11 @@ def _deliver_close_trade(runtime: Runtime, session: Session, message: OutboxMess
         trade.status = TradeStatus.CLOSED
 
 
+# Kinds whose giving up would leave a patient's money neither posted nor refunded.
+NEVER_PARKED = frozenset({"his_book", "his_cancel", "refund"})
+
+_rng = random.SystemRandom()
+
 OUTBOX_HANDLERS = {
     "his_book": _deliver_his_book,
     "his_cancel": _deliver_his_cancel,
@@ -272,6 +294,15 @@ def deliver_outbox(runtime: Runtime, limit: int = 500, budget_seconds: float = 1
 def _retry_later(runtime: Runtime, session: Session, message: OutboxMessage,
                  now: dt.datetime, error: str) -> None:
     message.last_error = error[:200]
+    if message.kind in NEVER_PARKED and message.kind != "his_book":
+        # Money on its way back, or an answer a patient's money waits for: keep trying (at
+        # most every 10 minutes); /metrics shows the pending outbox to admins meanwhile.
+        message.next_attempt_at = now + _backoff(min(message.attempts, 9))
+        log = logger.error if message.attempts >= runtime.policy.outbox_max_attempts \
+            else logger.warning
+        log("outbox %s (%s) attempt %d failed (%s); retrying", message.id, message.kind,
+            message.attempts, error)
+        return
     if message.kind == "his_book":
         # A paid booking is never parked: it keeps trying until the visit would have begun,
         # then is refunded (invariant 3: posted to the HIS or refunded, nothing in between).
@@ -319,6 +350,10 @@ def expire_holds(runtime: Runtime, limit: int = 100) -> int:
                 status = runtime.wallet.close_trade(out_trade_no)
             except WalletUnavailable:
                 continue  # unknown: try again next round, never free a place that was paid
+            except Exception:  # noqa: BLE001 - one bad trade must not stop every other expiry
+                logger.exception("closing trade %s of booking %s failed", out_trade_no,
+                                 booking_id)
+                continue
             if status.paid:
                 with runtime.session_factory.begin() as session:
                     trade = lock_trade(session, out_trade_no)

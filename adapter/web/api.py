@@ -273,6 +273,7 @@ STATUS_TEXT = {
     "pending_payment": ("待支付", "Awaiting payment"),
     "confirming": ("已支付，正在向医院确认", "Paid, the hospital is confirming"),
     "confirmed": ("预约成功", "Booked"),
+    "cancelling": ("正在取消", "Cancelling"),
     "cancelled": ("已取消", "Cancelled"),
     "expired": ("已过期（未支付）", "Expired (not paid)"),
     "rejected": ("医院未能确认，已退款", "Not accepted by the hospital, refunded"),
@@ -447,8 +448,8 @@ def cancel_booking(account_id: int, public_id: str) -> ResponseReturnValue:
         with runtime.session_factory.begin() as db:
             write_transaction(db)
             booking = lock_booking(db, public_id=public_id)
-            cancel_by_patient(db, booking, policy=runtime.policy, mappings=runtime.mappings,
-                              tz=runtime.config.tz, now=_now(), rng=_rng)
+            cancel_by_patient(db, booking, policy=runtime.policy, tz=runtime.config.tz,
+                              now=_now(), rng=_rng, closed_trade=out_trade_no)
             return jsonify(booking_json(db, booking))
     except Refusal as refusal:
         return refused(refusal, 409 if refusal.code == "booking.confirming" else 422)

@@ -120,7 +120,8 @@ OPENAPI: dict[str, Any] = {
         "schemas": {
             "Booking": {"type": "object", "properties": {
                 "id": {"type": "string"},
-                "status": {"enum": ["pending_payment", "confirming", "confirmed", "cancelled",
+                "status": {"enum": ["pending_payment", "confirming", "confirmed", "cancelling",
+                                    "cancelled",
                                     "expired", "rejected", "no_show"]},
                 "status_text": {"type": "string"},
                 "status_reason": {"type": "string"},

@@ -10,7 +10,7 @@ const $ = (elementId) => document.getElementById(elementId);
 let pollTimer = null;
 let current = null;
 
-const moving = (b) => ["pending_payment", "confirming"].includes(b.status)
+const moving = (b) => ["pending_payment", "confirming", "cancelling"].includes(b.status)
   || b.refund?.status === "pending";
 
 function countdown() {
