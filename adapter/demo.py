@@ -140,8 +140,10 @@ class Demo:
 
         self.step("cancel before the deadline")
         cancelled = self.api("POST", f"/bookings/{booking_id}/cancel")
-        self.check(cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled",
-                   "cancelled")
+        self.check(cancelled.status_code == 200 and cancelled.json()["status"] == "cancelling",
+                   "cancelling: SRM^S04 goes to the HIS")
+        _wait("cancelled", lambda: self._status(booking_id) == "cancelled")
+        self.check(True, "the HIS agreed (SRR^S04): cancelled")
         refund = _wait("refund", lambda: (self.api("GET", f"/bookings/{booking_id}").json()
                                           .get("refund") or {}).get("status") == "done")
         self.check(bool(refund), "refunded through the wallet")

@@ -263,9 +263,11 @@ def test_patient_cancels_before_the_deadline_refund_and_his_cancel(system):
     held = _book(client, slot_id, patient_id)
     out_trade_no = _pay(runtime, client, held.json["id"])
     deliver_outbox(runtime)
-    cancelled = client.post(f"/api/v1/bookings/{held.json['id']}/cancel")
-    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+    cancelling = client.post(f"/api/v1/bookings/{held.json['id']}/cancel")
+    assert cancelling.status_code == 200 and cancelling.json["status"] == "cancelling"
+    assert runtime.wallet.refunded_fen(out_trade_no) == 0  # not before the HIS agrees
     deliver_outbox(runtime)
+    assert _status(client, held.json["id"])["status"] == "cancelled"
     assert runtime.his.cancelled == [held.json["id"]]
     assert runtime.wallet.refunded_fen(out_trade_no) == FEE
     assert _booked(runtime, slot_id) == 1  # back to the pool after the (random) delay...
