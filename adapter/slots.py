@@ -80,8 +80,17 @@ def sync_slot_pool(
 
     The caller commits. A HisUnavailable from the gateway propagates and nothing changes.
     """
+    return apply_slot_pool(session, his.query_slot_pool(start, end), start, end, tz, now,
+                           on_closed)
+
+
+def apply_slot_pool(
+    session: Session, records: list[SlotRecord], start: dt.date, end: dt.date, tz: dt.tzinfo,
+    now: dt.datetime | None = None,
+    on_closed: Callable[[Session, Slot], object] | None = None,
+) -> SyncReport:
+    """Apply the HIS's pool for [start, end]: add and update slots, close those not listed."""
     now = now or utcnow()
-    records = his.query_slot_pool(start, end)
     counts = {"added": 0, "updated": 0, "unchanged": 0}
     seen: set[str] = set()
     for record in records:

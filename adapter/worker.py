@@ -12,6 +12,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -31,13 +33,18 @@ from adapter.models import (
     Patient,
     Refund,
     Slot,
-    Trade,
     TradeStatus,
     WalletAccount,
 )
 from adapter.patients import his_identity
 from adapter.payments import lock_trade
-from adapter.ports import AppointmentRequest, HisGateway, HisUnavailable, WalletUnavailable
+from adapter.ports import (
+    AppointmentRequest,
+    HisGateway,
+    HisRefused,
+    HisUnavailable,
+    WalletUnavailable,
+)
 from adapter.registration import (
     booking_confirmed,
     booking_rejected,
@@ -49,7 +56,7 @@ from adapter.registration import (
     release_slot,
 )
 from adapter.runtime import Runtime
-from adapter.slots import sync_slot_pool
+from adapter.slots import apply_slot_pool
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +135,19 @@ def sync_slots_job(runtime: Runtime, his: HisGateway) -> None:
     today = dt.datetime.now(tz).date()
     end = today + dt.timedelta(days=runtime.profile.slot_sync_days)
     try:
-        with runtime.session_factory.begin() as session:
-            sync_slot_pool(session, his, today, end, tz, on_closed=lambda s, slot:
-                           cancel_for_closed_slot(s, slot, mappings=runtime.mappings, tz=tz,
-                                                  now=utcnow()))
+        records = his.query_slot_pool(today, end)  # outside any transaction
+    except HisRefused as exc:
+        logger.warning("slot pool sync refused by the HIS (%s)", exc.outcome.error_code)
+        record_link(runtime, "his", True, "slot query refused")
+        return
     except HisUnavailable as exc:
         logger.warning("slot pool sync skipped: HIS unavailable (%s)", type(exc).__name__)
         record_link(runtime, "his", False, type(exc).__name__)
         return
+    with runtime.session_factory.begin() as session:
+        apply_slot_pool(session, records, today, end, tz, on_closed=lambda s, slot:
+                        cancel_for_closed_slot(s, slot, mappings=runtime.mappings, tz=tz,
+                                               now=utcnow()))
     record_link(runtime, "his", True, "slot pool synced")
 
 
@@ -162,90 +174,153 @@ def claim_outbox(session: Session, now: dt.datetime, limit: int) -> list[OutboxM
     return list(session.scalars(query))
 
 
-def _deliver_his_book(runtime: Runtime, session: Session, message: OutboxMessage,
-                      now: dt.datetime) -> None:
-    # Locked across the HIS exchange: a hospital cancellation of the slot waits for the answer
-    # instead of being overwritten by it.
-    booking = lock_booking(session, id=message.booking_id)
-    if booking.status != BookingStatus.CONFIRMING:
-        return  # cancelled meanwhile (clinic stopped): nothing to book
-    patient = session.get(Patient, booking.patient_id)
-    slot = session.get(Slot, booking.slot_id)
-    if not patient.his_patient_id:
-        identity = his_identity(runtime.protector, patient)
+@dataclass(frozen=True)
+class Job:
+    """An outbox message leased to this worker: plain data, usable outside any transaction."""
+
+    id: int
+    kind: str
+    booking_id: int | None
+    payload: dict[str, Any]
+
+
+def lease_seconds(runtime: Runtime) -> float:
+    """How long a leased message is left alone: longer than the slowest exchange it makes."""
+    config = runtime.config
+    return 2 * (config.his_connect_timeout + config.his_ack_timeout) + 5
+
+
+def lease_outbox(runtime: Runtime, now: dt.datetime) -> Job | None:
+    """Take the oldest due message for this worker and commit that at once.
+
+    The HIS or wallet exchange then runs outside any transaction (no row lock, and on SQLite
+    no write lock, held across the network). A worker that dies mid-exchange leaves the lease
+    to run out, and the message is sent again: every handler is idempotent at the far end
+    (the placer id at the HIS, out_request_no and out_trade_no at the wallet).
+    """
+    with runtime.session_factory.begin() as session:
+        claimed = claim_outbox(session, now, 1)
+        if not claimed:
+            return None
+        message = claimed[0]
+        message.attempts += 1
+        message.next_attempt_at = now + dt.timedelta(seconds=lease_seconds(runtime))
+        return Job(message.id, message.kind, message.booking_id, json.loads(message.payload))
+
+
+def _finish(session: Session, job: Job, now: dt.datetime) -> None:
+    message = session.get(OutboxMessage, job.id)
+    message.status, message.done_at, message.last_error = OutboxStatus.DONE, now, ""
+
+
+def _deliver_his_book(runtime: Runtime, job: Job, now: dt.datetime) -> None:
+    with runtime.session_factory() as session:
+        booking = session.get(Booking, job.booking_id)
+        patient = session.get(Patient, booking.patient_id)
+        slot = session.get(Slot, booking.slot_id)
+        still_wanted = booking.status == BookingStatus.CONFIRMING
+        his_patient_id = patient.his_patient_id
+        identity = None if his_patient_id else his_identity(runtime.protector, patient)
+        request = AppointmentRequest(
+            placer_appointment_id=booking.public_id, his_slot_id=slot.his_slot_id,
+            his_patient_id="", department_code=booking.department_code,
+            doctor_code=booking.doctor_code, service_code=slot.service_code,
+            start_at=slot.start_at, end_at=slot.end_at)
+    if not still_wanted:  # cancelled meanwhile (clinic stopped): nothing to book
+        with runtime.session_factory.begin() as session:
+            _finish(session, job, now)
+        return
+    if identity is not None:
         found = runtime.his.find_patient(identity.document_type, identity.document_number)
-        patient.his_patient_id = (found or runtime.his.register_patient(identity)).his_patient_id
-    outcome = runtime.his.book_appointment(AppointmentRequest(
-        placer_appointment_id=booking.public_id, his_slot_id=slot.his_slot_id,
-        his_patient_id=patient.his_patient_id, department_code=booking.department_code,
-        doctor_code=booking.doctor_code, service_code=slot.service_code,
-        start_at=slot.start_at, end_at=slot.end_at,
-    ))
+        his_patient_id = (found or runtime.his.register_patient(identity)).his_patient_id
+    outcome = runtime.his.book_appointment(replace(request, his_patient_id=his_patient_id))
     crash_point("outbox.after_his_book")
-    if outcome.accepted:
-        booking_confirmed(session, booking, outcome.filler_appointment_id, runtime.mappings,
-                          runtime.config.tz, now)
-    else:
-        logger.info("booking %s refused by the HIS (%s)", booking.public_id, outcome.error_code)
-        booking_rejected(session, booking, outcome.error_code, runtime.mappings,
-                         runtime.config.tz, now)
+    with runtime.session_factory.begin() as session:
+        session.get(Patient, patient.id).his_patient_id = his_patient_id
+        booking = lock_booking(session, id=job.booking_id)
+        if booking.status != BookingStatus.CONFIRMING:
+            # The hospital cancelled the slot while the HIS was booking it: undo it there too.
+            if outcome.accepted:
+                enqueue(session, "his_cancel", booking.id, now,
+                        filler_appointment_id=outcome.filler_appointment_id,
+                        his_slot_id=request.his_slot_id)
+        elif outcome.accepted:
+            booking_confirmed(session, booking, outcome.filler_appointment_id,
+                              runtime.mappings, runtime.config.tz, now)
+        else:
+            logger.info("booking %s refused by the HIS (%s)", booking.public_id,
+                        outcome.error_code)
+            booking_rejected(session, booking, outcome.error_code, runtime.mappings,
+                             runtime.config.tz, now)
+        _finish(session, job, now)
 
 
-def _deliver_his_cancel(runtime: Runtime, session: Session, message: OutboxMessage,
-                        now: dt.datetime) -> None:
-    booking = lock_booking(session, id=message.booking_id)
-    payload = json.loads(message.payload)
+def _deliver_his_cancel(runtime: Runtime, job: Job, now: dt.datetime) -> None:
+    with runtime.session_factory() as session:
+        public_id = session.get(Booking, job.booking_id).public_id
     outcome = runtime.his.cancel_appointment(
-        booking.public_id, payload.get("filler_appointment_id", ""),
-        payload.get("his_slot_id", ""))
+        public_id, job.payload.get("filler_appointment_id", ""),
+        job.payload.get("his_slot_id", ""))
     # 204: the HIS does not know the appointment any more, which is what was asked for.
     accepted = outcome.accepted or outcome.error_code == "204"
     if not accepted:
-        logger.warning("booking %s: the HIS refused the cancellation (%s)", booking.public_id,
+        logger.warning("booking %s: the HIS refused the cancellation (%s)", public_id,
                        outcome.error_code)
-    cancellation_answered(session, booking, accepted, outcome.error_code,
-                          policy=runtime.policy, mappings=runtime.mappings,
-                          tz=runtime.config.tz, now=now, rng=_rng)
+    with runtime.session_factory.begin() as session:
+        booking = lock_booking(session, id=job.booking_id)
+        cancellation_answered(session, booking, accepted, outcome.error_code,
+                              policy=runtime.policy, mappings=runtime.mappings,
+                              tz=runtime.config.tz, now=now, rng=_rng)
+        _finish(session, job, now)
 
 
-def _deliver_refund(runtime: Runtime, session: Session, message: OutboxMessage,
-                    now: dt.datetime) -> None:
-    refund = session.get(Refund, json.loads(message.payload)["out_request_no"])
-    if refund.status == "done":
-        return
-    result = runtime.wallet.refund(refund.out_trade_no, refund.refund_fen,
-                                   refund.out_request_no, refund.reason)
-    if not result.done:
-        raise WalletUnavailable("refund accepted but not yet done")
-    refund.status, refund.done_at = "done", now
-    trade = session.get(Trade, refund.out_trade_no)
-    trade.refunded_fen = min(trade.total_fen, trade.refunded_fen + refund.refund_fen)
-    if trade.refunded_fen == trade.total_fen:
-        trade.status = TradeStatus.REFUNDED
+def _deliver_refund(runtime: Runtime, job: Job, now: dt.datetime) -> None:
+    with runtime.session_factory() as session:
+        refund = session.get(Refund, job.payload["out_request_no"])
+        done = refund.status == "done"
+        out_trade_no, refund_fen, reason = refund.out_trade_no, refund.refund_fen, refund.reason
+    if not done:
+        # The same out_request_no on every try: the wallet never refunds it twice.
+        result = runtime.wallet.refund(out_trade_no, refund_fen, job.payload["out_request_no"],
+                                       reason)
+        if not result.done:
+            raise WalletUnavailable("refund accepted but not yet done")
+    with runtime.session_factory.begin() as session:
+        refund = session.get(Refund, job.payload["out_request_no"])
+        if refund.status != "done":
+            refund.status, refund.done_at = "done", now
+            trade = lock_trade(session, out_trade_no)
+            trade.refunded_fen = min(trade.total_fen, trade.refunded_fen + refund_fen)
+            if trade.refunded_fen == trade.total_fen:
+                trade.status = TradeStatus.REFUNDED
+        _finish(session, job, now)
 
 
-def _deliver_push(runtime: Runtime, session: Session, message: OutboxMessage,
-                  now: dt.datetime) -> None:
-    booking = session.get(Booking, message.booking_id)
-    account = session.get(WalletAccount, booking.wallet_account_id)
-    payload = json.loads(message.payload)
-    url = f"{runtime.config.effective_public_url}/h5/bookings/{booking.public_id}"
-    runtime.wallet.push_message(account.user_id, payload["text"], url)
+def _deliver_push(runtime: Runtime, job: Job, now: dt.datetime) -> None:
+    with runtime.session_factory() as session:
+        booking = session.get(Booking, job.booking_id)
+        user_id = session.get(WalletAccount, booking.wallet_account_id).user_id
+        url = f"{runtime.config.effective_public_url}/h5/bookings/{booking.public_id}"
+    runtime.wallet.push_message(user_id, job.payload["text"], url)
+    with runtime.session_factory.begin() as session:
+        _finish(session, job, now)
 
 
-def _deliver_close_trade(runtime: Runtime, session: Session, message: OutboxMessage,
-                         now: dt.datetime) -> None:
-    booking = session.get(Booking, message.booking_id)
-    status = runtime.wallet.close_trade(booking.out_trade_no)
-    trade = session.get(Trade, booking.out_trade_no)
-    if status.paid:
-        # Paid just before the close: the payment path refunds it (the booking is cancelled).
-        if trade.status == TradeStatus.CREATED:
-            trade.status, trade.paid_at = TradeStatus.PAID, now
-            trade.trade_no = trade.trade_no or status.trade_no
-            runtime.paid_handlers["registration"](session, trade)
-    elif trade.status == TradeStatus.CREATED:
-        trade.status = TradeStatus.CLOSED
+def _deliver_close_trade(runtime: Runtime, job: Job, now: dt.datetime) -> None:
+    with runtime.session_factory() as session:
+        out_trade_no = session.get(Booking, job.booking_id).out_trade_no
+    status = runtime.wallet.close_trade(out_trade_no)
+    with runtime.session_factory.begin() as session:
+        trade = lock_trade(session, out_trade_no)
+        if status.paid:
+            # Paid just before the close: the payment path refunds it (the booking is gone).
+            if trade.status == TradeStatus.CREATED:
+                trade.status, trade.paid_at = TradeStatus.PAID, now
+                trade.trade_no = trade.trade_no or status.trade_no
+                runtime.paid_handlers["registration"](session, trade)
+        elif trade.status == TradeStatus.CREATED:
+            trade.status = TradeStatus.CLOSED
+        _finish(session, job, now)
 
 
 # Kinds whose giving up would leave a patient's money neither posted nor refunded.
@@ -253,7 +328,7 @@ NEVER_PARKED = frozenset({"his_book", "his_cancel", "refund"})
 
 _rng = random.SystemRandom()
 
-OUTBOX_HANDLERS = {
+OUTBOX_HANDLERS: dict[str, Callable[[Runtime, Job, dt.datetime], None]] = {
     "his_book": _deliver_his_book,
     "his_cancel": _deliver_his_cancel,
     "refund": _deliver_refund,
@@ -263,32 +338,32 @@ OUTBOX_HANDLERS = {
 
 
 def deliver_outbox(runtime: Runtime, limit: int = 500, budget_seconds: float = 10.0) -> int:
-    """Deliver due outbox messages, each in its own transaction with its row locked, until none
-    is due (or the time budget of this run is spent; the next run goes on)."""
+    """Deliver due outbox messages one by one until none is due (or this run's time budget is
+    spent; the next run goes on)."""
     done = 0
     deadline = time.monotonic() + budget_seconds
     for _ in range(limit):
         if time.monotonic() > deadline:
             break
         now = utcnow()
-        with runtime.session_factory() as session:
-            claimed = claim_outbox(session, now, 1)
-            if not claimed:
-                break
-            message = claimed[0]
-            message.attempts += 1
-            try:
-                with session.begin_nested():
-                    OUTBOX_HANDLERS[message.kind](runtime, session, message, now)
-                message.status, message.done_at = OutboxStatus.DONE, now
-                done += 1
-            except (HisUnavailable, WalletUnavailable, InboundRefused) as exc:
-                _retry_later(runtime, session, message, now, type(exc).__name__)
-            except Exception as exc:  # noqa: BLE001 - recorded, retried, then parked
-                logger.exception("outbox %s (%s) failed", message.id, message.kind)
-                _retry_later(runtime, session, message, now, type(exc).__name__)
-            session.commit()
+        job = lease_outbox(runtime, now)
+        if job is None:
+            break
+        try:
+            OUTBOX_HANDLERS[job.kind](runtime, job, now)
+            done += 1
+        except (HisUnavailable, WalletUnavailable) as exc:
+            _failed(runtime, job, now, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - recorded, retried, then parked
+            logger.exception("outbox %s (%s) failed", job.id, job.kind)
+            _failed(runtime, job, now, type(exc).__name__)
     return done
+
+
+def _failed(runtime: Runtime, job: Job, now: dt.datetime, error: str) -> None:
+    with runtime.session_factory.begin() as session:
+        message = session.get(OutboxMessage, job.id)
+        _retry_later(runtime, session, message, now, error)
 
 
 def _retry_later(runtime: Runtime, session: Session, message: OutboxMessage,
@@ -306,7 +381,7 @@ def _retry_later(runtime: Runtime, session: Session, message: OutboxMessage,
     if message.kind == "his_book":
         # A paid booking is never parked: it keeps trying until the visit would have begun,
         # then is refunded (invariant 3: posted to the HIS or refunded, nothing in between).
-        booking = session.get(Booking, message.booking_id)
+        booking = lock_booking(session, id=message.booking_id)
         slot = session.get(Slot, booking.slot_id)
         if booking.status == BookingStatus.CONFIRMING and slot.start_at <= now:
             booking_rejected(session, booking, "HIS_UNREACHABLE", runtime.mappings,
