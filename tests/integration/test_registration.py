@@ -444,3 +444,38 @@ def test_a_paid_booking_the_his_never_answers_is_refunded_when_the_visit_begins(
     assert booking["status"] == "rejected" and booking["refund"]["status"] == "done"
     assert runtime.wallet.refunded_fen(out_trade_no) == FEE
     assert runtime.his.cancelled == [held.json["id"]]
+
+
+def test_siu_s15_from_the_his_cancels_refunds_and_tells_the_patient(system):
+    from adapter.his import messages
+    from adapter.his.header import parse_ack
+    from adapter.his.inbound import inbound_appliers
+    from adapter.his.listener import InboundHandler
+    from adapter.ports import SlotRecord
+    from adapter.worker import process_inbound
+
+    app, runtime = system
+    runtime.profile = Hl7Profile(slot_sync="both")
+    client, patient_id, user_id = _patient(app, runtime)
+    slot_id = _slot_ids(runtime)[0]
+    held = _book(client, slot_id, patient_id)
+    out_trade_no = _pay(runtime, client, held.json["id"])
+    deliver_outbox(runtime)
+    with runtime.session_factory() as session:
+        slot = session.get(Slot, slot_id)
+        record = SlotRecord(slot.his_slot_id, slot.department_code, slot.doctor_code,
+                            slot.service_code, slot.start_at, slot.end_at, 1, 0, slot.fee_fen,
+                            "closed")
+    his_side = Hl7Profile(sending_application="HIS", sending_facility="DEMO_HOSPITAL")
+    siu = messages.build_siu(his_side, "STOP1", dt.datetime.now(TZ), trigger="S15",
+                             slot=record, location="MZ-PED")
+    ack = InboundHandler(runtime.session_factory, runtime.profile)(siu.encode())
+    assert parse_ack(ack).code == "AA"
+    assert process_inbound(runtime, inbound_appliers(runtime)) == 1
+    deliver_outbox(runtime)
+    booking = _status(client, held.json["id"])
+    assert booking["status"] == "cancelled" and booking["refund"]["status"] == "done"
+    assert runtime.wallet.refunded_fen(out_trade_no) == FEE
+    assert runtime.wallet.messages[-1][0] == user_id and "停诊" in runtime.wallet.messages[-1][1]
+    slots = client.get(f"/api/v1/slots?department=PED&date={dt.date.today() + dt.timedelta(3)}")
+    assert slots.json["slots"][0]["status"] == "closed"
