@@ -469,10 +469,9 @@ def make_scheduler(
     runtime: Runtime, *, blocking: bool, his: HisGateway | None = None
 ) -> BackgroundScheduler | BlockingScheduler:
     """The worker's scheduler with every job of this release registered."""
-    from adapter.his.gateway import MllpHisGateway
     from adapter.his.inbound import inbound_appliers
 
-    his = his or MllpHisGateway.from_runtime(runtime)
+    his = his or runtime.his  # one MLLP connection for every job (the client serialises)
     scheduler_cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = scheduler_cls(timezone=runtime.config.tz)
     appliers = inbound_appliers(runtime)
