@@ -697,7 +697,7 @@ def line(label: str, summary: dict[str, float], rate: bool = True) -> str:
 
 def main() -> int:  # noqa: C901 - one linear script
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--patients", type=int, default=300)
     parser.add_argument("--clients", type=int, default=64, help="client concurrency")
     parser.add_argument("--scene", choices=("many", "one", "both"), default="both")
     parser.add_argument("--database-url",
@@ -707,13 +707,15 @@ def main() -> int:  # noqa: C901 - one linear script
     parser.add_argument("--duration", type=float, default=900,
                         help="cap on the whole run in seconds (everything stops by then)")
     parser.add_argument("--many-department", default="PED")
-    parser.add_argument("--extra-doctors", type=int, default=4,
+    parser.add_argument("--extra-doctors", type=int, default=0,
                         help="bench-only doctors added to the many-department (more slots)")
     parser.add_argument("--one-department", default="CARD")
     parser.add_argument("--one-doctor", default="", help="default: the department's first "
                         "doctor with slots that day")
     parser.add_argument("--one-sessions", type=int, choices=(1, 2), default=1,
-                        help="1: the morning's 10 numbers; 2: the doctor's whole day (20)")
+                        help="1: the morning's numbers; 2: the doctor's whole day")
+    parser.add_argument("--slots-per-session", type=int, default=30,
+                        help="numbered slots per doctor per half day in the HIS simulator")
     parser.add_argument("--double-click-share", type=float, default=0.1)
     parser.add_argument("--days-ahead", type=int, default=3,
                         help="visit date = release day + this (inside the simulator's week)")
@@ -793,7 +795,8 @@ def main() -> int:  # noqa: C901 - one linear script
     try:
         system.run_once("db-upgrade", "db", "upgrade")
         system.start("his", "simulate-his", "--listen", env["ADAPTER_HIS_MLLP"],
-                     "--mappings", str(workdir / "mappings"))
+                     "--mappings", str(workdir / "mappings"),
+                     "--slots-per-session", str(args.slots_per_session))
         system.start("sandbox", "wallet-sandbox", "--listen", f"127.0.0.1:{ports['sandbox']}",
                      "--app-id", config.alipay_app_id, "--seller-id", SELLER_ID,
                      "--app-public-key-file", str(app_public_key_file(config)),
@@ -871,7 +874,7 @@ def main() -> int:  # noqa: C901 - one linear script
                 doctor = args.one_doctor or (doctors.most_common(1)[0][0] if doctors else "")
                 mine = sorted((s for s in listed if s.get("doctor_code") == doctor),
                               key=lambda s: (str(s.get("start_at", "")), s["id"]))
-                take = 10 * args.one_sessions
+                take = args.slots_per_session * args.one_sessions
                 listed = mine[:take]
                 q = {"doctor": doctor, "date": q["date"]}
                 what = (f"doctor {doctor} ({departments[scene]}), {len(listed)} numbered "

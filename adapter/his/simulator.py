@@ -419,9 +419,11 @@ def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
               help="Share of answers cut in half and the connection dropped.")
 @click.option("--refuse-connections", is_flag=True, help="Close every connection at once.")
 @click.option("--seed", type=int, default=None, help="Seed of the fault dice.")
+@click.option("--slots-per-session", type=click.IntRange(1, 200), default=10,
+              show_default=True, help="Numbered slots per doctor per half day for the wallet.")
 def simulate_his_command(
     listen: str, mappings_dir: Path | None, latency_ms: int, ae_rate: float, drop_rate: float,
-    refuse_connections: bool, seed: int | None,
+    refuse_connections: bool, seed: int | None, slots_per_session: int,
 ) -> None:
     """Run the HIS simulator over MLLP until interrupted."""
     try:
@@ -431,6 +433,7 @@ def simulate_his_command(
     simulator = HisSimulator(
         load_mappings(mappings_dir or default_mappings_dir()), latency_ms=latency_ms,
         ae_rate=ae_rate, drop_rate=drop_rate, refuse_connections=refuse_connections, seed=seed,
+        slots_per_session=slots_per_session,
     )
     server = serve(simulator, host, port)
     logger.info("HIS simulator listening on %s:%s", *server.server_address)
