@@ -343,13 +343,15 @@ def create_booking(account_id: int) -> ResponseReturnValue:
     # the write lock. Not recorded under the key: the same intent may succeed once a place
     # comes back. A slot that looks free is decided by the write transaction below.
     with runtime.session_factory() as db:
+        gone = db.execute(select(Slot.id).where(
+            Slot.id == body["slot_id"], Slot.status == "open",
+            Slot.booked >= Slot.capacity)).first()
+        # Read after the slot: if a twin of this request (same key) took the last place, its
+        # record committed with it, so the twin's answer is found here and replayed.
         earlier = db.scalar(select(IdempotencyRecord).where(
             IdempotencyRecord.wallet_account_id == account_id, IdempotencyRecord.key == key))
         if earlier is not None:
             return _replayed(earlier, digest)
-        gone = db.execute(select(Slot.id).where(
-            Slot.id == body["slot_id"], Slot.status == "open",
-            Slot.booked >= Slot.capacity)).first()
     if gone is not None:
         return refused(Refusal("slot.full"), 409)
     try:
