@@ -185,9 +185,10 @@ class Job:
 
 
 def lease_seconds(runtime: Runtime) -> float:
-    """How long a leased message is left alone: longer than the slowest exchange it makes."""
+    """How long a leased message is left alone: longer than the slowest delivery (a new
+    patient's booking makes four HIS exchanges: QBP^Q22, ADT^A28, QBP^Q22, SRM^S01)."""
     config = runtime.config
-    return 2 * (config.his_connect_timeout + config.his_ack_timeout) + 5
+    return 4 * (config.his_connect_timeout + config.his_ack_timeout) + 10
 
 
 def lease_outbox(runtime: Runtime, now: dt.datetime) -> Job | None:
@@ -238,7 +239,9 @@ def _deliver_his_book(runtime: Runtime, job: Job, now: dt.datetime) -> None:
     with runtime.session_factory.begin() as session:
         session.get(Patient, patient.id).his_patient_id = his_patient_id
         booking = lock_booking(session, id=job.booking_id)
-        if booking.status != BookingStatus.CONFIRMING:
+        if booking.status == BookingStatus.CONFIRMED:
+            pass  # a twin delivery (this one outlived its lease) already confirmed it
+        elif booking.status != BookingStatus.CONFIRMING:
             # The hospital cancelled the slot while the HIS was booking it: undo it there too.
             if outcome.accepted:
                 enqueue(session, "his_cancel", booking.id, now,

@@ -105,7 +105,7 @@ def test_worker_killed_after_the_his_booked_it_books_once_after_restart(
 
     restarted = _worker(env)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         status = None
         while time.monotonic() < deadline:
             with session_factory() as session:

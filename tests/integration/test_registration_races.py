@@ -225,3 +225,30 @@ def test_a_his_booking_in_flight_does_not_overwrite_a_hospital_cancellation(syst
     refunded = runtime.wallet.refunded_fen(out_trade_no)
     assert not (status == "confirmed" and refunded), (
         f"booking {status} at the HIS and locally, and refunded {refunded} fen")
+
+
+def test_a_twin_delivery_after_a_lease_ran_out_does_not_cancel_the_booking(system):
+    """A slow HIS outlives the lease: a second worker sends the same SRM^S01 (idempotent at the
+    HIS by placer id); the later answer must leave the confirmed booking alone."""
+    app, runtime = system
+    client, pid, _ = _patient(app, runtime)
+    public_id = _book(client, _slot_ids(runtime)[0], pid).json["id"]
+    _pay(runtime, client, public_id)
+    from adapter.worker import OUTBOX_HANDLERS, lease_outbox
+
+    first = lease_outbox(runtime, NOW())
+    _due_now(runtime)  # the lease "runs out" while the first delivery is still at the HIS
+    second = lease_outbox(runtime, NOW())
+    assert first.id == second.id
+    book = runtime.his.book_appointment
+
+    def slow_his(request):
+        runtime.his.book_appointment = book
+        OUTBOX_HANDLERS["his_book"](runtime, second, NOW())  # the twin finishes meanwhile
+        return book(request)
+
+    runtime.his.book_appointment = slow_his
+    OUTBOX_HANDLERS["his_book"](runtime, first, NOW())
+    deliver_outbox(runtime)
+    assert _status(client, public_id)["status"] == "confirmed"
+    assert runtime.his.cancelled == [] and len(runtime.his.appointments) == 1
