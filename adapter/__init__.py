@@ -34,8 +34,3 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     api.init_app(app)
     h5.init_app(app)
     return app
-
-
-def get_runtime(app: Flask) -> Runtime:
-    """The Runtime an app was built with."""
-    return app.extensions["adapter"]

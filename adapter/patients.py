@@ -25,7 +25,7 @@ from adapter.identity import (
     normalize_name,
 )
 from adapter.models import Patient, WalletAccount
-from adapter.ports import HisGateway, PatientIdentity, WalletGateway
+from adapter.ports import PatientIdentity, WalletGateway
 from adapter.protection import DataProtector, mask_document, mask_phone
 
 logger = logging.getLogger(__name__)
@@ -163,26 +163,3 @@ def his_identity(protector: DataProtector, patient: Patient) -> PatientIdentity:
                else ""),
         his_patient_id=patient.his_patient_id or "",
     )
-
-
-def ensure_his_patient(
-    session_factory: object, his: HisGateway, protector: DataProtector, patient_id: int
-) -> str:
-    """Find the patient in the HIS (QBP^Q22) or add them (ADT^A28); keep and return the id.
-
-    Runs the HIS exchange outside any database transaction, so no row stays locked while the
-    HIS answers.
-    """
-    with session_factory() as session:  # type: ignore[operator]
-        patient = session.get(Patient, patient_id)
-        if patient.his_patient_id:
-            return patient.his_patient_id
-        identity = his_identity(protector, patient)
-    found = his.find_patient(identity.document_type, identity.document_number)
-    if found is None:
-        found = his.register_patient(identity)
-    with session_factory.begin() as session:  # type: ignore[attr-defined]
-        patient = session.get(Patient, patient_id)
-        patient.his_patient_id = found.his_patient_id
-    logger.info("patient %s linked to the HIS patient index", patient_id)
-    return found.his_patient_id

@@ -99,8 +99,3 @@ class Runtime:
         from adapter.his.gateway import MllpHisGateway
 
         return MllpHisGateway.from_runtime(self)
-
-    @cached_property
-    def document_types_by_hl7(self) -> dict[str, str]:
-        """PID-3.5 identifier type code -> document type code."""
-        return {d.hl7_type: d.code for d in self.mappings.document_types.values()}
