@@ -25,6 +25,7 @@ from adapter.identity import (
     normalize_name,
 )
 from adapter.models import Patient, WalletAccount
+from adapter.outbox import enqueue
 from adapter.ports import PatientIdentity, WalletGateway
 from adapter.protection import DataProtector, mask_document, mask_phone
 
@@ -74,6 +75,7 @@ def _store(
             Patient.wallet_account_id == account_id, Patient.document_index == index
         )
     )
+    new = patient is None
     if patient is None:
         patient = Patient(wallet_account_id=account_id, document_index=index)
         session.add(patient)
@@ -91,6 +93,9 @@ def _store(
         patient.guardian_consent_at = utcnow()
     patient.removed_at = None
     session.flush()
+    if new:
+        # Ask the HIS for them now, not in the morning rush (see worker._deliver_his_patient).
+        enqueue(session, "his_patient", None, utcnow(), patient_id=patient.id)
     return patient
 
 

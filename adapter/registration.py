@@ -29,13 +29,13 @@ from adapter.mappings import Mappings
 from adapter.models import (
     Booking,
     BookingStatus,
-    OutboxMessage,
     Refund,
     Slot,
     Trade,
     TradeStatus,
     WalletAccount,
 )
+from adapter.outbox import enqueue
 from adapter.patients import get_patient
 
 logger = logging.getLogger(__name__)
@@ -247,16 +247,7 @@ def request_digest(body: Any) -> str:  # noqa: ANN401 - any JSON value
 
 
 # --------------------------------------------------------------------------------------------
-# Outbox
-
-
-def enqueue(session: Session, kind: str, booking_id: int | None, now: dt.datetime,
-            **payload: Any) -> OutboxMessage:  # noqa: ANN401
-    """Add work for the worker in the caller's transaction (no personal data in payload)."""
-    message = OutboxMessage(kind=kind, booking_id=booking_id, payload=json.dumps(payload),
-                            next_attempt_at=now, created_at=now)
-    session.add(message)
-    return message
+# Messages to patients
 
 
 PATIENT_MESSAGES = {

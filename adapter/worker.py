@@ -36,6 +36,7 @@ from adapter.models import (
     TradeStatus,
     WalletAccount,
 )
+from adapter.outbox import enqueue
 from adapter.patients import his_identity
 from adapter.payments import lock_trade
 from adapter.ports import (
@@ -50,7 +51,6 @@ from adapter.registration import (
     booking_rejected,
     cancel_for_closed_slot,
     cancellation_answered,
-    enqueue,
     expire_booking,
     lock_booking,
     release_slot,
@@ -258,6 +258,22 @@ def _deliver_his_book(runtime: Runtime, job: Job, now: dt.datetime) -> None:
         _finish(session, job, now)
 
 
+def _deliver_his_patient(runtime: Runtime, job: Job, now: dt.datetime) -> None:
+    """Find (QBP^Q22) or add (ADT^A28) a new patient in the HIS ahead of their first booking,
+    so the morning rush's bookings need one HIS exchange each, not four."""
+    with runtime.session_factory() as session:
+        patient = session.get(Patient, job.payload["patient_id"])
+        identity = None if patient.his_patient_id else his_identity(runtime.protector, patient)
+    if identity is not None:
+        found = runtime.his.find_patient(identity.document_type, identity.document_number)
+        his_patient_id = (found or runtime.his.register_patient(identity)).his_patient_id
+    with runtime.session_factory.begin() as session:
+        patient = session.get(Patient, job.payload["patient_id"])
+        if identity is not None and not patient.his_patient_id:
+            patient.his_patient_id = his_patient_id
+        _finish(session, job, now)
+
+
 def _deliver_his_cancel(runtime: Runtime, job: Job, now: dt.datetime) -> None:
     with runtime.session_factory() as session:
         public_id = session.get(Booking, job.booking_id).public_id
@@ -333,6 +349,7 @@ _rng = random.SystemRandom()
 
 OUTBOX_HANDLERS: dict[str, Callable[[Runtime, Job, dt.datetime], None]] = {
     "his_book": _deliver_his_book,
+    "his_patient": _deliver_his_patient,
     "his_cancel": _deliver_his_cancel,
     "refund": _deliver_refund,
     "push": _deliver_push,

@@ -75,6 +75,7 @@ def _patient(app, runtime, n: int = 1):
                             document_number=resident_id("19800101", f"{2 * n + 1:03d}"), sex="M")
     response = sign_in(client, f"code{n}")
     assert response.status_code == 201, response.json
+    deliver_outbox(runtime)  # the new patient is found in or added to the HIS at once
     return client, response.json["patients"][0]["id"], user_id
 
 
@@ -123,7 +124,8 @@ def test_book_pay_confirm_and_tell_the_patient(system):
     assert booking["status"] == "confirmed" and booking["can_cancel"]
     [request] = runtime.his.booked
     assert request.placer_appointment_id == held.json["id"]
-    assert request.his_patient_id.startswith("P")  # found or added in the HIS first
+    # the patient was added to the HIS when they signed in, before the booking
+    assert request.his_patient_id.startswith("P") and len(runtime.his.patients) == 1
     assert runtime.wallet.messages == [(user_id, runtime.wallet.messages[0][1])]
     assert "成功预约" in runtime.wallet.messages[0][1]
 
@@ -479,3 +481,20 @@ def test_siu_s15_from_the_his_cancels_refunds_and_tells_the_patient(system):
     assert runtime.wallet.messages[-1][0] == user_id and "停诊" in runtime.wallet.messages[-1][1]
     slots = client.get(f"/api/v1/slots?department=PED&date={dt.date.today() + dt.timedelta(3)}")
     assert slots.json["slots"][0]["status"] == "closed"
+
+
+def test_a_new_patient_is_registered_in_the_his_once_before_any_booking(system):
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)  # signs in, the worker runs once
+    with runtime.session_factory() as session:
+        from adapter.models import Patient
+        assert session.get(Patient, patient_id).his_patient_id.startswith("P")
+        kinds = session.scalars(select(OutboxMessage.kind)).all()
+    assert kinds == ["his_patient"]
+    assert len(runtime.his.patients) == 1
+    runtime.wallet.add_user("again", user_id="2088000000000001", is_certified=True,
+                            name="测试1", document_type="RESIDENT_ID",
+                            document_number=resident_id("19800101", "003"), sex="M")
+    assert sign_in(client, "again").status_code == 201
+    with runtime.session_factory() as session:  # signing in again asks the HIS nothing more
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
