@@ -17,11 +17,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 import click
 
+from adapter.config import parse_address
 from adapter.his import messages
 from adapter.his.header import Header, HeaderError, build_ack, build_nak, decode_message
 from adapter.his.messages import HOSPITAL_TZ, MessageError, dtm
@@ -394,14 +395,6 @@ class HisSimulator:
         )
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:2576`` for IPv6) to a tuple; ValueError when malformed."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"{value!r} is not host:port")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
     """An MllpServer (not yet started) answering with ``simulator``."""
     return MllpServer(host, port, simulator.handle, on_connect=simulator.on_connect)
@@ -427,7 +420,7 @@ def simulate_his_command(
 ) -> None:
     """Run the HIS simulator over MLLP until interrupted."""
     try:
-        host, port = parse_listen(listen)
+        host, port = astuple(parse_address(listen, "--listen"))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
     simulator = HisSimulator(

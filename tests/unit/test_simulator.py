@@ -9,7 +9,7 @@ from adapter.his import messages as m
 from adapter.his.header import parse_ack
 from adapter.his.mllp import DropConnection
 from adapter.his.profile import Hl7Profile
-from adapter.his.simulator import HisSimulator, parse_listen
+from adapter.his.simulator import HisSimulator
 from adapter.mappings import default_mappings_dir, load_mappings
 from adapter.ports import AppointmentRequest, PatientIdentity
 
@@ -228,10 +228,3 @@ def test_refuse_connections_and_latency(his):
     assert his.on_connect(None, ("127.0.0.1", 1)) is True
     his.refuse_connections = True
     assert his.on_connect(None, ("127.0.0.1", 1)) is False
-
-
-def test_parse_listen():
-    assert parse_listen("127.0.0.1:2576") == ("127.0.0.1", 2576)
-    assert parse_listen("[::1]:2576") == ("::1", 2576)
-    with pytest.raises(ValueError):
-        parse_listen("nohost")

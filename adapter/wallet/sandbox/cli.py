@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import astuple
 from pathlib import Path
 
 import click
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from adapter.config import parse_address
 from adapter.wallet.sandbox import keys
 from adapter.wallet.sandbox.app import create_sandbox_app
 from adapter.wallet.sandbox.state import SandboxState
@@ -15,14 +17,6 @@ from adapter.wallet.sandbox.state import SandboxState
 logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:8900"
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:8900`` for IPv6) to a tuple; ValueError when malformed."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"{value!r} is not host:port")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def serve_sandbox(state: SandboxState, host: str, port: int) -> BaseWSGIServer:
@@ -86,7 +80,7 @@ def wallet_sandbox_command(
 ) -> None:
     """Run the wallet sandbox (Alipay OpenAPI v1 gateway, login, cashier) until interrupted."""
     try:
-        host, port = parse_listen(listen)
+        host, port = astuple(parse_address(listen, "--listen"))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
     try:
