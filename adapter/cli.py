@@ -109,9 +109,9 @@ def db_upgrade(revision: str) -> None:
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 def check_mappings_command(directory: Path | None) -> None:
     """Validate the code tables in mappings/, naming file, line and problem."""
-    from adapter.identity import BookingRulesError, load_booking_rules
     from adapter.mappings import MappingProblem, check_mappings
-    from adapter.registration import PolicyError, load_registration_policy
+    from adapter.registration.policy import PolicyError, load_registration_policy
+    from adapter.registration.rules import BookingRulesError, load_booking_rules
 
     directory = directory or _config().mappings_dir
     problems = check_mappings(directory)

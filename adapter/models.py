@@ -226,6 +226,7 @@ class BookingStatus:
     CANCELLED = "cancelled"  # cancelled by the patient or the hospital (refund follows if paid)
     EXPIRED = "expired"  # the hold ran out unpaid
     REJECTED = "rejected"  # the HIS refused it; refunded
+    NO_SHOW = "no_show"  # the HIS reported the patient absent (SIU^S26)
 
     ACTIVE = (PENDING_PAYMENT, CONFIRMING, CONFIRMED, CANCELLING)
 
@@ -293,11 +294,17 @@ class OutboxMessage(Base):
     it (DESIGN invariant 3) and delivered by the worker until it succeeds."""
 
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_subject", "subject_type", "subject_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(20))  # his_book | his_cancel | refund | push
-    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # declared by a flow (adapter/flows.py)
+    # What the item is about, named generically: ("booking", "42"), ("refund", "RB...-R1"),
+    # ("patient", "7"), ("wallet_account", "3"). The kind's delivery knows how to read it.
+    subject_type: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text, default="{}")  # JSON, never personal data
     status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,6 +1,7 @@
 """The outbox: work for the HIS or the wallet, committed with the state change that needs it.
 
-DESIGN invariant 3. adapter/worker.py delivers it.
+DESIGN invariant 3. Each flow declares its kinds (adapter/flows.py); adapter/worker/outbox.py
+delivers them.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from sqlalchemy.orm import Session
 from adapter.models import OutboxMessage
 
 
-def enqueue(session: Session, kind: str, booking_id: int | None, now: dt.datetime,
+def enqueue(session: Session, kind: str, subject: tuple[str, object], now: dt.datetime,
             **payload: Any) -> OutboxMessage:  # noqa: ANN401
-    """Add work for the worker in the caller's transaction (no personal data in payload)."""
-    message = OutboxMessage(kind=kind, booking_id=booking_id, payload=json.dumps(payload),
-                            next_attempt_at=now, created_at=now)
+    """Add work about ``subject`` (type, id) in the caller's transaction (no personal data in
+    the payload)."""
+    subject_type, subject_id = subject
+    message = OutboxMessage(kind=kind, subject_type=subject_type, subject_id=str(subject_id),
+                            payload=json.dumps(payload), next_attempt_at=now, created_at=now)
     session.add(message)
     return message

@@ -103,6 +103,36 @@ class HisGateway(Protocol):
         ...
 
 
+# Events the HIS tells the adapter about, read from stored inbound messages by adapter/his/
+# inbound.py and handled by the flows that declare a handler for them (adapter/flows.py).
+
+
+@dataclass(frozen=True)
+class SlotOffered:
+    """The HIS opened or changed a slot of the wallet channel's pool (SIU^S12/S13/S14)."""
+
+    slot: SlotRecord
+
+
+@dataclass(frozen=True)
+class SlotWithdrawn:
+    """The HIS stopped a slot (clinic cancelled, SIU^S15/S17)."""
+
+    his_slot_id: str
+
+
+@dataclass(frozen=True)
+class AppointmentMissed:
+    """The patient did not come to an appointment (SIU^S26)."""
+
+    filler_appointment_id: str
+
+
+class InboundRefused(Exception):
+    """A stored inbound message is refused for good: unreadable, or refused by its handler
+    (shown to admins, not retried)."""
+
+
 # --------------------------------------------------------------------------------------------
 # The wallet
 

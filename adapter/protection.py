@@ -65,7 +65,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from adapter.identity import normalize_document_number, normalize_name
+from adapter.identity.documents import normalize_document_number
+from adapter.identity.names import normalize_name
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from adapter.identity.patients import DOCUMENT_CONTEXT, PHONE_CONTEXT
 from adapter.models import Patient
-from adapter.patients import DOCUMENT_CONTEXT, PHONE_CONTEXT
 from adapter.protection import DataProtector
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""The objects every role shares: configuration, database, mappings and HL7 profile."""
+"""The objects every role shares: configuration, database, mappings, HL7 profile, the flows'
+merged contributions, the clock and the gateways to the HIS and the wallets."""
 
 from __future__ import annotations
 
@@ -9,20 +10,27 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
+from adapter import identity, payments, registration
+from adapter.clock import Clock, SystemClock
 from adapter.config import Config
 from adapter.db import make_engine, make_session_factory
+from adapter.flows import Flow, Merged, merge
 from adapter.his.profile import Hl7Profile, load_profile
-from adapter.identity import BookingRules, load_booking_rules
 from adapter.mappings import Mappings, load_mappings
-from adapter.registration import (
-    RegistrationPolicy,
-    load_registration_policy,
-    on_registration_paid,
-)
+from adapter.models import Trade
+from adapter.registration.policy import RegistrationPolicy, load_registration_policy
+from adapter.registration.rules import BookingRules, load_booking_rules
 
 logger = logging.getLogger(__name__)
+
+# The flows of this release. Adding a flow: its package declares a FLOW, and one line here.
+FLOWS: tuple[Flow, ...] = (
+    identity.FLOW,
+    payments.FLOW,
+    registration.FLOW,
+)
 
 
 @dataclass
@@ -34,18 +42,19 @@ class Runtime:
     session_factory: sessionmaker
     mappings: Mappings
     profile: Hl7Profile
-    # purpose -> handler run in the payment's transaction when a trade becomes paid
-    paid_handlers: dict[str, Callable[..., None]] = field(default_factory=dict)
     booking_rules: BookingRules = field(default_factory=BookingRules)
     policy: RegistrationPolicy = field(default_factory=RegistrationPolicy)
+    clock: Clock = field(default_factory=SystemClock)
+    flows: Merged = field(default_factory=lambda: merge(FLOWS))
+    # purpose -> handler run in the transaction that finds a trade paid
+    paid_handlers: dict[str, Callable[[Session, Trade], None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        tz, mappings = self.config.tz, self.mappings
-        self.paid_handlers.setdefault(
-            "registration",
-            lambda session, trade: on_registration_paid(session, trade, mappings=mappings,
-                                                        tz=tz),
-        )
+        for purpose, handler in self.flows.paid.items():
+            self.paid_handlers.setdefault(purpose, self._bind_paid(handler))
+
+    def _bind_paid(self, handler: Callable[..., None]) -> Callable[[Session, Trade], None]:
+        return lambda session, trade: handler(self, session, trade, self.clock.now())
 
     @classmethod
     def from_config(cls, config: Config) -> Runtime:
@@ -85,6 +94,10 @@ class Runtime:
             message_template_id=config.alipay_message_template_id or "SANDBOX_TEMPLATE",
         )
         return AlipayWalletGateway(client)
+
+    def wallet_for(self, platform: str) -> Any:  # noqa: ANN401 - a WalletGateway
+        """The wallet of a trade or account."""
+        return self.wallet
 
     @cached_property
     def protector(self) -> Any:  # noqa: ANN401 - a DataProtector

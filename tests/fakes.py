@@ -63,6 +63,8 @@ class FakeHis:
 class FakeWallet:
     """An in-memory WalletGateway with users behind auth codes."""
 
+    platform = "alipay"
+
     def __init__(self) -> None:
         from adapter.ports import WalletUser
 

@@ -377,6 +377,8 @@ class AlipayClient:
 class AlipayWalletGateway:
     """adapter.ports.WalletGateway over Alipay, settling unknown outcomes by querying."""
 
+    platform = "alipay"
+
     def __init__(
         self, client: AlipayClient, *, cert_types: Mapping[str, str] | None = None
     ) -> None:

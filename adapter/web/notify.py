@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from adapter.db import utcnow
 from adapter.models import WalletNotification
-from adapter.payments import NoticeRefused, apply_payment_notification
+from adapter.payments.notices import NoticeRefused, apply_payment_notification
 from adapter.wallet.notify import InvalidNotification, decode_form, read_notice
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def alipay() -> Response:
                 app_id=runtime.config.alipay_app_id,
                 seller_id=runtime.config.alipay_seller_id,
                 on_paid=runtime.paid_handlers,
+                now=runtime.clock.now(),
             )
             row = session.get(WalletNotification, notification_id)
             row.notify_id, row.out_trade_no, row.outcome = (

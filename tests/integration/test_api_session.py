@@ -7,6 +7,7 @@ import logging
 from dataclasses import replace
 
 import pytest
+from adapter.identity.patients import DOCUMENT_CONTEXT
 from sqlalchemy import select
 from stdnum.cn import ric
 
@@ -15,7 +16,6 @@ from adapter.config import load_config
 from adapter.his.profile import Hl7Profile
 from adapter.mappings import load_mappings
 from adapter.models import Patient
-from adapter.patients import DOCUMENT_CONTEXT
 from adapter.protection import DataProtector, generate_key_file, load_keyring
 from adapter.runtime import Runtime
 from tests.conftest import MAPPINGS

@@ -9,7 +9,7 @@ from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
@@ -226,11 +226,14 @@ def test_every_module_a_page_imports_exists_and_every_string_it_asks_for_is_give
 
 
 def test_catalogs_are_complete_compiled_and_match_the_sources():
-    """Every message in the templates and h5.py is in messages.pot, translated in en, and the
-    committed .mo files say what the .po files say."""
-    method_map = [("adapter/web/h5.py", "python"), ("adapter/templates/h5/**.html", "jinja2")]
+    """Every message in the templates and the code (pages, refusal texts, API words marked N_)
+    is in messages.pot, translated in en, and the committed .mo files say what the .po files
+    say."""
+    method_map = [("adapter/**.py", "python"), ("adapter/templates/h5/**.html", "jinja2")]
+    keywords = {**DEFAULT_KEYWORDS, "N_": None}
     extracted = {(context, message if isinstance(message, str) else message[0])
-                 for _, _, message, _, context in extract_from_dir(REPO, method_map)}
+                 for _, _, message, _, context in extract_from_dir(REPO, method_map,
+                                                                   keywords=keywords)}
     with (TRANSLATIONS / "messages.pot").open("rb") as f:
         template = {(m.context, m.id) for m in read_po(f) if m.id}
     assert extracted == template, "run pybabel extract/update (see adapter/web/h5.py)"

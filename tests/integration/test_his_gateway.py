@@ -17,7 +17,7 @@ from adapter.mappings import load_mappings
 from adapter.models import LinkState, Slot
 from adapter.ports import AppointmentRequest, HisUnavailable, PatientIdentity
 from adapter.runtime import Runtime
-from adapter.worker import sync_slots_job
+from adapter.registration.jobs import sync_slots
 from tests.conftest import MAPPINGS as MAPPINGS_DIR
 
 MAPPINGS = load_mappings(MAPPINGS_DIR)
@@ -116,7 +116,8 @@ def test_worker_syncs_the_whole_pool_into_the_database(
     config = replace(load_config({}), his_mllp=Address(*his_address[:2]))
     runtime = Runtime(config, engine, session_factory, MAPPINGS, Hl7Profile())
     his = _gateway(his_address)
-    sync_slots_job(runtime, his)
+    runtime.his = his
+    sync_slots(runtime)
     with session_factory() as session:
         count = session.scalar(select(func.count()).select_from(Slot))
         assert session.get(LinkState, "his").up is True
@@ -127,7 +128,8 @@ def test_worker_syncs_the_whole_pool_into_the_database(
 
     simulator.refuse_connections = True
     his.close()
-    sync_slots_job(runtime, _gateway(his_address, retries=0))
+    runtime.his = _gateway(his_address, retries=0)
+    sync_slots(runtime)
     with session_factory() as session:
         assert session.get(LinkState, "his").up is False
         assert session.scalar(select(func.count()).select_from(Slot)) == count

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from adapter.identity.patients import DOCUMENT_CONTEXT, add_dependant
 from sqlalchemy import select
 from stdnum.cn import ric
 
-from adapter.identity import Dependant
+from adapter.identity.dependants import Dependant
 from adapter.models import Patient, WalletAccount
-from adapter.patients import DOCUMENT_CONTEXT, add_dependant
 from adapter.protection import DataProtector, add_key, generate_key_file, load_keyring
 from adapter.rotation import rotate_personal_data
 
@@ -30,7 +30,7 @@ def test_rotation_reencrypts_and_keeps_every_number(session_factory, tmp_path):
         for n, number in enumerate(numbers):
             add_dependant(session, old, account.id, Dependant(
                 f"孩子{n}", "RESIDENT_ID", number, "child", guardian_consent=True),
-                dt.date(2026, 11, 26), phone="13900000000")
+                dt.date(2026, 11, 26), phone="13900000000", now=dt.datetime.now(dt.UTC))
     new_key = add_key(key_file)
     new = DataProtector(load_keyring(key_file))
     with session_factory() as session:  # before rotating, old rows still decrypt

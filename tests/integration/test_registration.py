@@ -14,15 +14,17 @@ from stdnum.cn import ric
 from adapter import create_app
 from adapter.config import load_config
 from adapter.his.profile import Hl7Profile
-from adapter.identity import BookingRules
+from adapter.registration.rules import BookingRules
 from adapter.mappings import load_mappings
 from adapter.models import Booking, OutboxMessage, Slot, Trade
-from adapter.payments import apply_payment_notification
+from adapter.payments.notices import apply_payment_notification
 from adapter.ports import PaymentNotice
 from adapter.protection import DataProtector, generate_key_file, load_keyring
-from adapter.registration import RegistrationPolicy, cancel_for_closed_slot
+from adapter.registration.cancelling import cancel_for_closed_slot
+from adapter.registration.policy import RegistrationPolicy
 from adapter.runtime import Runtime
-from adapter.worker import deliver_outbox, expire_holds, release_cancelled_slots
+from adapter.registration.jobs import expire_holds, release_cancelled_slots
+from adapter.worker.outbox import deliver_outbox
 from tests.conftest import MAPPINGS
 from tests.fakes import FakeHis, FakeWallet, sign_in
 
@@ -94,7 +96,8 @@ def _pay(runtime, client, booking_id) -> str:
         apply_payment_notification(
             session, PaymentNotice("n-" + out_trade_no, "APP", "SELLER", out_trade_no,
                                    payment.json["trade_no"], "TRADE_SUCCESS", trade.total_fen),
-            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers,
+            now=runtime.clock.now())
     return out_trade_no
 
 
@@ -243,7 +246,7 @@ def test_a_notification_after_the_place_was_given_away_is_refunded(system):
     out_trade_no = payment.json["out_trade_no"]
     # the local state expired it (the wallet close failed to register), someone else took it
     with runtime.session_factory.begin() as session:
-        from adapter.registration import expire_booking
+        from adapter.registration.cancelling import expire_booking
         booking = session.scalar(select(Booking))
         expire_booking(session, booking, dt.datetime.now(dt.UTC))
     assert _book(b, slot_id, pb).status_code == 201
@@ -251,7 +254,8 @@ def test_a_notification_after_the_place_was_given_away_is_refunded(system):
         apply_payment_notification(
             session, PaymentNotice("late", "APP", "SELLER", out_trade_no,
                                    payment.json["trade_no"], "TRADE_SUCCESS", FEE),
-            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers,
+            now=runtime.clock.now())
     deliver_outbox(runtime)
     assert runtime.wallet.refunded_fen(out_trade_no) == FEE
     assert _status(a, held.json["id"])["status"] == "cancelled"
@@ -392,7 +396,8 @@ def test_notifications_racing_hold_expiry_never_lose_or_double_money(system):
                     apply_payment_notification(
                         session, PaymentNotice("n" + out_trade_no, "APP", "SELLER",
                                                out_trade_no, trade_no, "TRADE_SUCCESS", FEE),
-                        app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+                        app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers,
+            now=runtime.clock.now())
 
     threads = [threading.Thread(target=notify), threading.Thread(target=expire_holds,
                                                                  args=(runtime,))]
@@ -406,9 +411,10 @@ def test_notifications_racing_hold_expiry_never_lose_or_double_money(system):
             booking = session.scalar(select(Booking).where(Booking.out_trade_no == out_trade_no))
             trade = session.get(Trade, out_trade_no)
             books = session.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.booking_id == booking.id, OutboxMessage.kind == "his_book"))
+                OutboxMessage.subject_id == str(booking.id), OutboxMessage.kind == "his_book"))
             refunds = session.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.booking_id == booking.id, OutboxMessage.kind == "refund"))
+                OutboxMessage.subject_id == f"{out_trade_no}-R1",
+                OutboxMessage.kind == "refund"))
             if paid:  # kept: sent to the HIS exactly once, never refunded
                 assert (booking.status, trade.status, books, refunds) == (
                     "confirming", "paid", 1, 0), out_trade_no
@@ -451,10 +457,9 @@ def test_a_paid_booking_the_his_never_answers_is_refunded_when_the_visit_begins(
 def test_siu_s15_from_the_his_cancels_refunds_and_tells_the_patient(system):
     from adapter.his import messages
     from adapter.his.header import parse_ack
-    from adapter.his.inbound import inbound_appliers
     from adapter.his.listener import InboundHandler
     from adapter.ports import SlotRecord
-    from adapter.worker import process_inbound
+    from adapter.worker.inbound import process_inbound
 
     app, runtime = system
     runtime.profile = Hl7Profile(slot_sync="both")
@@ -473,7 +478,7 @@ def test_siu_s15_from_the_his_cancels_refunds_and_tells_the_patient(system):
                              slot=record, location="MZ-PED")
     ack = InboundHandler(runtime.session_factory, runtime.profile)(siu.encode())
     assert parse_ack(ack).code == "AA"
-    assert process_inbound(runtime, inbound_appliers(runtime)) == 1
+    assert process_inbound(runtime) == 1
     deliver_outbox(runtime)
     booking = _status(client, held.json["id"])
     assert booking["status"] == "cancelled" and booking["refund"]["status"] == "done"

@@ -7,14 +7,16 @@ import threading
 from dataclasses import replace
 
 import pytest
+from adapter.registration.slots import apply_slot_record, close_slot
 from sqlalchemy import func, select, update
 
 from adapter.models import Booking, OutboxMessage, Slot
-from adapter.payments import apply_payment_notification
+from adapter.payments.notices import apply_payment_notification
 from adapter.ports import HisOutcome, PaymentNotice, SlotRecord, WalletRefused
-from adapter.registration import cancel_by_patient, cancel_for_closed_slot, lock_booking
-from adapter.slots import apply_slot_record, close_slot
-from adapter.worker import deliver_outbox, expire_holds, release_cancelled_slots
+from adapter.registration.booking import lock_booking
+from adapter.registration.cancelling import cancel_by_patient, cancel_for_closed_slot
+from adapter.registration.jobs import expire_holds, release_cancelled_slots
+from adapter.worker.outbox import deliver_outbox
 from tests.integration.test_registration import (
     DOCTOR,
     FEE,
@@ -64,7 +66,7 @@ def test_hospital_close_then_reopen_never_overbooks(system):
     assert pats[0][0].post(f"/api/v1/bookings/{a}/cancel").status_code == 200
     assert _book(pats[1][0], slot_id, pats[1][1]).status_code == 201  # B active
     with runtime.session_factory.begin() as s:  # SIU^S15 (or the slot missing from a sync)
-        close_slot(s, "CAP2", on_closed=lambda s2, slot: cancel_for_closed_slot(
+        close_slot(s, "CAP2", now=NOW(), on_closed=lambda s2, slot: cancel_for_closed_slot(
             s2, slot, mappings=MAP, tz=TZ, now=NOW()))
     with runtime.session_factory.begin() as s:  # SIU^S14 / next sync lists it open again
         apply_slot_record(s, rec, NOW())
@@ -107,7 +109,8 @@ def test_trade_created_during_a_cancel_is_closed_and_leaks_no_place(system):
     with runtime.session_factory.begin() as s:
         apply_payment_notification(s, PaymentNotice("n1", "APP", "SELLER", pay["out_trade_no"],
                                                     pay["trade_no"], "TRADE_SUCCESS", FEE),
-                                   app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+                                   app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers,
+            now=runtime.clock.now())
     deliver_outbox(runtime)
     release_cancelled_slots(runtime)
     assert runtime.wallet.refunded_fen(pay["out_trade_no"]) == FEE
@@ -212,7 +215,7 @@ def test_a_his_booking_in_flight_does_not_overwrite_a_hospital_cancellation(syst
     worker.start()
     assert sent.wait(10)
     with runtime.session_factory.begin() as s:  # SIU^S15 applied by another worker meanwhile
-        close_slot(s, s.get(Slot, slot_id).his_slot_id,
+        close_slot(s, s.get(Slot, slot_id).his_slot_id, now=NOW(),
                    on_closed=lambda s2, slot: cancel_for_closed_slot(s2, slot, mappings=MAP,
                                                                       tz=TZ, now=NOW()))
     go.set()
@@ -234,7 +237,8 @@ def test_a_twin_delivery_after_a_lease_ran_out_does_not_cancel_the_booking(syste
     client, pid, _ = _patient(app, runtime)
     public_id = _book(client, _slot_ids(runtime)[0], pid).json["id"]
     _pay(runtime, client, public_id)
-    from adapter.worker import OUTBOX_HANDLERS, lease_outbox
+    from adapter.registration.delivery import deliver_his_book
+    from adapter.worker.outbox import lease_outbox
 
     first = lease_outbox(runtime, NOW())
     _due_now(runtime)  # the lease "runs out" while the first delivery is still at the HIS
@@ -244,11 +248,11 @@ def test_a_twin_delivery_after_a_lease_ran_out_does_not_cancel_the_booking(syste
 
     def slow_his(request):
         runtime.his.book_appointment = book
-        OUTBOX_HANDLERS["his_book"](runtime, second, NOW())  # the twin finishes meanwhile
+        deliver_his_book(runtime, second, NOW())  # the twin finishes meanwhile
         return book(request)
 
     runtime.his.book_appointment = slow_his
-    OUTBOX_HANDLERS["his_book"](runtime, first, NOW())
+    deliver_his_book(runtime, first, NOW())
     deliver_outbox(runtime)
     assert _status(client, public_id)["status"] == "confirmed"
     assert runtime.his.cancelled == [] and len(runtime.his.appointments) == 1

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from adapter.config import Address, load_config
 from adapter.his import messages
 from adapter.his.header import parse_ack
-from adapter.his.inbound import inbound_appliers
 from adapter.his.listener import make_listener
 from adapter.his.mllp import MllpClient
 from adapter.his.profile import Hl7Profile
@@ -20,7 +19,7 @@ from adapter.mappings import load_mappings
 from adapter.models import InboundMessage, InboundStatus, Slot
 from adapter.ports import SlotRecord
 from adapter.runtime import Runtime
-from adapter.worker import process_inbound
+from adapter.worker.inbound import process_inbound
 from tests.conftest import MAPPINGS as MAPPINGS_DIR
 
 MAPPINGS = load_mappings(MAPPINGS_DIR)
@@ -67,13 +66,13 @@ def _pool(session_factory) -> dict[str, Slot]:
 def test_new_and_stopped_slots_reach_the_pool(runtime, send):
     assert send("S12", _slot(1), "N1") == "AA"
     assert send("S12", _slot(2), "N2") == "AA"
-    assert process_inbound(runtime, inbound_appliers(runtime)) == 2
+    assert process_inbound(runtime) == 2
     pool = _pool(runtime.session_factory)
     assert set(pool) == {"PED-D1-1", "PED-D1-2"}
     assert pool["PED-D1-1"].start_at == _slot(1).start_at and pool["PED-D1-1"].fee_fen > 0
 
     assert send("S15", _slot(1), "N3") == "AA"
-    assert process_inbound(runtime, inbound_appliers(runtime)) == 1
+    assert process_inbound(runtime) == 1
     assert _pool(runtime.session_factory)["PED-D1-1"].status == "closed"
     with runtime.session_factory() as session:
         statuses = session.scalars(select(InboundMessage.status)).all()
@@ -83,7 +82,7 @@ def test_new_and_stopped_slots_reach_the_pool(runtime, send):
 def test_a_notification_that_cannot_describe_a_slot_is_parked_for_admins(runtime, send):
     slot = replace(_slot(3), service_code="NO_SUCH_FEE")
     assert send("S12", slot, "N4") == "AA"
-    process_inbound(runtime, inbound_appliers(runtime))
+    process_inbound(runtime)
     with runtime.session_factory() as session:
         row = session.scalar(select(InboundMessage))
     assert row.status == InboundStatus.FAILED and "NO_SUCH_FEE" in row.error_text
@@ -97,10 +96,9 @@ def test_workers_racing_apply_each_message_once(runtime, send):
     for n in range(40):
         assert send("S12", _slot(n), f"R{n}") == "AA"
     runtime = replace(runtime, config=replace(runtime.config, inbound_batch_size=3))
-    appliers = inbound_appliers(runtime)
 
     def work() -> None:
-        while process_inbound(runtime, appliers):
+        while process_inbound(runtime):
             pass
 
     threads = [threading.Thread(target=work) for _ in range(4)]

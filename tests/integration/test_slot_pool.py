@@ -6,15 +6,16 @@ import datetime as dt
 import zoneinfo
 
 import pytest
+from adapter.registration.slots import close_slot, sync_slot_pool
 from sqlalchemy import select
 
 from adapter.models import Slot
 from adapter.ports import HisUnavailable, SlotRecord
-from adapter.slots import close_slot, sync_slot_pool
 from tests.fakes import FakeHis
 
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 DAY = dt.date(2026, 12, 1)
+NOW = dt.datetime(2026, 11, 30, 8, tzinfo=dt.UTC)
 
 
 def _slot(n: int, *, capacity: int = 1, fee: int = 1500, status: str = "open") -> SlotRecord:
@@ -31,7 +32,7 @@ def _slots(session_factory) -> dict[str, Slot]:
 def test_sync_adds_updates_and_closes(session_factory):
     his = FakeHis([_slot(1), _slot(2), _slot(3)])
     with session_factory.begin() as session:
-        report = sync_slot_pool(session, his, DAY, DAY, TZ)
+        report = sync_slot_pool(session, his, DAY, DAY, TZ, NOW)
     assert (report.added, report.updated, report.closed) == (3, 0, 0)
     stored = _slots(session_factory)
     assert stored["S1"].start_at == _slot(1).start_at
@@ -39,7 +40,7 @@ def test_sync_adds_updates_and_closes(session_factory):
 
     his.slots = [_slot(1), _slot(2, fee=2500)]
     with session_factory.begin() as session:
-        report = sync_slot_pool(session, his, DAY, DAY, TZ)
+        report = sync_slot_pool(session, his, DAY, DAY, TZ, NOW)
     assert (report.added, report.updated, report.closed, report.unchanged) == (0, 1, 1, 1)
     stored = _slots(session_factory)
     assert stored["S2"].fee_fen == 2500 and stored["S3"].status == "closed"
@@ -48,12 +49,12 @@ def test_sync_adds_updates_and_closes(session_factory):
 def test_sync_never_lowers_capacity_below_what_is_booked(session_factory):
     his = FakeHis([_slot(1, capacity=3)])
     with session_factory.begin() as session:
-        sync_slot_pool(session, his, DAY, DAY, TZ)
+        sync_slot_pool(session, his, DAY, DAY, TZ, NOW)
         session.flush()
         session.scalar(select(Slot)).booked = 2
     his.slots = [_slot(1, capacity=1)]
     with session_factory.begin() as session:
-        sync_slot_pool(session, his, DAY, DAY, TZ)
+        sync_slot_pool(session, his, DAY, DAY, TZ, NOW)
     assert _slots(session_factory)["S1"].capacity == 2
 
 
@@ -61,7 +62,7 @@ def test_his_down_changes_nothing(session_factory):
     his = FakeHis([_slot(1)])
     his.down = True
     with pytest.raises(HisUnavailable), session_factory.begin() as session:
-        sync_slot_pool(session, his, DAY, DAY, TZ)
+        sync_slot_pool(session, his, DAY, DAY, TZ, NOW)
     assert _slots(session_factory) == {}
 
 
@@ -69,15 +70,15 @@ def test_database_refuses_overbooking(session_factory):
     from sqlalchemy.exc import IntegrityError
 
     with session_factory.begin() as session:
-        sync_slot_pool(session, FakeHis([_slot(1)]), DAY, DAY, TZ)
+        sync_slot_pool(session, FakeHis([_slot(1)]), DAY, DAY, TZ, NOW)
     with pytest.raises(IntegrityError), session_factory.begin() as session:
         session.scalar(select(Slot)).booked = 2
 
 
 def test_close_slot(session_factory):
     with session_factory.begin() as session:
-        sync_slot_pool(session, FakeHis([_slot(1)]), DAY, DAY, TZ)
+        sync_slot_pool(session, FakeHis([_slot(1)]), DAY, DAY, TZ, NOW)
     with session_factory.begin() as session:
-        assert close_slot(session, "S1") is True
-        assert close_slot(session, "NOPE") is False
+        assert close_slot(session, "S1", now=NOW) is True
+        assert close_slot(session, "NOPE", now=NOW) is False
     assert _slots(session_factory)["S1"].status == "closed"

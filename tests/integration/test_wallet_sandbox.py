@@ -524,7 +524,7 @@ def test_command_help_names_its_options():
 
 
 def test_helper_creates_certified_adults_with_valid_resident_ids(sandbox, client):
-    from adapter.identity import check_document
+    from adapter.identity.documents import check_document
 
     answer = requests.post(f"{sandbox.url}/_sandbox/users", json={"count": 30}, timeout=5)
     assert answer.status_code == 201, answer.text

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapter.db import utcnow
-from adapter.models import Trade, TradeStatus
+from adapter.models import TradeStatus
+from adapter.payments.trades import PaidHandlers, lock_trade, mark_paid
 from adapter.ports import PaymentNotice
 
 logger = logging.getLogger(__name__)
 
 PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")  # the only statuses that mean paid
-
-PaidHandler = Callable[[Session, Trade], None]
 
 
 class NoticeRefused(Exception):
@@ -33,21 +29,14 @@ class NoticeRefused(Exception):
         self.reason = reason
 
 
-def lock_trade(session: Session, out_trade_no: str) -> Trade | None:
-    """The trade row, locked for the rest of the transaction."""
-    return session.scalar(
-        select(Trade).where(Trade.out_trade_no == out_trade_no).with_for_update()
-    )
-
-
 def apply_payment_notification(
     session: Session,
     notice: PaymentNotice,
     *,
     app_id: str,
     seller_id: str,
-    on_paid: Mapping[str, PaidHandler],
-    now: dt.datetime | None = None,
+    on_paid: PaidHandlers,
+    now: dt.datetime,
 ) -> str:
     """Apply a verified notice inside the caller's transaction; returns applied|duplicate|ignored.
 
@@ -69,16 +58,6 @@ def apply_payment_notification(
         return "ignored"
     if trade.status in (TradeStatus.PAID, TradeStatus.REFUNDED) or trade.paid_at is not None:
         return "duplicate"
-    trade.paid_after_close = trade.status == TradeStatus.CLOSED
-    trade.status = TradeStatus.PAID
-    trade.trade_no = trade.trade_no or notice.trade_no
-    trade.paid_at = notice.paid_at or now or utcnow()
-    if trade.paid_after_close:
-        # Money taken for a hold we had already released: never lost; the purpose's handler
-        # refunds it (or honours it if the slot is still free).
-        logger.warning("trade %s paid after it was closed", trade.out_trade_no)
-    handler = on_paid.get(trade.purpose)
-    if handler is not None:
-        handler(session, trade)
+    mark_paid(session, trade, notice.trade_no, notice.paid_at or now, on_paid)
     logger.info("trade %s paid (%s)", trade.out_trade_no, trade.purpose)
     return "applied"

@@ -1,4 +1,5 @@
-"""Use case: keep the local slot pool in step with the pool the HIS allots to the wallet."""
+"""The slot pool: kept in step with the pool the HIS allots to the wallet, and browsed by
+patients with what each may do."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapter.db import utcnow
+from adapter.mappings import Mappings
 from adapter.models import Slot
 from adapter.ports import HisGateway, SlotRecord
 
@@ -73,7 +74,7 @@ def apply_slot_record(session: Session, record: SlotRecord, now: dt.datetime) ->
 
 def sync_slot_pool(
     session: Session, his: HisGateway, start: dt.date, end: dt.date, tz: dt.tzinfo,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
     on_closed: Callable[[Session, Slot], object] | None = None,
 ) -> SyncReport:
     """Pull the pool for [start, end] from the HIS and apply it; slots it no longer lists close.
@@ -86,11 +87,10 @@ def sync_slot_pool(
 
 def apply_slot_pool(
     session: Session, records: list[SlotRecord], start: dt.date, end: dt.date, tz: dt.tzinfo,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
     on_closed: Callable[[Session, Slot], object] | None = None,
 ) -> SyncReport:
     """Apply the HIS's pool for [start, end]: add and update slots, close those not listed."""
-    now = now or utcnow()
     counts = {"added": 0, "updated": 0, "unchanged": 0}
     seen: set[str] = set()
     for record in records:
@@ -115,7 +115,7 @@ def apply_slot_pool(
 
 
 def close_slot(
-    session: Session, his_slot_id: str,
+    session: Session, his_slot_id: str, *, now: dt.datetime,
     on_closed: Callable[[Session, Slot], object] | None = None,
 ) -> bool:
     """The HIS stopped a slot (clinic cancelled or slot removed); False if it is unknown here.
@@ -129,7 +129,56 @@ def close_slot(
     if slot is None:
         return False
     slot.status = "closed"
-    slot.synced_at = utcnow()
+    slot.synced_at = now
     if on_closed is not None:
         on_closed(session, slot)
     return True
+
+
+def release_at(mappings: Mappings, department_code: str, visit_date: dt.date,
+               tz: dt.tzinfo) -> dt.datetime:
+    """When the slots of a department's visit date open to the wallet (hospital time)."""
+    department = mappings.departments.get(department_code)
+    if department is None:
+        return dt.datetime.combine(visit_date, dt.time.min, tz)
+    day = visit_date - dt.timedelta(days=department.release_days_ahead)
+    return dt.datetime.combine(day, department.release_time, tz)
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """A slot as a patient sees it."""
+
+    slot: Slot
+    remaining: int
+    status: str  # open | full | closed | not_released | past
+    release_at: dt.datetime
+
+
+def browse_slots(
+    session: Session, mappings: Mappings, tz: dt.tzinfo, *, visit_date: dt.date,
+    department_code: str = "", doctor_code: str = "", now: dt.datetime,
+) -> list[SlotView]:
+    """The pool's slots of one day for a department and/or doctor, with what a patient may do."""
+    start = dt.datetime.combine(visit_date, dt.time.min, tz)
+    query = select(Slot).where(Slot.start_at >= start, Slot.start_at < start + dt.timedelta(1))
+    if department_code:
+        query = query.where(Slot.department_code == department_code)
+    if doctor_code:
+        query = query.where(Slot.doctor_code == doctor_code)
+    views = []
+    for slot in session.scalars(query.order_by(Slot.start_at, Slot.doctor_code, Slot.id)):
+        opens = release_at(mappings, slot.department_code, visit_date, tz)
+        remaining = max(slot.capacity - slot.booked, 0)
+        if slot.status != "open":
+            status = "closed"
+        elif slot.start_at <= now:
+            status = "past"
+        elif now < opens:
+            status = "not_released"
+        elif remaining == 0:
+            status = "full"
+        else:
+            status = "open"
+        views.append(SlotView(slot, remaining, status, opens))
+    return views

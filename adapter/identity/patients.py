@@ -14,20 +14,14 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from adapter.db import utcnow
-from adapter.identity import (
-    CertifiedIdentity,
-    Dependant,
-    DocumentFacts,
-    Refusal,
-    check_new_patient,
-    match_self,
-    normalize_name,
-)
+from adapter.identity.dependants import CertifiedIdentity, Dependant, check_new_patient, match_self
+from adapter.identity.documents import DocumentFacts
+from adapter.identity.names import normalize_name
 from adapter.models import Patient, WalletAccount
 from adapter.outbox import enqueue
 from adapter.ports import PatientIdentity, WalletGateway
 from adapter.protection import DataProtector, mask_document, mask_phone
+from adapter.refusals import Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +61,7 @@ def get_patient(session: Session, account_id: int, patient_id: int) -> Patient |
 
 def _store(
     session: Session, protector: DataProtector, account_id: int, relation: str, name: str,
-    facts: DocumentFacts, sex: str, phone: str, consent: bool,
+    facts: DocumentFacts, sex: str, phone: str, consent: bool, now: dt.datetime,
 ) -> Patient:
     index = protector.blind_index(facts.number, facts.document_type)
     patient = session.scalar(
@@ -90,31 +84,31 @@ def _store(
         patient.phone_enc = protector.encrypt(phone, PHONE_CONTEXT)
         patient.phone_masked = mask_phone(phone)
     if consent and patient.guardian_consent_at is None:
-        patient.guardian_consent_at = utcnow()
+        patient.guardian_consent_at = now
     patient.removed_at = None
     session.flush()
     if new:
-        # Ask the HIS for them now, not in the morning rush (see worker._deliver_his_patient).
-        enqueue(session, "his_patient", None, utcnow(), patient_id=patient.id)
+        # Ask the HIS for them now, not in the morning rush (see delivery.deliver_his_patient).
+        enqueue(session, "his_patient", ("patient", patient.id), now)
     return patient
 
 
 def sign_in_with_wallet(
     session: Session, wallet: WalletGateway, protector: DataProtector, auth_code: str,
-    today: dt.date,
+    today: dt.date, *, now: dt.datetime,
 ) -> SignedIn:
     """Exchange a wallet auth code for the user's account; a certified user becomes "self"."""
     user = wallet.exchange_auth_code(auth_code)
     account = session.scalar(
         select(WalletAccount).where(
-            WalletAccount.platform == "alipay", WalletAccount.user_id == user.user_id
+            WalletAccount.platform == wallet.platform, WalletAccount.user_id == user.user_id
         )
     )
     if account is None:
-        account = WalletAccount(platform="alipay", user_id=user.user_id)
+        account = WalletAccount(platform=wallet.platform, user_id=user.user_id)
         session.add(account)
     account.is_certified = user.is_certified and bool(user.document_number)
-    account.last_login_at = utcnow()
+    account.last_login_at = now
     session.flush()
     self_id = None
     if account.is_certified:
@@ -123,7 +117,7 @@ def sign_in_with_wallet(
         facts = match_self(certified, user.name, user.document_type, user.document_number,
                            today)
         patient = _store(session, protector, account.id, "self", user.name, facts, user.sex,
-                         user.mobile, consent=False)
+                         user.mobile, consent=False, now=now)
         self_id = patient.id
     logger.info("wallet account %s signed in (certified: %s)", account.id, account.is_certified)
     return SignedIn(account.id, account.is_certified, self_id)
@@ -131,7 +125,7 @@ def sign_in_with_wallet(
 
 def add_dependant(
     session: Session, protector: DataProtector, account_id: int, dependant: Dependant,
-    today: dt.date, phone: str = "",
+    today: dt.date, phone: str = "", *, now: dt.datetime,
 ) -> Patient:
     """Add a child, spouse or parent the user books for, after checking their document."""
     account = session.get(WalletAccount, account_id)
@@ -150,7 +144,7 @@ def add_dependant(
     )):
         raise Refusal("patient.exists")
     patient = _store(session, protector, account_id, dependant.relation, dependant.name, facts,
-                     "", phone, consent=dependant.guardian_consent)
+                     "", phone, consent=dependant.guardian_consent, now=now)
     logger.info("patient %s added to wallet account %s (%s)", patient.id, account_id,
                 dependant.relation)
     return patient

@@ -1,0 +1,35 @@
+"""Refusal texts of real-name identity: documents, names, dependants."""
+
+from adapter.i18n import N_
+from adapter.refusals import register
+
+# code -> zh-CN text (the English is in adapter/translations/en/); params in braces.
+TEXTS = {
+    "document.type_unknown": N_("暂不支持这种证件类型，请选择其他证件。"),
+    "document.empty": N_("请输入证件号码。"),
+    "document.length": N_("证件号码位数不对，应为{expected}位，请核对后重新输入。"),
+    "document.old_id": N_("15位的旧身份证号码已停止使用，请输入18位居民身份证号码。"),
+    "document.format": N_("证件号码格式不正确（{expected}），请核对后重新输入。"),
+    "document.checksum": N_("身份证号码校验位不正确，请核对后重新输入。"),
+    "document.birth_date": N_("证件号码中的出生日期不正确，请核对后重新输入。"),
+    "document.region": N_("证件号码前6位的地区代码不正确，请核对后重新输入。"),
+    "document.type_mismatch": N_("这个号码属于另一种证件，请重新选择证件类型。"),
+    "document.mismatch": N_("证件信息与实名认证的信息不一致，请使用本人实名认证的证件。"),
+    "name.empty": N_("请输入姓名。"),
+    "name.mismatch": N_("姓名与实名认证的姓名不一致，请核对后重新输入。"),
+    "sex.mismatch": N_("证件号码中的性别与实名认证信息不一致，请核对证件号码。"),
+    "birth_date.mismatch": N_("出生日期与证件号码中的出生日期不一致，请核对后重新输入。"),
+    "patient.unknown": N_("找不到这位就诊人，请从您的就诊人列表中选择。"),
+    "account.not_certified": N_("请先在钱包中完成实名认证，再添加就诊人或预约挂号。"),
+    "patient.exists": N_("这位就诊人已经在您的就诊人列表中。"),
+    "patients.limit": N_("每个账户最多添加{limit}位就诊人（含本人），请先删除不再需要的就诊人。"),
+    "relation.unknown": N_("请选择与就诊人的关系。"),
+    "relation.self": N_("本人信息来自实名认证，无需另外添加。"),
+    "relation.adult_as_child": N_(
+        "年满{adult_age}周岁的就诊人不能以“子女（被监护人）”关系添加，请选择其他关系。"),
+    "child.guardian_required": N_(
+        "不满{age}周岁的儿童只能由其监护人添加，关系请选择“子女（被监护人）”。"),
+    "child.consent_required": N_("为不满{age}周岁的儿童就诊，需要您作为监护人同意处理其个人信息。"),
+}
+
+register(TEXTS)

@@ -1,0 +1,132 @@
+"""Wallet trades for any purpose (a registration fee today, a bill next): opening one, and the
+one rule for "the trade turned out paid", used by notifications, expiry, cancellation and close.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapter.flows import OutboxJob, Services
+from adapter.identity.delivery import finish
+from adapter.models import Trade, TradeStatus, WalletAccount
+
+logger = logging.getLogger(__name__)
+
+PaidHandlers = Mapping[str, Callable[[Session, Trade], None]]
+
+
+def lock_trade(session: Session, out_trade_no: str) -> Trade | None:
+    """The trade row, locked for the rest of the transaction."""
+    return session.scalar(
+        select(Trade).where(Trade.out_trade_no == out_trade_no).with_for_update()
+    )
+
+
+def mark_paid(session: Session, trade: Trade, trade_no: str, paid_at: dt.datetime,
+              on_paid: PaidHandlers) -> None:
+    """The money was taken: record it and hand the trade to its purpose's handler, which
+    delivers what was paid for or refunds it (a trade paid after its close included)."""
+    trade.paid_after_close = trade.status == TradeStatus.CLOSED
+    trade.status = TradeStatus.PAID
+    trade.trade_no = trade.trade_no or trade_no
+    trade.paid_at = paid_at
+    if trade.paid_after_close:
+        # Money taken for a hold we had already released: never lost; the purpose's handler
+        # refunds it (or honours it if the place is still free).
+        logger.warning("trade %s paid after it was closed", trade.out_trade_no)
+    handler = on_paid.get(trade.purpose)
+    if handler is not None:
+        handler(session, trade)
+
+
+def trade_found_paid(session: Session, out_trade_no: str, trade_no: str, now: dt.datetime,
+                     on_paid: PaidHandlers) -> None:
+    """A query or a refused close showed the trade paid before its notification arrived: the
+    query is as good as the notification (a trade already settled is left as it is)."""
+    trade = lock_trade(session, out_trade_no)
+    if trade is not None and trade.status == TradeStatus.CREATED:
+        mark_paid(session, trade, trade_no, now, on_paid)
+
+
+@dataclass(frozen=True)
+class TradeToCreate:
+    """A trade as the wallet must be asked to create it (plain data, outside transactions)."""
+
+    out_trade_no: str
+    platform: str
+    trade_no: str  # empty until the wallet created it
+    subject: str
+    total_fen: int
+    buyer_id: str
+    expire_at: dt.datetime
+
+
+def open_trade(session: Session, *, out_trade_no: str, purpose: str, reference: str,
+               subject: str, total_fen: int, account: WalletAccount,
+               expire_at: dt.datetime) -> TradeToCreate:
+    """The trade paying ``reference`` for ``purpose``, created in our books if new.
+
+    The caller names it after what it pays: the wallet dedupes out_trade_no, so a retry after an
+    unknown outcome can never charge twice.
+    """
+    trade = session.get(Trade, out_trade_no)
+    if trade is None:
+        trade = Trade(out_trade_no=out_trade_no, platform=account.platform, purpose=purpose,
+                      reference=reference, subject=subject, total_fen=total_fen,
+                      buyer_id=account.user_id, expire_at=expire_at)
+        session.add(trade)
+    return TradeToCreate(trade.out_trade_no, trade.platform, trade.trade_no or "",
+                         trade.subject, trade.total_fen, trade.buyer_id, trade.expire_at)
+
+
+def create_at_wallet(services: Services, trade: TradeToCreate) -> str:
+    """Ask the trade's wallet to create it (outside any transaction) and keep its trade_no.
+
+    Raises WalletUnavailable (unknown outcome: the same out_trade_no is safe to retry) or
+    WalletRefused.
+    """
+    if trade.trade_no:
+        return trade.trade_no
+    trade_no = services.wallet_for(trade.platform).create_trade(
+        trade.out_trade_no, trade.total_fen, trade.subject, trade.buyer_id, trade.expire_at)
+    with services.session_factory.begin() as session:
+        row = session.get(Trade, trade.out_trade_no)
+        row.trade_no = row.trade_no or trade_no
+        return row.trade_no
+
+
+def close_at_wallet(services: Services, out_trade_no: str, now: dt.datetime) -> bool:
+    """Close an unpaid trade at its wallet (outside any transaction); True when it turned out
+    paid, in which case the payment has been applied. Raises WalletUnavailable (unknown)."""
+    with services.session_factory() as session:
+        platform = session.get(Trade, out_trade_no).platform
+    status = services.wallet_for(platform).close_trade(out_trade_no)
+    if status.paid:
+        with services.session_factory.begin() as session:
+            trade_found_paid(session, out_trade_no, status.trade_no, now,
+                             services.paid_handlers)
+    return status.paid
+
+
+def deliver_close_trade(services: Services, job: OutboxJob, now: dt.datetime) -> None:
+    """Close a trade that appeared after its purpose was given up."""
+    out_trade_no = job.subject_id
+    with services.session_factory() as session:
+        platform = session.get(Trade, out_trade_no).platform
+    status = services.wallet_for(platform).close_trade(out_trade_no)
+    with services.session_factory.begin() as session:
+        if status.paid:
+            # Paid just before the close: the purpose's handler refunds it (its cause is gone).
+            trade_found_paid(session, out_trade_no, status.trade_no, now,
+                             services.paid_handlers)
+        else:
+            trade = lock_trade(session, out_trade_no)
+            if trade.status == TradeStatus.CREATED:
+                trade.status = TradeStatus.CLOSED
+        finish(session, job, now)

@@ -1,0 +1,26 @@
+"""The JSON API for the patient pages: /api/v1 (described by /api/v1/openapi.json).
+
+One module per resource; views only parse, call one use case and translate the result (errors
+in adapter.web.api.errors, Idempotency-Key in adapter.web.api.idempotency).
+"""
+
+from flask import Blueprint, Flask, jsonify
+from flask.typing import ResponseReturnValue
+
+from adapter.web.api import bookings, patients, payments, session, slots
+from adapter.web.openapi import OPENAPI
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+for resource in (session, patients, slots, bookings, payments):
+    bp.register_blueprint(resource.bp)
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    """The OpenAPI description of /api/v1."""
+    return jsonify(OPENAPI)
+
+
+def init_app(app: Flask) -> None:
+    """Register the API."""
+    app.register_blueprint(bp)

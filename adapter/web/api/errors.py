@@ -1,0 +1,72 @@
+"""The one error shape of /api/v1, the patient's language, and the session guard.
+
+A refusal comes back as ``{"error": code, "message": text}`` in the patient's language (zh-CN
+unless they ask for en), translated through the same catalogues as the pages (adapter.i18n).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import current_app, jsonify, request, session
+from flask.typing import ResponseReturnValue
+
+from adapter.i18n import N_, translate
+from adapter.refusals import Refusal
+
+
+def runtime() -> Any:  # noqa: ANN401 - the adapter.runtime.Runtime of this app
+    """The runtime this app was built with."""
+    return current_app.extensions["adapter"]
+
+
+def now() -> dt.datetime:
+    """The runtime clock's time."""
+    return runtime().clock.now()
+
+
+def today() -> dt.date:
+    """Today in the hospital's zone."""
+    return now().astimezone(runtime().config.tz).date()
+
+
+def locale() -> str:
+    """zh-CN by default; en when the patient's browser or ?lang= asks for it."""
+    asked = request.args.get("lang") or (request.accept_languages.best_match(["zh", "en"]) or "")
+    return "en" if asked.startswith("en") else "zh-CN"
+
+
+def say(text: str, **params: Any) -> str:  # noqa: ANN401
+    """A Chinese source string in the patient's language."""
+    return translate(text, locale()).format(**params)
+
+
+def error(code: str, message: str, status: int) -> ResponseReturnValue:
+    """The one error shape of the API."""
+    return jsonify(error=code, message=message), status
+
+
+def refused(refusal: Refusal, status: int = 422) -> ResponseReturnValue:
+    """A rule said no: its code and the sentence a patient understands."""
+    return error(refusal.code, refusal.message(locale()), status)
+
+
+def wallet_unavailable() -> ResponseReturnValue:
+    """The wallet could not say (outcome unknown): try again shortly."""
+    return error("wallet.unavailable", say(N_("钱包暂时无法访问，请稍后再试")), 503)
+
+
+def signed_in(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+    """Require a patient session; the view gets the wallet account id."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:  # noqa: ANN401
+        account_id = session.get("account_id")
+        if not isinstance(account_id, int):
+            return error("session.required", say(N_("请先登录")), 401)
+        return view(account_id, *args, **kwargs)
+
+    return wrapper

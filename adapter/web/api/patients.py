@@ -1,0 +1,70 @@
+"""Patients: the signed-in user and the dependants they book for."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from adapter.identity.dependants import Dependant
+from adapter.identity.patients import add_dependant, list_patients
+from adapter.models import Patient
+from adapter.refusals import Refusal
+from adapter.web.api.errors import error, now, refused, runtime, signed_in, today
+
+bp = Blueprint("patients", __name__)
+
+
+def patient_json(patient: Patient) -> dict[str, Any]:
+    """A patient as the pages show them: masked document and phone, never the full number."""
+    return {
+        "id": patient.id,
+        "relation": patient.relation,
+        "name": patient.name,
+        "document_type": patient.document_type,
+        "document_number": patient.document_masked,
+        "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
+        "sex": patient.sex,
+        "phone": patient.phone_masked,
+    }
+
+
+@bp.get("/patients")
+@signed_in
+def get_patients(account_id: int) -> ResponseReturnValue:
+    """The signed-in user's patients (self and dependants)."""
+    with runtime().session_factory() as db:
+        return jsonify(patients=[patient_json(p) for p in list_patients(db, account_id)])
+
+
+@bp.post("/patients")
+@signed_in
+def post_patient(account_id: int) -> ResponseReturnValue:
+    """Add a dependant (a child needs relation "child" and the guardian's consent)."""
+    body = request.get_json(silent=True) or {}
+    fields = ("name", "document_type", "document_number", "relation")
+    if not all(isinstance(body.get(f), str) for f in fields):
+        return error("patient.fields", f"{', '.join(fields)} are required strings", 400)
+    birth_date = None
+    if body.get("birth_date"):
+        try:
+            birth_date = dt.date.fromisoformat(str(body["birth_date"]))
+        except ValueError:
+            return error("birth_date.format", "birth_date must be YYYY-MM-DD", 400)
+    dependant = Dependant(
+        name=body["name"], document_type=body["document_type"],
+        document_number=body["document_number"], relation=body["relation"],
+        guardian_consent=body.get("guardian_consent") is True, birth_date=birth_date,
+    )
+    phone = body.get("phone") if isinstance(body.get("phone"), str) else ""
+    rt = runtime()
+    try:
+        with rt.session_factory.begin() as db:
+            patient = add_dependant(db, rt.protector, account_id, dependant, today(),
+                                    phone=phone, now=now())
+            result = patient_json(patient)
+    except Refusal as refusal:
+        return refused(refusal)
+    return jsonify(result), 201

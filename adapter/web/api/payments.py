@@ -1,0 +1,42 @@
+"""Payments: the wallet trade that pays a held booking, and what the page needs to pay it."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from adapter.money import yuan
+from adapter.ports import WalletUnavailable
+from adapter.refusals import Refusal
+from adapter.registration.payment import pay_booking
+from adapter.web.api.bookings import REFUSAL_STATUS
+from adapter.web.api.errors import error, now, refused, runtime, signed_in, wallet_unavailable
+
+bp = Blueprint("payments", __name__)
+
+
+@bp.post("/payments")
+@signed_in
+def create_payment(account_id: int) -> ResponseReturnValue:
+    """Create (or return) the wallet trade that pays a held booking."""
+    body = request.get_json(silent=True) or {}
+    public_id = body.get("booking_id")
+    if not isinstance(public_id, str):
+        return error("payment.fields", "booking_id is required", 400)
+    rt = runtime()
+    try:
+        started = pay_booking(rt, account_id, public_id, now())
+    except Refusal as refusal:
+        return refused(refusal, REFUSAL_STATUS.get(refusal.code, 422))
+    except WalletUnavailable:
+        return wallet_unavailable()
+    config = rt.config
+    cashier = config.alipay_cashier_url.format(trade_no=started.trade_no) if \
+        config.alipay_cashier_url else None
+    return_url = body.get("return_url")
+    if cashier and isinstance(return_url, str) and return_url.startswith(("http://", "https://")):
+        cashier += "?" + urllib.parse.urlencode({"return_url": return_url})
+    return jsonify(out_trade_no=started.out_trade_no, trade_no=started.trade_no,
+                   amount=yuan(started.total_fen), cashier_url=cashier), 201

@@ -1,0 +1,75 @@
+"""Session: a wallet auth_code in, a patient session out; signing out; the wallet's login URL."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import urllib.parse
+
+from flask import Blueprint, jsonify, request, session
+from flask.typing import ResponseReturnValue
+
+from adapter.i18n import N_
+from adapter.identity.patients import list_patients, sign_in_with_wallet
+from adapter.ports import WalletRefused, WalletUnavailable
+from adapter.refusals import Refusal
+from adapter.web.api.errors import error, now, refused, runtime, say, today, wallet_unavailable
+from adapter.web.api.patients import patient_json
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("session", __name__)
+
+
+@bp.post("/session")
+def create_session() -> ResponseReturnValue:
+    """Wallet auth_code in, patient session out."""
+    body = request.get_json(silent=True) or {}
+    auth_code = body.get("auth_code")
+    if not isinstance(auth_code, str) or not auth_code:
+        return error("auth_code.required", "auth_code is required", 400)
+    expected = session.pop("login_state", None)
+    if not expected or not secrets.compare_digest(str(body.get("state", "")), expected):
+        return error("login.state_mismatch", say(N_("登录已失效，请重新登录")), 400)
+    rt = runtime()
+    try:
+        with rt.session_factory.begin() as db:
+            signed = sign_in_with_wallet(db, rt.wallet, rt.protector, auth_code, today(),
+                                         now=now())
+            patients = [patient_json(p) for p in list_patients(db, signed.account_id)]
+    except Refusal as refusal:
+        return refused(refusal)
+    except WalletRefused as exc:
+        logger.info("sign-in refused by the wallet: %s %s", exc.code, exc.sub_code)
+        return error("auth_code.invalid", say(N_("授权已失效，请重新登录")), 401)
+    except WalletUnavailable:
+        return wallet_unavailable()
+    session.clear()
+    session["account_id"] = signed.account_id
+    session.permanent = True
+    return jsonify(certified=signed.is_certified, patients=patients), 201
+
+
+@bp.delete("/session")
+def delete_session() -> ResponseReturnValue:
+    """Sign out."""
+    session.clear()
+    return "", 204
+
+
+@bp.get("/session/login-url")
+def login_url() -> ResponseReturnValue:
+    """The wallet's authorize URL that redirects back to redirect_uri with an auth_code."""
+    rt = runtime()
+    redirect_uri = request.args.get("redirect_uri", "")
+    if not redirect_uri.startswith(("http://", "https://")):
+        return error("redirect_uri.invalid", "redirect_uri must be an http(s) URL", 400)
+    # OAuth 2.0 state (RFC 6749 section 10.12): POST /session accepts an auth_code only with
+    # the state this browser was given, so nobody can sign a victim into the attacker's
+    # account (whose dependants the victim would then add, handing over their data).
+    state = secrets.token_urlsafe(16)
+    session["login_state"] = state
+    query = urllib.parse.urlencode({"app_id": rt.config.alipay_app_id,
+                                    "scope": "auth_user", "redirect_uri": redirect_uri,
+                                    "state": state})
+    return jsonify(url=f"{rt.config.alipay_oauth_url}?{query}", state=state)
