@@ -7,13 +7,13 @@ import logging
 from dataclasses import replace
 
 import pytest
-from adapter.identity.patients import DOCUMENT_CONTEXT
 from sqlalchemy import select
 from stdnum.cn import ric
 
 from adapter import create_app
 from adapter.config import load_config
 from adapter.his.profile import Hl7Profile
+from adapter.identity.patients import DOCUMENT_CONTEXT
 from adapter.mappings import load_mappings
 from adapter.models import Patient
 from adapter.protection import DataProtector, generate_key_file, load_keyring

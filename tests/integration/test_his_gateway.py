@@ -16,8 +16,8 @@ from adapter.his.simulator import CLINIC_CLOSED, SLOT_TAKEN, HisSimulator
 from adapter.mappings import load_mappings
 from adapter.models import LinkState, Slot
 from adapter.ports import AppointmentRequest, HisUnavailable, PatientIdentity
-from adapter.runtime import Runtime
 from adapter.registration.jobs import sync_slots
+from adapter.runtime import Runtime
 from tests.conftest import MAPPINGS as MAPPINGS_DIR
 
 MAPPINGS = load_mappings(MAPPINGS_DIR)

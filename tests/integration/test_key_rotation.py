@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from adapter.identity.patients import DOCUMENT_CONTEXT, add_dependant
 from sqlalchemy import select
 from stdnum.cn import ric
 
 from adapter.identity.dependants import Dependant
+from adapter.identity.patients import DOCUMENT_CONTEXT, add_dependant
 from adapter.models import Patient, WalletAccount
 from adapter.protection import DataProtector, add_key, generate_key_file, load_keyring
 from adapter.rotation import rotate_personal_data

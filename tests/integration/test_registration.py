@@ -14,16 +14,16 @@ from stdnum.cn import ric
 from adapter import create_app
 from adapter.config import load_config
 from adapter.his.profile import Hl7Profile
-from adapter.registration.rules import BookingRules
 from adapter.mappings import load_mappings
 from adapter.models import Booking, OutboxMessage, Slot, Trade
 from adapter.payments.notices import apply_payment_notification
 from adapter.ports import PaymentNotice
 from adapter.protection import DataProtector, generate_key_file, load_keyring
 from adapter.registration.cancelling import cancel_for_closed_slot
-from adapter.registration.policy import RegistrationPolicy
-from adapter.runtime import Runtime
 from adapter.registration.jobs import expire_holds, release_cancelled_slots
+from adapter.registration.policy import RegistrationPolicy
+from adapter.registration.rules import BookingRules
+from adapter.runtime import Runtime
 from adapter.worker.outbox import deliver_outbox
 from tests.conftest import MAPPINGS
 from tests.fakes import FakeHis, FakeWallet, sign_in

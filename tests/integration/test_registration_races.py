@@ -7,7 +7,6 @@ import threading
 from dataclasses import replace
 
 import pytest
-from adapter.registration.slots import apply_slot_record, close_slot
 from sqlalchemy import func, select, update
 
 from adapter.models import Booking, OutboxMessage, Slot
@@ -16,6 +15,7 @@ from adapter.ports import HisOutcome, PaymentNotice, SlotRecord, WalletRefused
 from adapter.registration.booking import lock_booking
 from adapter.registration.cancelling import cancel_by_patient, cancel_for_closed_slot
 from adapter.registration.jobs import expire_holds, release_cancelled_slots
+from adapter.registration.slots import apply_slot_record, close_slot
 from adapter.worker.outbox import deliver_outbox
 from tests.integration.test_registration import (
     DOCTOR,

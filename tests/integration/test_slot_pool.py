@@ -6,11 +6,11 @@ import datetime as dt
 import zoneinfo
 
 import pytest
-from adapter.registration.slots import close_slot, sync_slot_pool
 from sqlalchemy import select
 
 from adapter.models import Slot
 from adapter.ports import HisUnavailable, SlotRecord
+from adapter.registration.slots import close_slot, sync_slot_pool
 from tests.fakes import FakeHis
 
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
