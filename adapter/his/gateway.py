@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from adapter.db import utcnow
 from adapter.his import messages
+from adapter.his.codes import APPLICATION_INTERNAL_ERROR, ERROR_ACK_CODES
 from adapter.his.control_ids import ControlIds
 from adapter.his.header import HeaderError, decode_message, encode_message, parse_ack
 from adapter.his.messages import MessageError
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 # HL7 table 0357 code 207 "application internal error" with no business reason in ERR-5: the
 # HIS failed, it did not refuse. The outcome is unknown, so the caller retries (same placer id)
 # instead of compensating. A 207 with an ERR-5 code (SLOT_TAKEN...) is a real refusal.
-TRANSIENT_ERROR_CODES = frozenset({"207"})
+TRANSIENT_ERROR_CODES = frozenset({APPLICATION_INTERNAL_ERROR})
 
 
 class MllpHisGateway:
@@ -81,7 +82,7 @@ class MllpHisGateway:
         ack = parse_ack(response)
         if ack.control_id != control_id:
             raise AckMismatch(control_id, ack.control_id)
-        if ack.code in ("AE", "CE") and ack.error_code in TRANSIENT_ERROR_CODES:
+        if ack.code in ERROR_ACK_CODES and ack.error_code in TRANSIENT_ERROR_CODES:
             _code, application_code, _text = messages.refusal_of(response_text)
             if not application_code:
                 raise HisUnavailable(f"HIS application error {ack.error_code}")

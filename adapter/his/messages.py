@@ -24,6 +24,28 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Field, Message
 from hl7apy.exceptions import HL7apyException
 
+from adapter.his.codes import (
+    ACCEPT_ACK_CODES,
+    APPLICATION_INTERNAL_ERROR,
+    CLOSED_STATUSES,
+    DATA_TYPE_ERROR,
+    DUPLICATE_KEY,
+    ERROR_TEXTS,
+    FIND_CANDIDATES,
+    NOT_PROCESSED,
+    REFUSAL_ACK_CODES,
+    REQUIRED_FIELD_MISSING,
+    SEGMENT_SEQUENCE_ERROR,
+    SLOT_BLOCKED,
+    SLOT_BOOKED,
+    SLOT_CANCELLED,
+    SLOT_DELETED,
+    SLOT_OPEN,
+    TABLE_VALUE_NOT_FOUND,
+    UNKNOWN_KEY,
+    UNSUPPORTED_EVENT_CODE,
+    UNSUPPORTED_MESSAGE_TYPE,
+)
 from adapter.his.header import escape
 from adapter.his.profile import Hl7Profile
 from adapter.ports import AppointmentRequest, HisOutcome, PatientIdentity, SlotRecord
@@ -34,37 +56,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
-
-# HL7 table 0357, message error condition codes.
-SEGMENT_SEQUENCE_ERROR = "100"
-REQUIRED_FIELD_MISSING = "101"
-DATA_TYPE_ERROR = "102"
-TABLE_VALUE_NOT_FOUND = "103"
-UNSUPPORTED_MESSAGE_TYPE = "200"
-UNSUPPORTED_EVENT_CODE = "201"
-UNKNOWN_KEY = "204"
-DUPLICATE_KEY = "205"
-APPLICATION_INTERNAL_ERROR = "207"
-HL7_ERROR_TEXTS = {
-    "100": "Segment sequence error",
-    "101": "Required field missing",
-    "102": "Data type error",
-    "103": "Table value not found",
-    "200": "Unsupported message type",
-    "201": "Unsupported event code",
-    "204": "Unknown key identifier",
-    "205": "Duplicate key identifier",
-    "207": "Application internal error",
-}
-
-# QPD-1 of the v2.5 "Find Candidates" query (chapter 3, QBP^Q22), table 0471.
-FIND_CANDIDATES = "Q22^Find Candidates^HL70471"
-# Table 0278 filler status codes we read and write for pool slots. "Open" is a local value
-# (table 0278 has none for a free slot); "Booked"/"Blocked"/"Cancelled"/"Deleted" are HL7's.
-SLOT_OPEN = "Open"
-SLOT_BOOKED = "Booked"
-SLOT_BLOCKED = "Blocked"
-_CLOSED_STATUSES = {"blocked", "cancelled", "deleted", "dc"}
 
 _V = "2.5"
 _STRICT = VALIDATION_LEVEL.STRICT
@@ -285,7 +276,7 @@ def _err(hl7_code: str, text: str, app_code: str = "") -> _Seg:
     # ERR-3 (CWE, table 0357) and ERR-4 severity are required in v2.5 (section 2.15.5); the HIS's
     # own reason, when it has one, goes to ERR-5 (application error code), its text to ERR-8.
     fields: dict[int, str | list[str]] = {
-        3: f"{hl7_code}^{escape(HL7_ERROR_TEXTS.get(hl7_code, ''))}^HL70357",
+        3: f"{hl7_code}^{escape(ERROR_TEXTS.get(hl7_code, ''))}^HL70357",
         4: "E",
     }
     if app_code:
@@ -304,9 +295,7 @@ def _msa(code: str, request: Header, text: str = "") -> _Seg:
 
 
 def _reject_code(hl7_code: str) -> str:
-    # AR for what the receiver does not process at all (type, event, processing id, version),
-    # AE for a message it understood and refused.
-    return "AR" if hl7_code in ("200", "201", "202", "203") else "AE"
+    return "AR" if hl7_code in NOT_PROCESSED else "AE"
 
 
 # --------------------------------------------------------------------------------------------
@@ -543,7 +532,7 @@ def parse_rsp_k22(
     """The candidates of an RSP^K22 (empty for NF); MessageError when the HIS refused."""
     message = _parse(text, ("RSP^K22", "ACK^Q22"))  # ACK: refused before answering
     msa = _one(message, "MSA")
-    if _get(msa, 1) not in ("AA", "CA"):
+    if _get(msa, 1) not in ACCEPT_ACK_CODES:
         hl7_code, app_code, err_text = _outcome_error(message)
         raise MessageError(hl7_code, err_text or app_code or "query refused")
     qak = _one(message, "QAK")
@@ -717,7 +706,7 @@ def build_siu_s15(
             6: "CANCEL^Cancelled by patient",
             16: _person(profile),
             20: _person(profile),
-            25: "Cancelled",
+            25: SLOT_CANCELLED,
         },
     )
     return _build(
@@ -802,7 +791,7 @@ def build_srr(
                 6: "NEW^New appointment" if trigger == "S01" else "CANCEL^Cancelled",
                 16: _person(profile, application=False),
                 20: _person(profile, application=False),
-                25: SLOT_BOOKED if trigger == "S01" else "Cancelled",
+                25: SLOT_BOOKED if trigger == "S01" else SLOT_CANCELLED,
             },
         )
         body.append(_Grp("SRR_S01_SCHEDULE", [
@@ -810,7 +799,7 @@ def build_srr(
         ]))
     else:
         code = error_code or APPLICATION_INTERNAL_ERROR
-        is_table_code = code in HL7_ERROR_TEXTS or code.isdigit()
+        is_table_code = code in ERROR_TEXTS or code.isdigit()
         hl7_code = code if is_table_code else APPLICATION_INTERNAL_ERROR
         body.append(_msa(_reject_code(hl7_code), request, error_text))
         body.append(_err(hl7_code, error_text, "" if is_table_code else code))
@@ -826,7 +815,7 @@ def parse_srr(text: str, expected_control_id: str) -> HisOutcome:
     if acked != expected_control_id:
         raise MessageError(UNKNOWN_KEY, "MSA-2 does not acknowledge the message sent")
     ack_code = _get(msa, 1)
-    if ack_code in ("AA", "CA"):
+    if ack_code in ACCEPT_ACK_CODES:
         filler = ""
         if _has(message, "SCH"):
             filler = _get(message.segment("SCH"), 2)
@@ -834,7 +823,7 @@ def parse_srr(text: str, expected_control_id: str) -> HisOutcome:
             _required(filler, "SCH-2 filler appointment id")
         return HisOutcome(accepted=True, filler_appointment_id=filler,
                           details={"ack_code": ack_code})
-    if ack_code not in ("AE", "AR", "CE", "CR"):
+    if ack_code not in REFUSAL_ACK_CODES:
         raise MessageError(TABLE_VALUE_NOT_FOUND, "MSA-1 not in table 0008")
     hl7_code, app_code, err_text = _outcome_error(message)
     return HisOutcome(
@@ -988,7 +977,7 @@ def _slot_from(
             raise MessageError(REQUIRED_FIELD_MISSING, "TQ1-8 end or SCH-9 duration missing")
         end = start + dt.timedelta(minutes=int(minutes))
     status_code = _get(sch, 25).lower()
-    closed = status_code in _CLOSED_STATUSES
+    closed = status_code in CLOSED_STATUSES
     available = 0 if closed or status_code == "booked" else 1
     try:
         fee = fee_of(service)
@@ -1028,7 +1017,7 @@ def parse_sqr_s25(
     """The slots of an SQR^S25; ``fee_of(service_code)`` gives the fee in fen."""
     message = _parse(text, ("SQR^S25", "ACK^S25"))  # ACK: refused before answering
     msa = _one(message, "MSA")
-    if _get(msa, 1) not in ("AA", "CA"):
+    if _get(msa, 1) not in ACCEPT_ACK_CODES:
         hl7_code, app_code, err_text = _outcome_error(message)
         raise MessageError(hl7_code, err_text or app_code or "slot query refused")
     slots = [_slot_from(sch, tq1, res, tz, fee_of) for sch, tq1, res in _schedules(message)]
@@ -1057,7 +1046,7 @@ def build_siu(
     prefix = f"SIU_{trigger}"
     body = _slot_group(prefix, profile, slot, location)
     if trigger == "S17":  # Deleted rather than Blocked
-        body[0].fields[25] = "Deleted"  # type: ignore[union-attr]
+        body[0].fields[25] = SLOT_DELETED  # type: ignore[union-attr]
     return _build(profile, f"SIU^{trigger}^{prefix}", control_id, now, body, to_his=False)
 
 

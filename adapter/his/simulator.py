@@ -24,6 +24,13 @@ import click
 
 from adapter.config import parse_address
 from adapter.his import messages
+from adapter.his.codes import (
+    APPLICATION_INTERNAL_ERROR,
+    TABLE_VALUE_NOT_FOUND,
+    UNKNOWN_KEY,
+    UNSUPPORTED_EVENT_CODE,
+    UNSUPPORTED_MESSAGE_TYPE,
+)
 from adapter.his.header import Header, HeaderError, build_ack, build_nak, decode_message
 from adapter.his.messages import HOSPITAL_TZ, MessageError, dtm
 from adapter.his.mllp import DropConnection, MllpServer
@@ -225,7 +232,7 @@ class HisSimulator:
                 # A transient failure with no effect: not remembered, a retransmission retries.
                 logger.info("HIS simulator: injected AE for %s", header.control_id)
                 answer = self._encode(
-                    self._ack(header, "AE", "207", "simulated HIS failure")
+                    self._ack(header, "AE", APPLICATION_INTERNAL_ERROR, "simulated HIS failure")
                 )
             else:
                 answer = self._encode(self._answer(text, header))
@@ -239,7 +246,8 @@ class HisSimulator:
         route = self._routes.get(header.message_type)
         if route is None:
             known = {r.split("^")[0] for r in self._routes}
-            code = "201" if header.message_code in known else "200"
+            code = (UNSUPPORTED_EVENT_CODE if header.message_code in known
+                    else UNSUPPORTED_MESSAGE_TYPE)
             logger.info("HIS simulator: %s %s not supported", header.message_type,
                         header.control_id)
             return self._ack(header, "AR", code, f"{header.message_type} not supported")
@@ -287,7 +295,7 @@ class HisSimulator:
         error = None
         found: list[PatientIdentity] = []
         if document_type is None:
-            error = MessageError("103", f"identifier type {id_type} unknown")
+            error = MessageError(TABLE_VALUE_NOT_FOUND, f"identifier type {id_type} unknown")
         else:
             his_id = self._by_document.get((document_type, number))
             found = [self._patients[his_id]] if his_id else []
@@ -323,10 +331,10 @@ class HisSimulator:
             appointment = self._appointments[existing]
             return self._srr_ok(header, "S01", appointment)
         if request.his_patient_id not in self._patients:
-            return self._srr_refused(header, placer, "204", "unknown patient")
+            return self._srr_refused(header, placer, UNKNOWN_KEY, "unknown patient")
         slot = self._slots.get(request.his_slot_id)
         if slot is None:
-            return self._srr_refused(header, placer, "204", "unknown slot")
+            return self._srr_refused(header, placer, UNKNOWN_KEY, "unknown slot")
         if slot.status == "closed":
             return self._srr_refused(header, placer, CLINIC_CLOSED, "clinic closed")
         if slot.available <= 0:
@@ -372,14 +380,14 @@ class HisSimulator:
         request = messages.parse_srm(text)
         appointment = self._release(request.filler_appointment_id)
         if appointment is None:
-            return self._srr_refused(header, request.placer_appointment_id, "204",
+            return self._srr_refused(header, request.placer_appointment_id, UNKNOWN_KEY,
                                      "unknown appointment", trigger="S04")
         return self._srr_ok(header, "S04", appointment)
 
     def _cancel_siu(self, text: str, header: Header) -> str:
         event = messages.parse_siu(text)
         if self._release(event.filler_appointment_id) is None:
-            return self._ack(header, "AE", "204", "unknown appointment")
+            return self._ack(header, "AE", UNKNOWN_KEY, "unknown appointment")
         return self._ack(header, "AA")
 
     def _slot_pool(self, text: str, header: Header) -> str:
