@@ -12,7 +12,7 @@ from adapter.his.codes import APPLICATION_INTERNAL_ERROR, ERROR_ACK_CODES
 from adapter.his.control_ids import ControlIds
 from adapter.his.header import HeaderError, decode_message, encode_message, parse_ack
 from adapter.his.messages import MessageError
-from adapter.his.mllp import AckMismatch, MllpClient
+from adapter.his.mllp_client import AckMismatch, MllpClient
 from adapter.his.profile import Hl7Profile
 from adapter.mappings import Mappings
 from adapter.ports import (

@@ -18,17 +18,8 @@ from adapter.his.header import (
     encode_message,
     parse_ack,
 )
-from adapter.his.mllp import (
-    START_BLOCK,
-    AckMismatch,
-    DropConnection,
-    FrameDecoder,
-    MllpClient,
-    MllpConnectionError,
-    MllpServer,
-    MllpTimeout,
-    frame,
-)
+from adapter.his.mllp import START_BLOCK, DropConnection, FrameDecoder, MllpServer, frame
+from adapter.his.mllp_client import AckMismatch, MllpClient, MllpConnectionError, MllpTimeout
 from adapter.ports import HisUnavailable
 
 _ids = itertools.count(1)

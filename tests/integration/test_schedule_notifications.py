@@ -14,7 +14,7 @@ from adapter.his import messages
 from adapter.his.header import parse_ack
 from adapter.his.inbound import inbound_appliers
 from adapter.his.listener import make_listener
-from adapter.his.mllp import MllpClient
+from adapter.his.mllp_client import MllpClient
 from adapter.his.profile import Hl7Profile
 from adapter.mappings import load_mappings
 from adapter.models import InboundMessage, InboundStatus, Slot

@@ -6,7 +6,8 @@ import pytest
 
 from adapter.his import messages as m
 from adapter.his.header import parse_ack
-from adapter.his.mllp import MllpClient, MllpConnectionError, MllpServer
+from adapter.his.mllp import MllpServer
+from adapter.his.mllp_client import MllpClient, MllpConnectionError
 from adapter.his.profile import Hl7Profile
 from adapter.his.simulator import HisSimulator
 from adapter.mappings import default_mappings_dir, load_mappings
