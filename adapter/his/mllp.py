@@ -207,6 +207,9 @@ class MllpServer:
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._socket.bind((host, port))
             self._socket.listen(128)
+            # Kept now: a shutdown() racing the accept thread's start closes the socket, and
+            # getsockname() on it would then fail.
+            self._address: tuple[str, int] = self._socket.getsockname()[:2]
             # Accept wakes at least this often to notice shutdown where shutdown() on a
             # listening socket does not interrupt accept() (it does on Linux).
             self._socket.settimeout(0.5)
@@ -217,8 +220,7 @@ class MllpServer:
     @property
     def server_address(self) -> tuple[str, int]:
         """(host, port) actually bound; the real port when constructed with port 0."""
-        host, port = self._socket.getsockname()[:2]
-        return host, port
+        return self._address
 
     def __enter__(self) -> MllpServer:
         self.start()

@@ -320,6 +320,16 @@ def test_shutdown_closes_open_connections_promptly(recorder):
     sock.close()
 
 
+def test_shutdown_before_the_accept_thread_runs_is_quiet(recorder):
+    # A test skipped right after its server fixture started shut the server down before the
+    # accept thread had read the bound address: the thread died on a closed socket.
+    server = MllpServer("127.0.0.1", 0, recorder)
+    address = server.server_address
+    server.shutdown()
+    server.serve_forever()  # what the accept thread runs: returns at once, no OSError
+    assert server.server_address == address
+
+
 def test_max_connections(recorder):
     server = serve(recorder, max_connections=1)
     try:
