@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import hl7
 from hl7apy.consts import VALIDATION_LEVEL
@@ -54,8 +53,6 @@ if TYPE_CHECKING:
     from adapter.his.header import Header
 
 logger = logging.getLogger(__name__)
-
-HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
 
 _V = "2.5"
 _STRICT = VALIDATION_LEVEL.STRICT
@@ -360,7 +357,7 @@ def _required(value: str, where: str) -> str:
 _DTM_RE = re.compile(r"^(\d{8})(\d{2})?(\d{2})?(\d{2})?(?:\.\d{1,4})?([+-]\d{4})?$")
 
 
-def parse_dtm(value: str, where: str, tz: dt.tzinfo = HOSPITAL_TZ) -> dt.datetime:
+def parse_dtm(value: str, where: str, tz: dt.tzinfo) -> dt.datetime:
     """HL7 DTM (at least minutes) to an aware datetime; no offset means the hospital's zone."""
     match = _DTM_RE.match(value)
     if not match or match.group(2) is None or match.group(3) is None:
@@ -718,7 +715,7 @@ def build_siu_s15(
     )
 
 
-def parse_srm(text: str, tz: dt.tzinfo = HOSPITAL_TZ) -> SrmRequest:
+def parse_srm(text: str, tz: dt.tzinfo) -> SrmRequest:
     """Read an SRM^S01 (book) or SRM^S04 (cancel) as the HIS does."""
     message = _parse(text, ("SRM^S01", "SRM^S04"))
     trigger = _get(message.segment("MSH"), 9, 1, 2)
@@ -1052,7 +1049,7 @@ def build_siu(
 
 def parse_siu(
     text: str,
-    tz: dt.tzinfo = HOSPITAL_TZ,
+    tz: dt.tzinfo,
     fee_of: Callable[[str], int] | None = None,
 ) -> SiuEvent:
     """A SIU^S12..S26 from the HIS; ``slot`` is filled when timing, AIS and AIP are present."""

@@ -16,13 +16,14 @@ import random
 import socket
 import threading
 import time
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 import click
 
-from adapter.config import parse_address
+from adapter.config import Config, parse_address
 from adapter.his import messages
 from adapter.his.codes import (
     APPLICATION_INTERNAL_ERROR,
@@ -32,7 +33,7 @@ from adapter.his.codes import (
     UNSUPPORTED_MESSAGE_TYPE,
 )
 from adapter.his.header import Header, HeaderError, build_ack, build_nak, decode_message
-from adapter.his.messages import HOSPITAL_TZ, MessageError, dtm
+from adapter.his.messages import MessageError, dtm
 from adapter.his.mllp import DropConnection, MllpServer
 from adapter.his.profile import Hl7Profile
 from adapter.mappings import Doctor, Mappings, default_mappings_dir, load_mappings
@@ -79,6 +80,7 @@ class HisSimulator:
         self,
         mappings: Mappings,
         *,
+        tz: dt.tzinfo,
         today: dt.date | None = None,
         days: int = 7,
         slots_per_session: int = 10,
@@ -90,6 +92,7 @@ class HisSimulator:
         profile: Hl7Profile = _SIM_PROFILE,
     ) -> None:
         self.mappings = mappings
+        self.tz = tz  # the hospital's zone: slot times are seeded and messages dated in it
         self.profile = profile
         self.latency_ms = latency_ms
         self.ae_rate = ae_rate
@@ -116,7 +119,7 @@ class HisSimulator:
             "SIU^S15": self._cancel_siu,
             "SQM^S25": self._slot_pool,
         }
-        self._seed_hospital(today or dt.datetime.now(HOSPITAL_TZ).date(), days,
+        self._seed_hospital(today or dt.datetime.now(tz).date(), days,
                             slots_per_session)
         for patient in _DEMO_PATIENTS:
             self._register(patient)
@@ -141,7 +144,7 @@ class HisSimulator:
         self, doctor: Doctor, day: dt.date, session: int, begin: dt.time, finish: dt.time,
         per_session: int,
     ) -> None:
-        start = dt.datetime.combine(day, begin, HOSPITAL_TZ)
+        start = dt.datetime.combine(day, begin, self.tz)
         minutes = int((dt.datetime.combine(day, finish) - dt.datetime.combine(day, begin))
                       .total_seconds() // 60)
         step = max(minutes // per_session, 5)
@@ -267,7 +270,7 @@ class HisSimulator:
         return f"HIS{next(self._control_ids):08d}"
 
     def _now(self) -> dt.datetime:
-        return dt.datetime.now(HOSPITAL_TZ)
+        return dt.datetime.now(self.tz)
 
     def _ack(self, header: Header, code: str, error_code: str = "", error_text: str = "") -> str:
         return build_ack(
@@ -323,7 +326,7 @@ class HisSimulator:
         )
 
     def _book(self, text: str, header: Header) -> str:
-        request = messages.parse_srm(text)
+        request = messages.parse_srm(text, self.tz)
         placer = request.placer_appointment_id
         existing = self._by_placer.get(placer)
         if existing and self._appointments[existing].status == "booked":
@@ -377,7 +380,7 @@ class HisSimulator:
         return appointment
 
     def _cancel_srm(self, text: str, header: Header) -> str:
-        request = messages.parse_srm(text)
+        request = messages.parse_srm(text, self.tz)
         appointment = self._release(request.filler_appointment_id)
         if appointment is None:
             return self._srr_refused(header, request.placer_appointment_id, UNKNOWN_KEY,
@@ -385,7 +388,7 @@ class HisSimulator:
         return self._srr_ok(header, "S04", appointment)
 
     def _cancel_siu(self, text: str, header: Header) -> str:
-        event = messages.parse_siu(text)
+        event = messages.parse_siu(text, self.tz)
         if self._release(event.filler_appointment_id) is None:
             return self._ack(header, "AE", UNKNOWN_KEY, "unknown appointment")
         return self._ack(header, "AA")
@@ -422,17 +425,25 @@ def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
 @click.option("--seed", type=int, default=None, help="Seed of the fault dice.")
 @click.option("--slots-per-session", type=click.IntRange(1, 200), default=10,
               show_default=True, help="Numbered slots per doctor per half day for the wallet.")
+@click.option("--timezone", envvar="ADAPTER_TIMEZONE", default=Config.hospital_timezone,
+              show_default=True, show_envvar=True,
+              help="The hospital's time zone, as the adapter's ADAPTER_TIMEZONE.")
 def simulate_his_command(
     listen: str, mappings_dir: Path | None, latency_ms: int, ae_rate: float, drop_rate: float,
-    refuse_connections: bool, seed: int | None, slots_per_session: int,
+    refuse_connections: bool, seed: int | None, slots_per_session: int, timezone: str,
 ) -> None:
     """Run the HIS simulator over MLLP until interrupted."""
     try:
         host, port = astuple(parse_address(listen, "--listen"))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
+    try:
+        tz = zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{timezone!r} is not a known time zone",
+                                 param_hint="--timezone") from None
     simulator = HisSimulator(
-        load_mappings(mappings_dir or default_mappings_dir()), latency_ms=latency_ms,
+        load_mappings(mappings_dir or default_mappings_dir()), tz=tz, latency_ms=latency_ms,
         ae_rate=ae_rate, drop_rate=drop_rate, refuse_connections=refuse_connections, seed=seed,
         slots_per_session=slots_per_session,
     )

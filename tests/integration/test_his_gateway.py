@@ -28,7 +28,7 @@ CHILD = PatientIdentity("王小明", "M", dt.date(2020, 6, 1), "RESIDENT_ID", "1
 
 @pytest.fixture
 def simulator():
-    return HisSimulator(MAPPINGS, seed=7)
+    return HisSimulator(MAPPINGS, tz=TZ, seed=7)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The HIS simulator behind a real MllpServer, reached with MllpClient as the adapter does."""
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,12 +17,13 @@ from adapter.ports import AppointmentRequest, HisUnavailable, PatientIdentity
 PROFILE = Hl7Profile()
 MAPPINGS = load_mappings(default_mappings_dir())
 BY_HL7 = {d.hl7_type: c for c, d in MAPPINGS.document_types.items()}
-TODAY = dt.datetime.now(m.HOSPITAL_TZ).date()
+TZ = ZoneInfo("Asia/Shanghai")
+TODAY = dt.datetime.now(TZ).date()
 
 
 @pytest.fixture
 def his():
-    simulator = HisSimulator(MAPPINGS, seed=3)
+    simulator = HisSimulator(MAPPINGS, tz=TZ, seed=3)
     server = MllpServer("127.0.0.1", 0, simulator.handle, on_connect=simulator.on_connect)
     server.start()
     yield simulator, server.server_address
@@ -36,7 +38,7 @@ def client(address, **kw):
 
 
 def now():
-    return dt.datetime.now(m.HOSPITAL_TZ)
+    return dt.datetime.now(TZ)
 
 
 def test_registration_flow_over_one_connection(his):
@@ -55,7 +57,7 @@ def test_registration_flow_over_one_connection(his):
 
         sqr = c.send(m.build_sqm_s25(PROFILE, "I3", now(), query_tag="I3", start=TODAY,
                                      end=TODAY + dt.timedelta(days=6)).encode())
-        slots = m.parse_sqr_s25(sqr.decode(), m.HOSPITAL_TZ, MAPPINGS.fee_fen)
+        slots = m.parse_sqr_s25(sqr.decode(), TZ, MAPPINGS.fee_fen)
         assert len(slots) == len(simulator.slots)
         slot = next(s for s in slots if s.available and s.status == "open")
 

@@ -109,7 +109,7 @@ def test_adt_a28_valid_and_round_trips():
 def test_srm_s01_valid_and_round_trips():
     text = m.build_srm_s01(PROFILE, "S1", NOW, request=request(), his_location="MZ-PED")
     hl7apy_valid(text)
-    parsed = m.parse_srm(text)
+    parsed = m.parse_srm(text, TZ)
     r = request()
     assert (parsed.trigger, parsed.placer_appointment_id, parsed.his_slot_id) == (
         "S01", r.placer_appointment_id, r.his_slot_id)
@@ -124,12 +124,12 @@ def test_srm_s04_and_siu_s15_valid_and_round_trip():
                 his_slot_id="D1001-20250301-A01")
     s04 = m.build_srm_s04(PROFILE, "S2", NOW, **args)
     hl7apy_valid(s04)
-    parsed = m.parse_srm(s04)
+    parsed = m.parse_srm(s04, TZ)
     assert (parsed.trigger, parsed.filler_appointment_id, parsed.his_slot_id) == (
         "S04", "A00000001", "D1001-20250301-A01")
     s15 = m.build_siu_s15(PROFILE, "S3", NOW, **args)
     hl7apy_valid(s15)
-    event = m.parse_siu(s15)
+    event = m.parse_siu(s15, TZ)
     assert (event.trigger, event.placer_appointment_id, event.filler_appointment_id,
             event.his_slot_id, event.filler_status) == (
         "S15", "B0001", "A00000001", "D1001-20250301-A01", "Cancelled")
@@ -232,12 +232,12 @@ def test_parsers_refuse_broken_input_with_0357_codes():
     srm = m.build_srm_s01(PROFILE, "S1", NOW, request=request(), his_location="MZ-PED")
     qbp = m.build_qbp_q22(PROFILE, "C1", NOW, query_tag="Q1", hl7_id_type="NNCHN",
                           document_number="1")
-    assert _code(lambda: m.parse_srm("not hl7")) == "100"
-    assert _code(lambda: m.parse_srm(qbp)) == "200"
-    assert _code(lambda: m.parse_srm(srm.replace("SRM^S01^", "SRM^S03^"))) == "201"
-    assert _code(lambda: m.parse_srm(srm.replace("ARQ|B0001^FHA|", "ARQ||"))) == "101"
+    assert _code(lambda: m.parse_srm("not hl7", TZ)) == "100"
+    assert _code(lambda: m.parse_srm(qbp, TZ)) == "200"
+    assert _code(lambda: m.parse_srm(srm.replace("SRM^S01^", "SRM^S03^"), TZ)) == "201"
+    assert _code(lambda: m.parse_srm(srm.replace("ARQ|B0001^FHA|", "ARQ||"), TZ)) == "101"
     assert _code(lambda: m.parse_srm(srm.replace(
-        "20250301090000+0800^", "2025-03-01 09:00^"))) == "102"
+        "20250301090000+0800^", "2025-03-01 09:00^"), TZ)) == "102"
     assert _code(lambda: m.parse_qbp_q22(qbp.replace("~@PID.3.5^NNCHN", ""))) == "101"
     assert _code(lambda: m.parse_qbp_q22(qbp.replace("QPD|Q22", "QPD|Q99"))) == "103"
 
@@ -262,6 +262,14 @@ def test_sqr_refusals():
     assert _code(lambda: m.parse_sqr_s25(_sqr([slot(1)]), TZ, no_fee)) == "103"
     no_aip = "\r".join(s for s in _sqr([slot(1)]).split("\r") if not s.startswith("AIP"))
     assert _code(lambda: m.parse_sqr_s25(no_aip, TZ, lambda c: 1)) == "100"
+
+
+def test_times_without_offset_are_read_in_the_zone_given():
+    berlin = ZoneInfo("Europe/Berlin")
+    assert m.parse_dtm("202503010900", "X", berlin) == dt.datetime(2025, 3, 1, 9, 0,
+                                                                   tzinfo=berlin)
+    with_offset = m.parse_dtm("20250301090000+0800", "X", berlin)
+    assert with_offset == NOW and with_offset.utcoffset() == dt.timedelta(hours=8)
 
 
 def test_builders_refuse_naive_times():

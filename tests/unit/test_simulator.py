@@ -2,6 +2,7 @@
 
 import datetime as dt
 import itertools
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,7 +14,7 @@ from adapter.his.simulator import HisSimulator
 from adapter.mappings import default_mappings_dir, load_mappings
 from adapter.ports import AppointmentRequest, PatientIdentity
 
-TZ = m.HOSPITAL_TZ
+TZ = ZoneInfo("Asia/Shanghai")
 TODAY = dt.date(2025, 3, 3)  # a Monday
 NOW = dt.datetime(2025, 3, 3, 7, 30, tzinfo=TZ)
 PROFILE = Hl7Profile()
@@ -24,7 +25,7 @@ _ids = itertools.count(1)
 
 @pytest.fixture
 def his():
-    return HisSimulator(MAPPINGS, today=TODAY, seed=7)
+    return HisSimulator(MAPPINGS, tz=TZ, today=TODAY, seed=7)
 
 
 def cid() -> str:
@@ -79,6 +80,13 @@ def test_seeded_demo_hospital(his):
     per_doctor_days = {(s.doctor_code, s.start_at.date()) for s in slots}
     assert len(per_doctor_days) < len(MAPPINGS.doctors) * 7
     assert len(his.patients) >= 5
+
+
+def test_hospital_zone_comes_from_the_caller():
+    his = HisSimulator(MAPPINGS, tz=ZoneInfo("Europe/Berlin"), today=TODAY, days=1, seed=7)
+    slots = list(his.slots.values())
+    assert {s.start_at.tzinfo for s in slots} == {ZoneInfo("Europe/Berlin")}
+    assert min(s.start_at for s in slots).hour == 8  # sessions start 08:00 in that zone
 
 
 def test_find_candidates_known_and_unknown(his):
