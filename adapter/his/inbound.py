@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from adapter.db import utcnow
 from adapter.his.header import HeaderError, decode_message
-from adapter.his.messages import MessageError, parse_siu
+from adapter.his.schedule import parse_siu
+from adapter.his.segments import MessageError
 from adapter.models import Booking, InboundMessage
 from adapter.registration import cancel_for_closed_slot
 from adapter.runtime import Runtime

@@ -1,4 +1,4 @@
-"""A HIS simulator: a separate program the adapter reaches over MLLP only, as it would a real HIS.
+"""The simulated HIS's state and business: ``HisSimulator.handle(payload) -> answer payload``.
 
 It keeps a patient index, a pool of numbered slots (号源) allotted to the wallet channel and the
 appointments made on them, and answers the registration flow's messages (docs/hl7-profile.md).
@@ -11,20 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
-import os
 import random
 import socket
 import threading
 import time
-import zoneinfo
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
-import click
-
-from adapter.config import Config, parse_address
-from adapter.his import messages
 from adapter.his.codes import (
     APPLICATION_INTERNAL_ERROR,
     TABLE_VALUE_NOT_FOUND,
@@ -33,10 +26,12 @@ from adapter.his.codes import (
     UNSUPPORTED_MESSAGE_TYPE,
 )
 from adapter.his.header import Header, HeaderError, build_ack, build_nak, decode_message
-from adapter.his.messages import MessageError, dtm
-from adapter.his.mllp import DropConnection, MllpServer
+from adapter.his.mllp import DropConnection
 from adapter.his.profile import Hl7Profile
-from adapter.mappings import Doctor, Mappings, default_mappings_dir, load_mappings
+from adapter.his.schedule import parse_siu
+from adapter.his.segments import MessageError, dtm
+from adapter.his.simulator import wire
+from adapter.mappings import Doctor, Mappings
 from adapter.ports import PatientIdentity, SlotRecord
 
 logger = logging.getLogger(__name__)
@@ -44,7 +39,6 @@ logger = logging.getLogger(__name__)
 SLOT_TAKEN = "SLOT_TAKEN"  # ERR-5: the HIS's own window sold the slot meanwhile
 CLINIC_CLOSED = "CLINIC_CLOSED"  # ERR-5: the doctor's session was stopped
 SESSIONS = ((dt.time(8, 0), dt.time(12, 0)), (dt.time(14, 0), dt.time(17, 0)))
-DEFAULT_LISTEN = "127.0.0.1:2576"
 
 # What the simulator's MSH-3/4 say (the adapter's profile is mirrored: HIS sends as MSH-5/6).
 _SIM_PROFILE = Hl7Profile(his_facility="DEMO_HOSPITAL")
@@ -293,7 +287,7 @@ class HisSimulator:
     # -- the HIS's business --------------------------------------------------------------
 
     def _find_candidates(self, text: str, header: Header) -> str:
-        query_tag, id_type, number = messages.parse_qbp_q22(text)
+        query_tag, id_type, number = wire.parse_qbp_q22(text)
         document_type = self._by_hl7.get(id_type)
         error = None
         found: list[PatientIdentity] = []
@@ -302,7 +296,7 @@ class HisSimulator:
         else:
             his_id = self._by_document.get((document_type, number))
             found = [self._patients[his_id]] if his_id else []
-        return messages.build_rsp_k22(
+        return wire.build_rsp_k22(
             self.profile, self._next_control_id(), self._now(), request=header,
             query_tag=query_tag, patients=found, hl7_id_types=self._hl7_types, error=error,
         )
@@ -311,7 +305,7 @@ class HisSimulator:
         # A person already in the index (same document) is answered AA and kept as one record,
         # as most HIS do: the sender cannot tell a retry from a duplicate, and a QBP^Q22 then
         # returns the one HIS id.
-        patient = messages.parse_adt_a28(text, self._by_hl7)
+        patient = wire.parse_adt_a28(text, self._by_hl7)
         stored = self._register(replace(patient, his_patient_id=""))
         logger.info("HIS simulator: patient %s in index (%s)", stored.his_patient_id,
                     header.control_id)
@@ -319,14 +313,14 @@ class HisSimulator:
 
     def _srr_refused(self, header: Header, placer: str, code: str, text: str,
                      trigger: str = "S01") -> str:
-        return messages.build_srr(
+        return wire.build_srr(
             self.profile, self._next_control_id(), self._now(), request=header,
             trigger=trigger, accepted=False, placer_appointment_id=placer, error_code=code,
             error_text=text,
         )
 
     def _book(self, text: str, header: Header) -> str:
-        request = messages.parse_srm(text, self.tz)
+        request = wire.parse_srm(text, self.tz)
         placer = request.placer_appointment_id
         existing = self._by_placer.get(placer)
         if existing and self._appointments[existing].status == "booked":
@@ -356,7 +350,7 @@ class HisSimulator:
         return self._srr_ok(header, "S01", appointment)
 
     def _srr_ok(self, header: Header, trigger: str, appointment: Appointment) -> str:
-        return messages.build_srr(
+        return wire.build_srr(
             self.profile, self._next_control_id(), self._now(), request=header,
             trigger=trigger, accepted=True,
             placer_appointment_id=appointment.placer_appointment_id,
@@ -380,7 +374,7 @@ class HisSimulator:
         return appointment
 
     def _cancel_srm(self, text: str, header: Header) -> str:
-        request = messages.parse_srm(text, self.tz)
+        request = wire.parse_srm(text, self.tz)
         appointment = self._release(request.filler_appointment_id)
         if appointment is None:
             return self._srr_refused(header, request.placer_appointment_id, UNKNOWN_KEY,
@@ -388,71 +382,19 @@ class HisSimulator:
         return self._srr_ok(header, "S04", appointment)
 
     def _cancel_siu(self, text: str, header: Header) -> str:
-        event = messages.parse_siu(text, self.tz)
+        event = parse_siu(text, self.tz)
         if self._release(event.filler_appointment_id) is None:
             return self._ack(header, "AE", UNKNOWN_KEY, "unknown appointment")
         return self._ack(header, "AA")
 
     def _slot_pool(self, text: str, header: Header) -> str:
-        query_tag, start, end = messages.parse_sqm_s25(text)
+        query_tag, start, end = wire.parse_sqm_s25(text)
         slots = sorted(
             (s for s in self._slots.values() if start <= s.start_at.date() <= end),
             key=lambda s: (s.start_at, s.his_slot_id),
         )
         locations = {c: d.location for c, d in self.mappings.departments.items()}
-        return messages.build_sqr_s25(
+        return wire.build_sqr_s25(
             self.profile, self._next_control_id(), self._now(), request=header,
             query_tag=query_tag, slots=slots, locations=locations,
         )
-
-
-def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
-    """An MllpServer (not yet started) answering with ``simulator``."""
-    return MllpServer(host, port, simulator.handle, on_connect=simulator.on_connect)
-
-
-@click.command("simulate-his")
-@click.option("--listen", default=lambda: os.environ.get("ADAPTER_HIS_MLLP", DEFAULT_LISTEN),
-              show_default="ADAPTER_HIS_MLLP or 127.0.0.1:2576", help="host:port to listen on.")
-@click.option("--mappings", "mappings_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Mappings directory (default: the adapter's).")
-@click.option("--latency-ms", type=click.IntRange(min=0), default=0, help="Delay each answer.")
-@click.option("--ae-rate", type=click.FloatRange(0, 1), default=0.0,
-              help="Share of messages answered AE 207 at random.")
-@click.option("--drop-rate", type=click.FloatRange(0, 1), default=0.0,
-              help="Share of answers cut in half and the connection dropped.")
-@click.option("--refuse-connections", is_flag=True, help="Close every connection at once.")
-@click.option("--seed", type=int, default=None, help="Seed of the fault dice.")
-@click.option("--slots-per-session", type=click.IntRange(1, 200), default=10,
-              show_default=True, help="Numbered slots per doctor per half day for the wallet.")
-@click.option("--timezone", envvar="ADAPTER_TIMEZONE", default=Config.hospital_timezone,
-              show_default=True, show_envvar=True,
-              help="The hospital's time zone, as the adapter's ADAPTER_TIMEZONE.")
-def simulate_his_command(
-    listen: str, mappings_dir: Path | None, latency_ms: int, ae_rate: float, drop_rate: float,
-    refuse_connections: bool, seed: int | None, slots_per_session: int, timezone: str,
-) -> None:
-    """Run the HIS simulator over MLLP until interrupted."""
-    try:
-        host, port = astuple(parse_address(listen, "--listen"))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--listen") from None
-    try:
-        tz = zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(f"{timezone!r} is not a known time zone",
-                                 param_hint="--timezone") from None
-    simulator = HisSimulator(
-        load_mappings(mappings_dir or default_mappings_dir()), tz=tz, latency_ms=latency_ms,
-        ae_rate=ae_rate, drop_rate=drop_rate, refuse_connections=refuse_connections, seed=seed,
-        slots_per_session=slots_per_session,
-    )
-    server = serve(simulator, host, port)
-    logger.info("HIS simulator listening on %s:%s", *server.server_address)
-    click.echo(f"HIS simulator listening on {host}:{server.server_address[1]}")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
