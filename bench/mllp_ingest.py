@@ -30,7 +30,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from adapter.his.header import parse_ack  # noqa: E402
-from adapter.his.mllp import FrameDecoder, MllpClient, frame  # noqa: E402
+from adapter.his.mllp import FrameDecoder, frame  # noqa: E402
+from adapter.his.mllp_client import MllpClient  # noqa: E402
 
 ANALYTES = [
     ("WBC", "White blood cells", "6.8", "10*9/L", "3.5-9.5", "N"),

@@ -1,6 +1,35 @@
-"""HL7 v2.5 messages for tests, written out as a HIS would send them."""
+"""HL7 v2.5 messages for tests, written out as a HIS would send them, and checks tests share."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.parser import parse_message
+
+from adapter.his.header import Header, decode_message
+from adapter.his.segments import MessageError
+
+
+def hl7apy_valid(text: str) -> None:
+    """The encoded text itself parses in hl7apy v2.5 STRICT and validates."""
+    assert "\n" not in text and text.count("\r") >= 1
+    msg = parse_message(text, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
+    assert msg.validate()
+    assert msg.to_er7() == text  # our writer and hl7apy encode alike
+
+
+def header_of(text: str) -> Header:
+    """The MSH of a message as the receiving end reads it."""
+    return decode_message(text.encode("utf-8"))[1]
+
+
+def error_code_of(call: Callable[[], object]) -> str:
+    """The HL7 table 0357 code of the MessageError that ``call`` raises."""
+    with pytest.raises(MessageError) as exc:
+        call()
+    return exc.value.code
 
 
 def oru_r01(

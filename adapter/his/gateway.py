@@ -7,12 +7,13 @@ import logging
 from collections.abc import Callable
 
 from adapter.db import utcnow
-from adapter.his import messages
+from adapter.his import patients, schedule
+from adapter.his.codes import APPLICATION_INTERNAL_ERROR, ERROR_ACK_CODES
 from adapter.his.control_ids import ControlIds
 from adapter.his.header import HeaderError, decode_message, encode_message, parse_ack
-from adapter.his.messages import MessageError
-from adapter.his.mllp import AckMismatch, MllpClient
+from adapter.his.mllp_client import AckMismatch, MllpClient
 from adapter.his.profile import Hl7Profile
+from adapter.his.segments import MessageError, refusal_of
 from adapter.mappings import Mappings
 from adapter.ports import (
     AppointmentRequest,
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 # HL7 table 0357 code 207 "application internal error" with no business reason in ERR-5: the
 # HIS failed, it did not refuse. The outcome is unknown, so the caller retries (same placer id)
 # instead of compensating. A 207 with an ERR-5 code (SLOT_TAKEN...) is a real refusal.
-TRANSIENT_ERROR_CODES = frozenset({"207"})
+TRANSIENT_ERROR_CODES = frozenset({APPLICATION_INTERNAL_ERROR})
 
 
 class MllpHisGateway:
@@ -81,8 +82,8 @@ class MllpHisGateway:
         ack = parse_ack(response)
         if ack.control_id != control_id:
             raise AckMismatch(control_id, ack.control_id)
-        if ack.code in ("AE", "CE") and ack.error_code in TRANSIENT_ERROR_CODES:
-            _code, application_code, _text = messages.refusal_of(response_text)
+        if ack.code in ERROR_ACK_CODES and ack.error_code in TRANSIENT_ERROR_CODES:
+            _code, application_code, _text = refusal_of(response_text)
             if not application_code:
                 raise HisUnavailable(f"HIS application error {ack.error_code}")
         return control_id, response_text
@@ -99,13 +100,13 @@ class MllpHisGateway:
         """QBP^Q22 -> RSP^K22; the candidate whose document matches exactly, if any."""
         hl7_type = self._hl7_type(document_type)
         _cid, response = self._exchange(
-            lambda cid, now: messages.build_qbp_q22(
+            lambda cid, now: patients.build_qbp_q22(
                 self._profile, cid, now, query_tag=cid, hl7_id_type=hl7_type,
                 document_number=document_number,
             )
         )
         try:
-            candidates = messages.parse_rsp_k22(response, self._by_hl7, self._profile)
+            candidates = patients.parse_rsp_k22(response, self._by_hl7, self._profile)
         except MessageError as exc:
             raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
         for patient in candidates:
@@ -118,7 +119,7 @@ class MllpHisGateway:
         """ADT^A28, then QBP^Q22 for the id the HIS assigned."""
         hl7_type = self._hl7_type(patient.document_type)
         _cid, response = self._exchange(
-            lambda cid, now: messages.build_adt_a28(
+            lambda cid, now: patients.build_adt_a28(
                 self._profile, cid, now, patient=patient, hl7_id_type=hl7_type
             )
         )
@@ -135,7 +136,7 @@ class MllpHisGateway:
         department = self._mappings.departments.get(request.department_code)
         location = department.location if department else request.department_code
         cid, response = self._exchange(
-            lambda cid, now: messages.build_srm_s01(
+            lambda cid, now: schedule.build_srm_s01(
                 self._profile, cid, now, request=request, his_location=location
             )
         )
@@ -146,8 +147,8 @@ class MllpHisGateway:
     ) -> HisOutcome:
         """SRM^S04 -> SRR^S04, or SIU^S15 -> ACK, as the hospital's profile says."""
         build = (
-            messages.build_srm_s04 if self._profile.cancel_message == "SRM^S04"
-            else messages.build_siu_s15
+            schedule.build_srm_s04 if self._profile.cancel_message == "SRM^S04"
+            else schedule.build_siu_s15
         )
         cid, response = self._exchange(
             lambda cid, now: build(
@@ -166,18 +167,18 @@ class MllpHisGateway:
     def query_slot_pool(self, start: dt.date, end: dt.date) -> list[SlotRecord]:
         """SQM^S25 -> SQR^S25 for [start, end]."""
         _cid, response = self._exchange(
-            lambda cid, now: messages.build_sqm_s25(
+            lambda cid, now: schedule.build_sqm_s25(
                 self._profile, cid, now, query_tag=cid, start=start, end=end
             )
         )
         try:
-            return messages.parse_sqr_s25(response, self._tz, self._mappings.fee_fen)
+            return schedule.parse_sqr_s25(response, self._tz, self._mappings.fee_fen)
         except MessageError as exc:
             raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
 
     def _srr(self, response: str, control_id: str) -> HisOutcome:
         try:
-            return messages.parse_srr(response, control_id)
+            return schedule.parse_srr(response, control_id)
         except MessageError as exc:
             if "SRR" not in response.split("\r", 1)[0]:
                 # A plain ACK (AE/AR) instead of an SRR: the HIS refused before booking.

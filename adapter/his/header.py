@@ -14,6 +14,15 @@ import logging
 import re
 from dataclasses import dataclass
 
+from adapter.his.codes import (
+    ACCEPT_ACK_CODES,
+    ACK_CODES,
+    DATA_TYPE_ERROR,
+    ERROR_TEXTS,
+    REQUIRED_FIELD_MISSING,
+    SEGMENT_SEQUENCE_ERROR,
+)
+
 logger = logging.getLogger(__name__)
 
 # HL7 table 0211 (MSH-18 character set) -> Python codec. An empty MSH-18 means the default, which
@@ -28,37 +37,9 @@ CHARSETS: dict[str, str] = {
     "GB18030": "gb18030",
 }
 
-# HL7 table 0357 (message error condition codes) used by this module and the listener.
-SEGMENT_SEQUENCE_ERROR = "100"
-REQUIRED_FIELD_MISSING = "101"
-DATA_TYPE_ERROR = "102"
-UNSUPPORTED_MESSAGE_TYPE = "200"
-UNSUPPORTED_EVENT_CODE = "201"
-UNSUPPORTED_PROCESSING_ID = "202"
-UNSUPPORTED_VERSION_ID = "203"
-APPLICATION_INTERNAL_ERROR = "207"
-
-ERROR_TEXTS: dict[str, str] = {
-    "0": "Message accepted",
-    "100": "Segment sequence error",
-    "101": "Required field missing",
-    "102": "Data type error",
-    "103": "Table value not found",
-    "200": "Unsupported message type",
-    "201": "Unsupported event code",
-    "202": "Unsupported processing id",
-    "203": "Unsupported version id",
-    "204": "Unknown key identifier",
-    "205": "Duplicate key identifier",
-    "206": "Application record locked",
-    "207": "Application internal error",
-}
-
 _BOM = b"\xef\xbb\xbf"
 _LEADING_WHITESPACE = b" \t\r\n"
 _STANDARD_DELIMITERS = "|^~\\&"
-ACK_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")  # HL7 table 0008
-_ACCEPT_CODES = ("AA", "CA")
 
 
 class HeaderError(Exception):
@@ -135,7 +116,7 @@ class AckResult:
     @property
     def accepted(self) -> bool:
         """AA or CA."""
-        return self.code in _ACCEPT_CODES
+        return self.code in ACCEPT_ACK_CODES
 
 
 def codec_for(charset: str) -> str:

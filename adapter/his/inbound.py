@@ -11,8 +11,9 @@ import datetime as dt
 from collections.abc import Callable
 
 from adapter.his.header import HeaderError, decode_message
-from adapter.his.messages import MessageError, parse_siu
 from adapter.his.profile import Hl7Profile
+from adapter.his.schedule import parse_siu
+from adapter.his.segments import MessageError
 from adapter.ports import (
     AppointmentMissed,
     InboundRefused,

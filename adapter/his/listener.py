@@ -22,10 +22,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapter.config import Config
 from adapter.db import utcnow
+from adapter.his.codes import (
+    APPLICATION_INTERNAL_ERROR,
+    DUPLICATE_KEY,
+    SEGMENT_SEQUENCE_ERROR,
+    UNSUPPORTED_EVENT_CODE,
+    UNSUPPORTED_MESSAGE_TYPE,
+    UNSUPPORTED_VERSION_ID,
+)
 from adapter.his.control_ids import ControlIds
 from adapter.his.header import (
-    APPLICATION_INTERNAL_ERROR,
-    SEGMENT_SEQUENCE_ERROR,
     Header,
     HeaderError,
     build_ack,
@@ -62,16 +68,20 @@ class Verdict:
 def judge(text: str, header: Header, profile: Hl7Profile) -> Verdict:
     """Decide AA/AE/AR for a decoded message from its header and segment shape."""
     if not header.version.startswith("2."):
-        return Verdict("AR", InboundStatus.REJECTED, "203", "unsupported version id")
+        return Verdict("AR", InboundStatus.REJECTED, UNSUPPORTED_VERSION_ID,
+                       "unsupported version id")
     if header.message_type not in profile.inbound:
         known_codes = {t.split("^", 1)[0] for t in profile.inbound}
         if header.message_code in known_codes:
-            return Verdict("AR", InboundStatus.REJECTED, "201", "unsupported event code")
-        return Verdict("AR", InboundStatus.REJECTED, "200", "unsupported message type")
+            return Verdict("AR", InboundStatus.REJECTED, UNSUPPORTED_EVENT_CODE,
+                           "unsupported event code")
+        return Verdict("AR", InboundStatus.REJECTED, UNSUPPORTED_MESSAGE_TYPE,
+                       "unsupported message type")
     present = {segment[:3] for segment in text.split("\r") if segment}
     for required in REQUIRED_SEGMENTS.get(header.message_code, ()):
         if required not in present:
-            return Verdict("AE", InboundStatus.ERROR, "100", f"segment {required} missing")
+            return Verdict("AE", InboundStatus.ERROR, SEGMENT_SEQUENCE_ERROR,
+                           f"segment {required} missing")
     return Verdict("AA", InboundStatus.RECEIVED)
 
 
@@ -134,7 +144,7 @@ class InboundHandler:
         if reused_id:
             # Another message under an id already used: not a retransmission, and applying it
             # could shadow the first. Kept, and refused so the sender's staff notice.
-            verdict = Verdict("AE", InboundStatus.ERROR, "205",
+            verdict = Verdict("AE", InboundStatus.ERROR, DUPLICATE_KEY,
                               "duplicate key identifier: MSH-10 already used by another message")
         else:
             verdict = judge(text, header, self._profile)

@@ -1,4 +1,4 @@
-"""MLLP transport: framing, a threaded listener and a persistent client.
+"""MLLP transport: framing and a threaded listener (the client is in adapter.his.mllp_client).
 
 Written here rather than taken from a library: hl7apy's MLLPServer closes after one message, has
 no client and drops the connection without an ACK on a non-UTF-8 byte; python-hl7's MLLP is
@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-
-from adapter.his.header import AckResult, HeaderError, parse_ack
-from adapter.ports import HisUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +28,7 @@ _SB = 0x0B
 _EB = 0x1C
 _CR = 0x0D
 MAX_FRAME = 16 * 1024 * 1024
-_RECV_SIZE = 65536
+RECV_SIZE = 65536
 _INTERFRAME_WHITESPACE = b" \t\r\n"
 
 # FramingError reasons (also passed to MllpServer's on_framing_error).
@@ -211,6 +207,9 @@ class MllpServer:
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._socket.bind((host, port))
             self._socket.listen(128)
+            # Kept now: a shutdown() racing the accept thread's start closes the socket, and
+            # getsockname() on it would then fail.
+            self._address: tuple[str, int] = self._socket.getsockname()[:2]
             # Accept wakes at least this often to notice shutdown where shutdown() on a
             # listening socket does not interrupt accept() (it does on Linux).
             self._socket.settimeout(0.5)
@@ -221,8 +220,7 @@ class MllpServer:
     @property
     def server_address(self) -> tuple[str, int]:
         """(host, port) actually bound; the real port when constructed with port 0."""
-        host, port = self._socket.getsockname()[:2]
-        return host, port
+        return self._address
 
     def __enter__(self) -> MllpServer:
         self.start()
@@ -263,16 +261,16 @@ class MllpServer:
         if full or self._stopping.is_set():
             logger.warning("MLLP connection from %s refused: %d open", _peer(peer),
                            len(self._connections))
-            _close(conn)
+            close_quietly(conn)
             return
         try:
             if self.on_connect is not None and not self.on_connect(conn, peer):
                 logger.info("MLLP connection from %s refused by on_connect", _peer(peer))
-                _close(conn)
+                close_quietly(conn)
                 return
         except Exception as exc:
             logger.error("on_connect failed for %s: %s", _peer(peer), type(exc).__name__)
-            _close(conn)
+            close_quietly(conn)
             return
         thread = threading.Thread(
             target=self._serve_connection, args=(conn, peer), name=f"mllp-{_peer(peer)}",
@@ -328,7 +326,7 @@ class MllpServer:
                     deadline = min(deadline, frame_started + self.frame_timeout)
                 conn.settimeout(max(deadline - time.monotonic(), 0.001))
                 try:
-                    data = conn.recv(_RECV_SIZE)
+                    data = conn.recv(RECV_SIZE)
                 except TimeoutError:
                     now = time.monotonic()
                     if frame_started is not None and now >= frame_started + self.frame_timeout:
@@ -372,7 +370,7 @@ class MllpServer:
             # Peer reset, broken pipe, send timeout: this connection ends, the server goes on.
             logger.info("MLLP connection from %s ended: %s", _peer(peer), type(exc).__name__)
         finally:
-            _close(conn)
+            close_quietly(conn)
             with self._lock:
                 self._connections.pop(conn, None)
             logger.info("MLLP connection from %s closed after %d messages", _peer(peer), messages)
@@ -382,220 +380,9 @@ def _peer(peer: tuple) -> str:
     return f"{peer[0]}:{peer[1]}" if len(peer) >= 2 else str(peer)
 
 
-def _close(sock: socket.socket) -> None:
+def close_quietly(sock: socket.socket) -> None:
+    """Shut down and close a socket, ignoring a peer that is already gone."""
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
-
-
-class MllpConnectionError(HisUnavailable):
-    """The peer could not be reached, or the connection broke with the outcome unknown."""
-
-
-class MllpTimeout(HisUnavailable):
-    """No complete response within the ACK timeout; the outcome is unknown."""
-
-
-class AckMismatch(HisUnavailable):
-    """The response does not acknowledge the message sent (MSA-2 != MSH-10, or no MSA).
-
-    A HisUnavailable because the outcome of the message is unknown; resending the same
-    MSH-10 is safe.
-    """
-
-    def __init__(self, expected: str, received: str) -> None:
-        super().__init__(f"ACK for control id {received!r}, expected {expected!r}")
-        self.expected = expected
-        self.received = received
-
-
-class MllpClient:
-    """Persistent MLLP client: one connection reused across sends, one message in flight.
-
-    Thread-safe; concurrent callers take turns. Resending after a broken connection reuses the
-    same bytes, i.e. the same MSH-10: an HL7 original-mode retransmission receivers dedupe.
-    """
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        connect_timeout: float = 5.0,
-        ack_timeout: float = 30.0,
-        retries: int = 3,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
-        max_frame: int = MAX_FRAME,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.connect_timeout = connect_timeout
-        self.ack_timeout = ack_timeout
-        self.retries = retries
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
-        self.max_frame = max_frame
-        self._sock: socket.socket | None = None
-        self._lock = threading.RLock()
-
-    def __enter__(self) -> MllpClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection; the next send opens a new one."""
-        with self._lock:
-            if self._sock is not None:
-                _close(self._sock)
-                self._sock = None
-
-    def _backoff(self, attempt: int) -> float:
-        delay = min(self.backoff_max, self.backoff_initial * 2**attempt)
-        return delay / 2 + random.uniform(0, delay / 2)  # "equal jitter"
-
-    def _connect(self) -> socket.socket:
-        last: OSError | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self._backoff(attempt - 1))
-            try:
-                sock = socket.create_connection((self.host, self.port), self.connect_timeout)
-            except OSError as exc:
-                last = exc
-                logger.warning("MLLP connect to %s:%s failed (attempt %d): %s",
-                               self.host, self.port, attempt + 1, type(exc).__name__)
-                continue
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            logger.info("MLLP connected to %s:%s", self.host, self.port)
-            return sock
-        raise MllpConnectionError(
-            f"cannot connect to {self.host}:{self.port} after {self.retries + 1} attempts"
-        ) from last
-
-    def _usable(self, sock: socket.socket) -> bool:
-        """Drain bytes that arrived unasked (a stale response) and tell whether the peer closed."""
-        sock.setblocking(False)
-        try:
-            while True:
-                data = sock.recv(_RECV_SIZE)
-                if not data:
-                    return False
-                logger.warning("MLLP discarding %d unsolicited bytes from %s:%s",
-                               len(data), self.host, self.port)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        finally:
-            with contextlib.suppress(OSError):
-                sock.setblocking(True)
-
-    def send(self, payload: bytes) -> bytes:
-        """Send one message and return the response payload.
-
-        Raises MllpConnectionError (cannot connect, or the connection broke after part of the
-        response) and MllpTimeout (no complete response within ack_timeout).
-        """
-        data = frame(payload)
-        with self._lock:
-            resends = self.retries
-            while True:
-                if self._sock is not None and not self._usable(self._sock):
-                    self.close()  # closed by the peer while idle
-                if self._sock is None:
-                    self._sock = self._connect()
-                sock = self._sock
-                try:
-                    sock.settimeout(self.ack_timeout)
-                    sock.sendall(data)
-                    return self._read_response(sock)
-                except _Broken as broken:
-                    self.close()
-                    if broken.received or resends <= 0:
-                        raise MllpConnectionError(
-                            f"connection to {self.host}:{self.port} lost"
-                            + (" after part of the response" if broken.received else "")
-                        ) from None
-                    resends -= 1
-                    logger.info("MLLP connection to %s:%s broke before a response; resending "
-                                "%d bytes", self.host, self.port, len(payload))
-                except OSError as exc:  # sendall failed
-                    self.close()
-                    if resends <= 0:
-                        raise MllpConnectionError(
-                            f"connection to {self.host}:{self.port} lost"
-                        ) from exc
-                    resends -= 1
-
-    def _read_response(self, sock: socket.socket) -> bytes:
-        decoder = FrameDecoder(self.max_frame)
-        deadline = time.monotonic() + self.ack_timeout
-        received = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._timeout(received)
-            sock.settimeout(remaining)
-            try:
-                data = sock.recv(_RECV_SIZE)
-            except TimeoutError:
-                self._timeout(received)
-            except OSError:
-                raise _Broken(received) from None
-            if not data:
-                raise _Broken(received)
-            received += len(data)
-            events = decoder.feed(data)
-            for index, event in enumerate(events):
-                if isinstance(event, FramingError):
-                    logger.warning("MLLP %s in response from %s:%s", event.reason, self.host,
-                                   self.port)
-                    continue
-                if decoder.in_frame or index + 1 < len(events):
-                    # More than one frame: the stream is out of step; the next send must not
-                    # read the rest, so it starts on a fresh connection.
-                    logger.warning("MLLP extra bytes after response from %s:%s",
-                                   self.host, self.port)
-                    self.close()
-                return event
-
-    def _timeout(self, received: int) -> None:
-        # Close so that a late ACK is never read as the answer to the next message.
-        self.close()
-        logger.warning("MLLP no response from %s:%s within %.1f s (%d bytes received)",
-                       self.host, self.port, self.ack_timeout, received)
-        raise MllpTimeout(f"no ACK from {self.host}:{self.port} within {self.ack_timeout} s")
-
-    def send_checked(self, payload: bytes, control_id: str) -> AckResult:
-        """Send and return the parsed ACK; AckMismatch if it does not acknowledge control_id.
-
-        AE/AR are returned, not raised: the caller decides what a rejection means.
-        """
-        with self._lock:
-            response = self.send(payload)
-            try:
-                ack = parse_ack(response)
-            except HeaderError:
-                self.close()
-                raise AckMismatch(control_id, "") from None
-            if ack.control_id != control_id:
-                self.close()
-                raise AckMismatch(control_id, ack.control_id)
-            return ack
-
-
-class _Broken(Exception):
-    def __init__(self, received: int) -> None:
-        super().__init__("connection broken")
-        self.received = received

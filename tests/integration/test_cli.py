@@ -41,6 +41,13 @@ def test_bad_configuration_stops_with_the_variable_named(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_simulate_his_refuses_an_unknown_time_zone():
+    result = CliRunner().invoke(main, ["simulate-his", "--listen", "127.0.0.1:0"],
+                                env={"ADAPTER_TIMEZONE": "Nowhere/Atlantis"})
+    assert result.exit_code == 2
+    assert "--timezone" in result.output and "Nowhere/Atlantis" in result.output
+
+
 def test_db_upgrade_then_roles_refuse_an_old_schema(tmp_path):
     env = {**os.environ, "ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}",
            "ADAPTER_MAPPINGS_DIR": str(MAPPINGS)}

@@ -34,7 +34,7 @@ MAP = load_mappings(MAPPINGS)
 
 @pytest.fixture
 def his():
-    simulator = HisSimulator(MAP, seed=1)
+    simulator = HisSimulator(MAP, tz=load_config({}).tz, seed=1)
     server = MllpServer("127.0.0.1", 0, simulator.handle)
     server.start()
     yield simulator, server.server_address

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from adapter.config import Address, load_config
 from adapter.his.gateway import MllpHisGateway
-from adapter.his.mllp import MllpClient, MllpServer
+from adapter.his.mllp import MllpServer
+from adapter.his.mllp_client import MllpClient
 from adapter.his.profile import Hl7Profile
 from adapter.his.simulator import CLINIC_CLOSED, SLOT_TAKEN, HisSimulator
 from adapter.mappings import load_mappings
@@ -27,7 +28,7 @@ CHILD = PatientIdentity("王小明", "M", dt.date(2020, 6, 1), "RESIDENT_ID", "1
 
 @pytest.fixture
 def simulator():
-    return HisSimulator(MAPPINGS, seed=7)
+    return HisSimulator(MAPPINGS, tz=TZ, seed=7)
 
 
 @pytest.fixture

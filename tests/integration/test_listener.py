@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from adapter.config import load_config
 from adapter.his.header import parse_ack
 from adapter.his.listener import make_listener
-from adapter.his.mllp import END_BLOCK, START_BLOCK, MllpClient, frame
+from adapter.his.mllp import END_BLOCK, START_BLOCK, frame
+from adapter.his.mllp_client import MllpClient
 from adapter.his.profile import Hl7Profile
 from adapter.models import InboundMessage, InboundStatus
 from tests.conftest import SAMPLES

@@ -455,9 +455,9 @@ def test_a_paid_booking_the_his_never_answers_is_refunded_when_the_visit_begins(
 
 
 def test_siu_s15_from_the_his_cancels_refunds_and_tells_the_patient(system):
-    from adapter.his import messages
     from adapter.his.header import parse_ack
     from adapter.his.listener import InboundHandler
+    from adapter.his.simulator import wire
     from adapter.ports import SlotRecord
     from adapter.worker.inbound import process_inbound
 
@@ -474,8 +474,8 @@ def test_siu_s15_from_the_his_cancels_refunds_and_tells_the_patient(system):
                             slot.service_code, slot.start_at, slot.end_at, 1, 0, slot.fee_fen,
                             "closed")
     his_side = Hl7Profile(sending_application="HIS", sending_facility="DEMO_HOSPITAL")
-    siu = messages.build_siu(his_side, "STOP1", dt.datetime.now(TZ), trigger="S15",
-                             slot=record, location="MZ-PED")
+    siu = wire.build_siu(his_side, "STOP1", dt.datetime.now(TZ), trigger="S15",
+                         slot=record, location="MZ-PED")
     ack = InboundHandler(runtime.session_factory, runtime.profile)(siu.encode())
     assert parse_ack(ack).code == "AA"
     assert process_inbound(runtime) == 1

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from adapter.demo import start_local_system
 from adapter.his.header import parse_ack
-from adapter.his.mllp import MllpClient
+from adapter.his.mllp_client import MllpClient
 from tests.conftest import MAPPINGS
 from tests.hl7_fixtures import oru_r01
 

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from adapter.config import Address, load_config
-from adapter.his import messages
 from adapter.his.header import parse_ack
 from adapter.his.listener import make_listener
-from adapter.his.mllp import MllpClient
+from adapter.his.mllp_client import MllpClient
 from adapter.his.profile import Hl7Profile
+from adapter.his.simulator import wire
 from adapter.mappings import load_mappings
 from adapter.models import InboundMessage, InboundStatus, Slot
 from adapter.ports import SlotRecord
@@ -49,8 +49,8 @@ def send(runtime):
     client = MllpClient(*server.server_address[:2], connect_timeout=2, ack_timeout=10)
 
     def send(trigger: str, slot: SlotRecord, control_id: str) -> str:
-        text = messages.build_siu(HIS_SIDE, control_id, dt.datetime.now(TZ), trigger=trigger,
-                                  slot=slot, location="MZ-PED")
+        text = wire.build_siu(HIS_SIDE, control_id, dt.datetime.now(TZ), trigger=trigger,
+                              slot=slot, location="MZ-PED")
         return parse_ack(client.send(text.encode())).code
 
     yield send

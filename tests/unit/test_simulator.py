@@ -2,10 +2,11 @@
 
 import datetime as dt
 import itertools
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapter.his import messages as m
+from adapter.his import patients, schedule, segments
 from adapter.his.header import parse_ack
 from adapter.his.mllp import DropConnection
 from adapter.his.profile import Hl7Profile
@@ -13,7 +14,7 @@ from adapter.his.simulator import HisSimulator
 from adapter.mappings import default_mappings_dir, load_mappings
 from adapter.ports import AppointmentRequest, PatientIdentity
 
-TZ = m.HOSPITAL_TZ
+TZ = ZoneInfo("Asia/Shanghai")
 TODAY = dt.date(2025, 3, 3)  # a Monday
 NOW = dt.datetime(2025, 3, 3, 7, 30, tzinfo=TZ)
 PROFILE = Hl7Profile()
@@ -24,7 +25,7 @@ _ids = itertools.count(1)
 
 @pytest.fixture
 def his():
-    return HisSimulator(MAPPINGS, today=TODAY, seed=7)
+    return HisSimulator(MAPPINGS, tz=TZ, today=TODAY, seed=7)
 
 
 def cid() -> str:
@@ -37,9 +38,9 @@ def send(his: HisSimulator, text: str) -> str:
 
 def find(his, number, id_type="NNCHN"):
     c = cid()
-    answer = send(his, m.build_qbp_q22(PROFILE, c, NOW, query_tag=c, hl7_id_type=id_type,
-                                       document_number=number))
-    return answer, m.parse_rsp_k22(answer, BY_HL7, PROFILE)
+    answer = send(his, patients.build_qbp_q22(PROFILE, c, NOW, query_tag=c, hl7_id_type=id_type,
+                                              document_number=number))
+    return answer, patients.parse_rsp_k22(answer, BY_HL7, PROFILE)
 
 
 def open_slot(his, doctor_code=None):
@@ -53,17 +54,17 @@ def book(his, slot, patient_id="P000123", placer=None, control_id=None):
                                  slot.department_code, slot.doctor_code, slot.service_code,
                                  slot.start_at, slot.end_at)
     control_id = control_id or cid()
-    text = m.build_srm_s01(PROFILE, control_id, NOW, request=request, his_location="MZ-X")
+    text = schedule.build_srm_s01(PROFILE, control_id, NOW, request=request, his_location="MZ-X")
     answer = send(his, text)
-    return text, m.parse_srr(answer, control_id)
+    return text, schedule.parse_srr(answer, control_id)
 
 
 def cancel(his, placer, filler, slot_id, message="SRM^S04"):
     c = cid()
-    build = m.build_srm_s04 if message == "SRM^S04" else m.build_siu_s15
+    build = schedule.build_srm_s04 if message == "SRM^S04" else schedule.build_siu_s15
     answer = send(his, build(PROFILE, c, NOW, placer_appointment_id=placer,
                              filler_appointment_id=filler, his_slot_id=slot_id))
-    return m.parse_srr(answer, c) if message == "SRM^S04" else parse_ack(answer)
+    return schedule.parse_srr(answer, c) if message == "SRM^S04" else parse_ack(answer)
 
 
 def test_seeded_demo_hospital(his):
@@ -81,6 +82,13 @@ def test_seeded_demo_hospital(his):
     assert len(his.patients) >= 5
 
 
+def test_hospital_zone_comes_from_the_caller():
+    his = HisSimulator(MAPPINGS, tz=ZoneInfo("Europe/Berlin"), today=TODAY, days=1, seed=7)
+    slots = list(his.slots.values())
+    assert {s.start_at.tzinfo for s in slots} == {ZoneInfo("Europe/Berlin")}
+    assert min(s.start_at for s in slots).hour == 8  # sessions start 08:00 in that zone
+
+
 def test_find_candidates_known_and_unknown(his):
     _, found = find(his, "650102197802281213")
     assert len(found) == 1 and found[0].name == "阿卜杜拉·买买提"
@@ -91,7 +99,7 @@ def test_find_candidates_known_and_unknown(his):
 
 def test_find_candidates_unknown_identifier_type(his):
     answer, _ = find(his, "1", id_type="NNCHN")
-    with pytest.raises(m.MessageError) as exc:
+    with pytest.raises(segments.MessageError) as exc:
         find(his, "1", id_type="ZZZ")
     assert exc.value.code == "103"
     assert "MSA|AA" in answer
@@ -101,8 +109,8 @@ def test_add_person_then_find_and_duplicate_keeps_one(his):
     person = PatientIdentity("赵敏", "F", dt.date(2001, 5, 6), "RESIDENT_ID",
                              "110101200105060027", "13500135000")
     for _ in range(2):
-        ack = parse_ack(send(his, m.build_adt_a28(PROFILE, cid(), NOW, patient=person,
-                                                  hl7_id_type="NNCHN")))
+        ack = parse_ack(send(his, patients.build_adt_a28(PROFILE, cid(), NOW, patient=person,
+                                                         hl7_id_type="NNCHN")))
         assert ack.code == "AA"
     _, found = find(his, person.document_number)
     assert len(found) == 1 and found[0].name == "赵敏"
@@ -166,7 +174,7 @@ def test_retransmission_same_answer_no_second_effect(his):
     slot = open_slot(his)
     text, first = book(his, slot, placer="B-3", control_id="RETX-1")
     answer_again = send(his, text)
-    assert m.parse_srr(answer_again, "RETX-1") == first
+    assert schedule.parse_srr(answer_again, "RETX-1") == first
     assert len(his.appointments) == 1
     # the same booking under a new control id is idempotent on the placer id too
     _, third = book(his, slot, placer="B-3")
@@ -175,9 +183,9 @@ def test_retransmission_same_answer_no_second_effect(his):
 
 def test_slot_pool_query(his):
     c = cid()
-    answer = send(his, m.build_sqm_s25(PROFILE, c, NOW, query_tag=c, start=TODAY,
-                                       end=TODAY + dt.timedelta(days=1)))
-    slots = m.parse_sqr_s25(answer, TZ, MAPPINGS.fee_fen)
+    answer = send(his, schedule.build_sqm_s25(PROFILE, c, NOW, query_tag=c, start=TODAY,
+                                              end=TODAY + dt.timedelta(days=1)))
+    slots = schedule.parse_sqr_s25(answer, TZ, MAPPINGS.fee_fen)
     expected = [s for s in his.slots.values() if s.start_at.date() <= TODAY + dt.timedelta(1)]
     assert len(slots) == len(expected) > 0
     assert {s.his_slot_id: s for s in slots} == {s.his_slot_id: s for s in expected}
@@ -185,7 +193,7 @@ def test_slot_pool_query(his):
 
 def test_unsupported_and_unparseable(his):
     def adt_as(message_type):
-        text = m.build_adt_a28(PROFILE, cid(), NOW, patient=PatientIdentity(
+        text = patients.build_adt_a28(PROFILE, cid(), NOW, patient=PatientIdentity(
             "甲", "M", dt.date(2000, 1, 1), "PASSPORT", "E1"), hl7_id_type="PPN")
         return parse_ack(send(his, text.replace("ADT^A28^ADT_A05", message_type)))
 
@@ -205,7 +213,7 @@ def test_injected_ae_is_not_remembered(his):
     text, outcome = book(his, slot, control_id="AE-1")
     assert not outcome.accepted and outcome.error_code == "207"
     his.ae_rate = 0.0
-    assert m.parse_srr(send(his, text), "AE-1").accepted  # the retransmission goes through
+    assert schedule.parse_srr(send(his, text), "AE-1").accepted  # the retransmission goes through
 
 
 def test_drop_fault_writes_half_and_keeps_the_answer(his):
@@ -213,14 +221,14 @@ def test_drop_fault_writes_half_and_keeps_the_answer(his):
     slot = open_slot(his)
     request = AppointmentRequest("B-4", slot.his_slot_id, "P000123", slot.department_code,
                                  slot.doctor_code, slot.service_code, slot.start_at, slot.end_at)
-    text = m.build_srm_s01(PROFILE, "DROP-1", NOW, request=request, his_location="MZ-X")
+    text = schedule.build_srm_s01(PROFILE, "DROP-1", NOW, request=request, his_location="MZ-X")
     with pytest.raises(DropConnection) as exc:
         his.handle(text.encode())
     assert 0 < len(exc.value.partial)
     his.drop_rate = 0.0
     answer = his.handle(text.encode())
     assert answer.startswith(exc.value.partial)
-    assert m.parse_srr(answer.decode(), "DROP-1").accepted
+    assert schedule.parse_srr(answer.decode(), "DROP-1").accepted
     assert len(his.appointments) == 1
 
 

@@ -1,4 +1,4 @@
-"""A HIS simulator: a separate program the adapter reaches over MLLP only, as it would a real HIS.
+"""The simulated HIS's state and business: ``HisSimulator.handle(payload) -> answer payload``.
 
 It keeps a patient index, a pool of numbered slots (号源) allotted to the wallet channel and the
 appointments made on them, and answers the registration flow's messages (docs/hl7-profile.md).
@@ -11,24 +11,27 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
-import os
 import random
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
-import click
-
-from adapter.config import parse_address
-from adapter.his import messages
+from adapter.his.codes import (
+    APPLICATION_INTERNAL_ERROR,
+    TABLE_VALUE_NOT_FOUND,
+    UNKNOWN_KEY,
+    UNSUPPORTED_EVENT_CODE,
+    UNSUPPORTED_MESSAGE_TYPE,
+)
 from adapter.his.header import Header, HeaderError, build_ack, build_nak, decode_message
-from adapter.his.messages import HOSPITAL_TZ, MessageError, dtm
-from adapter.his.mllp import DropConnection, MllpServer
+from adapter.his.mllp import DropConnection
 from adapter.his.profile import Hl7Profile
-from adapter.mappings import Doctor, Mappings, default_mappings_dir, load_mappings
+from adapter.his.schedule import parse_siu
+from adapter.his.segments import MessageError, dtm
+from adapter.his.simulator import wire
+from adapter.mappings import Doctor, Mappings
 from adapter.ports import PatientIdentity, SlotRecord
 
 logger = logging.getLogger(__name__)
@@ -36,7 +39,6 @@ logger = logging.getLogger(__name__)
 SLOT_TAKEN = "SLOT_TAKEN"  # ERR-5: the HIS's own window sold the slot meanwhile
 CLINIC_CLOSED = "CLINIC_CLOSED"  # ERR-5: the doctor's session was stopped
 SESSIONS = ((dt.time(8, 0), dt.time(12, 0)), (dt.time(14, 0), dt.time(17, 0)))
-DEFAULT_LISTEN = "127.0.0.1:2576"
 
 # What the simulator's MSH-3/4 say (the adapter's profile is mirrored: HIS sends as MSH-5/6).
 _SIM_PROFILE = Hl7Profile(his_facility="DEMO_HOSPITAL")
@@ -72,6 +74,7 @@ class HisSimulator:
         self,
         mappings: Mappings,
         *,
+        tz: dt.tzinfo,
         today: dt.date | None = None,
         days: int = 7,
         slots_per_session: int = 10,
@@ -83,6 +86,7 @@ class HisSimulator:
         profile: Hl7Profile = _SIM_PROFILE,
     ) -> None:
         self.mappings = mappings
+        self.tz = tz  # the hospital's zone: slot times are seeded and messages dated in it
         self.profile = profile
         self.latency_ms = latency_ms
         self.ae_rate = ae_rate
@@ -109,7 +113,7 @@ class HisSimulator:
             "SIU^S15": self._cancel_siu,
             "SQM^S25": self._slot_pool,
         }
-        self._seed_hospital(today or dt.datetime.now(HOSPITAL_TZ).date(), days,
+        self._seed_hospital(today or dt.datetime.now(tz).date(), days,
                             slots_per_session)
         for patient in _DEMO_PATIENTS:
             self._register(patient)
@@ -134,7 +138,7 @@ class HisSimulator:
         self, doctor: Doctor, day: dt.date, session: int, begin: dt.time, finish: dt.time,
         per_session: int,
     ) -> None:
-        start = dt.datetime.combine(day, begin, HOSPITAL_TZ)
+        start = dt.datetime.combine(day, begin, self.tz)
         minutes = int((dt.datetime.combine(day, finish) - dt.datetime.combine(day, begin))
                       .total_seconds() // 60)
         step = max(minutes // per_session, 5)
@@ -225,7 +229,7 @@ class HisSimulator:
                 # A transient failure with no effect: not remembered, a retransmission retries.
                 logger.info("HIS simulator: injected AE for %s", header.control_id)
                 answer = self._encode(
-                    self._ack(header, "AE", "207", "simulated HIS failure")
+                    self._ack(header, "AE", APPLICATION_INTERNAL_ERROR, "simulated HIS failure")
                 )
             else:
                 answer = self._encode(self._answer(text, header))
@@ -239,7 +243,8 @@ class HisSimulator:
         route = self._routes.get(header.message_type)
         if route is None:
             known = {r.split("^")[0] for r in self._routes}
-            code = "201" if header.message_code in known else "200"
+            code = (UNSUPPORTED_EVENT_CODE if header.message_code in known
+                    else UNSUPPORTED_MESSAGE_TYPE)
             logger.info("HIS simulator: %s %s not supported", header.message_type,
                         header.control_id)
             return self._ack(header, "AR", code, f"{header.message_type} not supported")
@@ -259,7 +264,7 @@ class HisSimulator:
         return f"HIS{next(self._control_ids):08d}"
 
     def _now(self) -> dt.datetime:
-        return dt.datetime.now(HOSPITAL_TZ)
+        return dt.datetime.now(self.tz)
 
     def _ack(self, header: Header, code: str, error_code: str = "", error_text: str = "") -> str:
         return build_ack(
@@ -282,16 +287,16 @@ class HisSimulator:
     # -- the HIS's business --------------------------------------------------------------
 
     def _find_candidates(self, text: str, header: Header) -> str:
-        query_tag, id_type, number = messages.parse_qbp_q22(text)
+        query_tag, id_type, number = wire.parse_qbp_q22(text)
         document_type = self._by_hl7.get(id_type)
         error = None
         found: list[PatientIdentity] = []
         if document_type is None:
-            error = MessageError("103", f"identifier type {id_type} unknown")
+            error = MessageError(TABLE_VALUE_NOT_FOUND, f"identifier type {id_type} unknown")
         else:
             his_id = self._by_document.get((document_type, number))
             found = [self._patients[his_id]] if his_id else []
-        return messages.build_rsp_k22(
+        return wire.build_rsp_k22(
             self.profile, self._next_control_id(), self._now(), request=header,
             query_tag=query_tag, patients=found, hl7_id_types=self._hl7_types, error=error,
         )
@@ -300,7 +305,7 @@ class HisSimulator:
         # A person already in the index (same document) is answered AA and kept as one record,
         # as most HIS do: the sender cannot tell a retry from a duplicate, and a QBP^Q22 then
         # returns the one HIS id.
-        patient = messages.parse_adt_a28(text, self._by_hl7)
+        patient = wire.parse_adt_a28(text, self._by_hl7)
         stored = self._register(replace(patient, his_patient_id=""))
         logger.info("HIS simulator: patient %s in index (%s)", stored.his_patient_id,
                     header.control_id)
@@ -308,14 +313,14 @@ class HisSimulator:
 
     def _srr_refused(self, header: Header, placer: str, code: str, text: str,
                      trigger: str = "S01") -> str:
-        return messages.build_srr(
+        return wire.build_srr(
             self.profile, self._next_control_id(), self._now(), request=header,
             trigger=trigger, accepted=False, placer_appointment_id=placer, error_code=code,
             error_text=text,
         )
 
     def _book(self, text: str, header: Header) -> str:
-        request = messages.parse_srm(text)
+        request = wire.parse_srm(text, self.tz)
         placer = request.placer_appointment_id
         existing = self._by_placer.get(placer)
         if existing and self._appointments[existing].status == "booked":
@@ -323,10 +328,10 @@ class HisSimulator:
             appointment = self._appointments[existing]
             return self._srr_ok(header, "S01", appointment)
         if request.his_patient_id not in self._patients:
-            return self._srr_refused(header, placer, "204", "unknown patient")
+            return self._srr_refused(header, placer, UNKNOWN_KEY, "unknown patient")
         slot = self._slots.get(request.his_slot_id)
         if slot is None:
-            return self._srr_refused(header, placer, "204", "unknown slot")
+            return self._srr_refused(header, placer, UNKNOWN_KEY, "unknown slot")
         if slot.status == "closed":
             return self._srr_refused(header, placer, CLINIC_CLOSED, "clinic closed")
         if slot.available <= 0:
@@ -345,7 +350,7 @@ class HisSimulator:
         return self._srr_ok(header, "S01", appointment)
 
     def _srr_ok(self, header: Header, trigger: str, appointment: Appointment) -> str:
-        return messages.build_srr(
+        return wire.build_srr(
             self.profile, self._next_control_id(), self._now(), request=header,
             trigger=trigger, accepted=True,
             placer_appointment_id=appointment.placer_appointment_id,
@@ -369,71 +374,27 @@ class HisSimulator:
         return appointment
 
     def _cancel_srm(self, text: str, header: Header) -> str:
-        request = messages.parse_srm(text)
+        request = wire.parse_srm(text, self.tz)
         appointment = self._release(request.filler_appointment_id)
         if appointment is None:
-            return self._srr_refused(header, request.placer_appointment_id, "204",
+            return self._srr_refused(header, request.placer_appointment_id, UNKNOWN_KEY,
                                      "unknown appointment", trigger="S04")
         return self._srr_ok(header, "S04", appointment)
 
     def _cancel_siu(self, text: str, header: Header) -> str:
-        event = messages.parse_siu(text)
+        event = parse_siu(text, self.tz)
         if self._release(event.filler_appointment_id) is None:
-            return self._ack(header, "AE", "204", "unknown appointment")
+            return self._ack(header, "AE", UNKNOWN_KEY, "unknown appointment")
         return self._ack(header, "AA")
 
     def _slot_pool(self, text: str, header: Header) -> str:
-        query_tag, start, end = messages.parse_sqm_s25(text)
+        query_tag, start, end = wire.parse_sqm_s25(text)
         slots = sorted(
             (s for s in self._slots.values() if start <= s.start_at.date() <= end),
             key=lambda s: (s.start_at, s.his_slot_id),
         )
         locations = {c: d.location for c, d in self.mappings.departments.items()}
-        return messages.build_sqr_s25(
+        return wire.build_sqr_s25(
             self.profile, self._next_control_id(), self._now(), request=header,
             query_tag=query_tag, slots=slots, locations=locations,
         )
-
-
-def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
-    """An MllpServer (not yet started) answering with ``simulator``."""
-    return MllpServer(host, port, simulator.handle, on_connect=simulator.on_connect)
-
-
-@click.command("simulate-his")
-@click.option("--listen", default=lambda: os.environ.get("ADAPTER_HIS_MLLP", DEFAULT_LISTEN),
-              show_default="ADAPTER_HIS_MLLP or 127.0.0.1:2576", help="host:port to listen on.")
-@click.option("--mappings", "mappings_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Mappings directory (default: the adapter's).")
-@click.option("--latency-ms", type=click.IntRange(min=0), default=0, help="Delay each answer.")
-@click.option("--ae-rate", type=click.FloatRange(0, 1), default=0.0,
-              help="Share of messages answered AE 207 at random.")
-@click.option("--drop-rate", type=click.FloatRange(0, 1), default=0.0,
-              help="Share of answers cut in half and the connection dropped.")
-@click.option("--refuse-connections", is_flag=True, help="Close every connection at once.")
-@click.option("--seed", type=int, default=None, help="Seed of the fault dice.")
-@click.option("--slots-per-session", type=click.IntRange(1, 200), default=10,
-              show_default=True, help="Numbered slots per doctor per half day for the wallet.")
-def simulate_his_command(
-    listen: str, mappings_dir: Path | None, latency_ms: int, ae_rate: float, drop_rate: float,
-    refuse_connections: bool, seed: int | None, slots_per_session: int,
-) -> None:
-    """Run the HIS simulator over MLLP until interrupted."""
-    try:
-        host, port = astuple(parse_address(listen, "--listen"))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--listen") from None
-    simulator = HisSimulator(
-        load_mappings(mappings_dir or default_mappings_dir()), latency_ms=latency_ms,
-        ae_rate=ae_rate, drop_rate=drop_rate, refuse_connections=refuse_connections, seed=seed,
-        slots_per_session=slots_per_session,
-    )
-    server = serve(simulator, host, port)
-    logger.info("HIS simulator listening on %s:%s", *server.server_address)
-    click.echo(f"HIS simulator listening on {host}:{server.server_address[1]}")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
