@@ -64,14 +64,15 @@ class Runtime:
     @cached_property
     def alipay_public_key(self) -> Any:  # noqa: ANN401 - RSAPublicKey
         """The platform's public key that signs responses and notifications."""
-        from adapter.wallet.signing import load_public_key
+        from adapter.wallet.alipay.signing import load_public_key
 
         return load_public_key(self.config.effective_alipay_public_key_file.read_text())
 
     @cached_property
     def wallet(self) -> Any:  # noqa: ANN401 - a WalletGateway
         """The wallet platform (Alipay OpenAPI at ADAPTER_ALIPAY_GATEWAY)."""
-        from adapter.wallet.alipay import AlipayClient, AlipayWalletGateway
+        from adapter.wallet.alipay.client import AlipayClient
+        from adapter.wallet.alipay.gateway import AlipayWalletGateway
 
         config = self.config
         client = AlipayClient(

@@ -46,7 +46,7 @@ from adapter.registration import (
     lock_booking,
     request_digest,
 )
-from adapter.wallet.consts import yuan
+from adapter.wallet.money import yuan
 from adapter.web.openapi import OPENAPI
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from adapter.db import utcnow
 from adapter.models import WalletNotification
 from adapter.payments import NoticeRefused, apply_payment_notification
-from adapter.wallet.notify import InvalidNotification, decode_form, read_notice
+from adapter.wallet.alipay.notify import InvalidNotification, decode_form, read_notice
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,12 @@ from adapter.his.profile import Hl7Profile
 from adapter.mappings import load_mappings
 from adapter.models import Trade, TradeStatus, WalletNotification
 from adapter.runtime import Runtime
-from adapter.wallet.signing import generate_key_pair, load_private_key, load_public_key, sign_params
+from adapter.wallet.alipay.signing import (
+    generate_key_pair,
+    load_private_key,
+    load_public_key,
+    sign_params,
+)
 from tests.conftest import MAPPINGS
 
 APP_ID = "2021000000000001"

@@ -24,8 +24,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from adapter.ports import WalletRefused, WalletUnavailable
-from adapter.wallet import notify, signing
-from adapter.wallet.alipay import AlipayClient
+from adapter.wallet.alipay import notify, signing
+from adapter.wallet.alipay.client import AlipayClient
 from adapter.wallet.sandbox import SandboxState, serve_sandbox, wallet_sandbox_command
 from adapter.wallet.sandbox.keys import load_or_create_platform_key
 

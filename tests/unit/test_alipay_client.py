@@ -19,9 +19,10 @@ from urllib.parse import parse_qsl
 import pytest
 
 from adapter.ports import WalletGateway, WalletRefused, WalletUnavailable
-from adapter.wallet import consts
-from adapter.wallet.alipay import AlipayClient, AlipayWalletGateway
-from adapter.wallet.signing import (
+from adapter.wallet.alipay import consts
+from adapter.wallet.alipay.client import AlipayClient
+from adapter.wallet.alipay.gateway import AlipayWalletGateway
+from adapter.wallet.alipay.signing import (
     SignatureError,
     generate_key_pair,
     load_private_key,

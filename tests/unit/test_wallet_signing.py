@@ -12,8 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from adapter.ports import WalletUnavailable
-from adapter.wallet.consts import fen, yuan
-from adapter.wallet.signing import (
+from adapter.wallet.alipay.signing import (
     KeyFormatError,
     SignatureError,
     extract_response,
@@ -28,6 +27,7 @@ from adapter.wallet.signing import (
     verify_notification,
     verify_response,
 )
+from adapter.wallet.money import fen, yuan
 
 
 @pytest.fixture(scope="module")

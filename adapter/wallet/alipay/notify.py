@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from adapter.ports import PaymentNotice
-from adapter.wallet import consts
-from adapter.wallet.signing import verify_notification
+from adapter.wallet.alipay.signing import verify_notification
+from adapter.wallet.money import fen
 
 # Alipay writes gmt_* times in Beijing time without an offset.
 ALIPAY_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -73,7 +73,7 @@ def read_notice(params: Mapping[str, str], platform_public_key: RSAPublicKey) ->
         if not params.get(required):
             raise InvalidNotification(f"{required} missing")
     try:
-        total_fen = consts.fen(params["total_amount"])
+        total_fen = fen(params["total_amount"])
     except ValueError:
         raise InvalidNotification("total_amount is not an amount") from None
     return PaymentNotice(
