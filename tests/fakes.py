@@ -10,6 +10,8 @@ from adapter.ports import (
     HisUnavailable,
     PatientIdentity,
     SlotRecord,
+    TradeState,
+    WalletTrade,
 )
 
 
@@ -99,20 +101,18 @@ class FakeWallet:
         self._check()
         trade = self.trades.setdefault(out_trade_no, {
             "trade_no": f"T{len(self.trades) + 1:08d}", "total_fen": total_fen,
-            "status": "WAIT_BUYER_PAY", "refunds": {}})
+            "state": TradeState.CREATED, "refunds": {}})
         return trade["trade_no"]
 
     def pay(self, out_trade_no: str) -> None:
         """The buyer pays in the wallet (the notification is the test's business)."""
-        self.trades[out_trade_no]["status"] = "TRADE_SUCCESS"
+        self.trades[out_trade_no]["state"] = TradeState.PAID
 
-    def _status(self, out_trade_no: str):
-        from adapter.ports import TradeStatus
-
+    def _status(self, out_trade_no: str) -> WalletTrade:
         trade = self.trades.get(out_trade_no)
         if trade is None:
-            return TradeStatus(out_trade_no, "NOT_FOUND")
-        return TradeStatus(out_trade_no, trade["status"], trade["trade_no"], trade["total_fen"])
+            return WalletTrade(out_trade_no, TradeState.NOT_FOUND)
+        return WalletTrade(out_trade_no, trade["state"], trade["trade_no"], trade["total_fen"])
 
     def query_trade(self, out_trade_no: str):
         self._check()
@@ -121,8 +121,8 @@ class FakeWallet:
     def close_trade(self, out_trade_no: str):
         self._check()
         trade = self.trades.get(out_trade_no)
-        if trade is not None and trade["status"] == "WAIT_BUYER_PAY":
-            trade["status"] = "TRADE_CLOSED"
+        if trade is not None and trade["state"] is TradeState.CREATED:
+            trade["state"] = TradeState.CLOSED
         return self._status(out_trade_no)
 
     def refund(self, out_trade_no, refund_fen, out_request_no, reason):

@@ -15,7 +15,8 @@ from flask import Blueprint, Flask, Response, current_app, request
 from adapter.db import utcnow
 from adapter.models import WalletNotification
 from adapter.payments import NoticeRefused, apply_payment_notification
-from adapter.wallet.alipay.notify import InvalidNotification, decode_form, read_notice
+from adapter.ports import InvalidNotification
+from adapter.wallet.alipay.notify import decode_form, read_notice
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,12 @@ def alipay() -> Response:
             outcome = apply_payment_notification(
                 session, notice,
                 app_id=runtime.config.alipay_app_id,
-                seller_id=runtime.config.alipay_seller_id,
+                merchant_id=runtime.config.alipay_seller_id,
                 on_paid=runtime.paid_handlers,
             )
             row = session.get(WalletNotification, notification_id)
             row.notify_id, row.out_trade_no, row.outcome = (
-                notice.notify_id, notice.out_trade_no, outcome)
+                notice.notice_id, notice.out_trade_no, outcome)
     except NoticeRefused as exc:
         logger.warning("notification %s for trade %s refused: %s", notification_id,
                        notice.out_trade_no, exc.reason)

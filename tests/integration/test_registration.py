@@ -18,7 +18,7 @@ from adapter.identity import BookingRules
 from adapter.mappings import load_mappings
 from adapter.models import Booking, OutboxMessage, Slot, Trade
 from adapter.payments import apply_payment_notification
-from adapter.ports import PaymentNotice
+from adapter.ports import PaymentNotice, TradeState
 from adapter.protection import DataProtector, generate_key_file, load_keyring
 from adapter.registration import RegistrationPolicy, cancel_for_closed_slot
 from adapter.runtime import Runtime
@@ -92,9 +92,9 @@ def _pay(runtime, client, booking_id) -> str:
     with runtime.session_factory.begin() as session:
         trade = session.get(Trade, out_trade_no)
         apply_payment_notification(
-            session, PaymentNotice("n-" + out_trade_no, "APP", "SELLER", out_trade_no,
-                                   payment.json["trade_no"], "TRADE_SUCCESS", trade.total_fen),
-            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+            session, PaymentNotice("alipay", "n-" + out_trade_no, "APP", "SELLER", out_trade_no,
+                                   payment.json["trade_no"], TradeState.PAID, trade.total_fen),
+            app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers)
     return out_trade_no
 
 
@@ -216,7 +216,7 @@ def test_unpaid_hold_expires_after_closing_the_trade(system):
     _expire_now(runtime)
     assert expire_holds(runtime) == 1
     assert _status(client, held.json["id"])["status"] == "expired"
-    assert runtime.wallet.trades[payment.json["out_trade_no"]]["status"] == "TRADE_CLOSED"
+    assert runtime.wallet.trades[payment.json["out_trade_no"]]["state"] is TradeState.CLOSED
     assert _booked(runtime, slot_id) == 0
 
 
@@ -249,9 +249,9 @@ def test_a_notification_after_the_place_was_given_away_is_refunded(system):
     assert _book(b, slot_id, pb).status_code == 201
     with runtime.session_factory.begin() as session:
         apply_payment_notification(
-            session, PaymentNotice("late", "APP", "SELLER", out_trade_no,
-                                   payment.json["trade_no"], "TRADE_SUCCESS", FEE),
-            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+            session, PaymentNotice("alipay", "late", "APP", "SELLER", out_trade_no,
+                                   payment.json["trade_no"], TradeState.PAID, FEE),
+            app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers)
     deliver_outbox(runtime)
     assert runtime.wallet.refunded_fen(out_trade_no) == FEE
     assert _status(a, held.json["id"])["status"] == "cancelled"
@@ -298,7 +298,7 @@ def test_cancelling_an_unpaid_hold_closes_the_trade(system):
     assert again.json["out_trade_no"] == payment.json["out_trade_no"]  # one trade per booking
     response = client.post(f"/api/v1/bookings/{held.json['id']}/cancel")
     assert response.json["status"] == "cancelled"
-    assert runtime.wallet.trades[payment.json["out_trade_no"]]["status"] == "TRADE_CLOSED"
+    assert runtime.wallet.trades[payment.json["out_trade_no"]]["state"] is TradeState.CLOSED
 
 
 def test_clinic_stopped_by_the_hospital_refunds_everyone_on_the_slot(system):
@@ -390,9 +390,9 @@ def test_notifications_racing_hold_expiry_never_lose_or_double_money(system):
             if paid:
                 with runtime.session_factory.begin() as session:
                     apply_payment_notification(
-                        session, PaymentNotice("n" + out_trade_no, "APP", "SELLER",
-                                               out_trade_no, trade_no, "TRADE_SUCCESS", FEE),
-                        app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers)
+                        session, PaymentNotice("alipay", "n" + out_trade_no, "APP", "SELLER",
+                                               out_trade_no, trade_no, TradeState.PAID, FEE),
+                        app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers)
 
     threads = [threading.Thread(target=notify), threading.Thread(target=expire_holds,
                                                                  args=(runtime,))]

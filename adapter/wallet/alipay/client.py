@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from adapter.ports import RefundResult, TradeStatus, WalletRefused, WalletUnavailable
+from adapter.ports import RefundResult, WalletRefused, WalletUnavailable
 from adapter.wallet.alipay import consts
 from adapter.wallet.alipay.signing import (
     PrivateKeyInput,
@@ -64,6 +64,17 @@ class UserInfo:
 
     def __repr__(self) -> str:  # personal data stays out of logs and tracebacks
         return f"UserInfo(user_id={self.user_id!r}, is_certified={self.is_certified})"
+
+
+@dataclass(frozen=True)
+class AlipayTrade:
+    """alipay.trade.query / close as the platform says it (trade_status still Alipay's word)."""
+
+    out_trade_no: str
+    trade_status: str  # WAIT_BUYER_PAY, TRADE_CLOSED, TRADE_SUCCESS, TRADE_FINISHED
+    trade_no: str = ""
+    total_fen: int = 0
+    buyer_id: str = ""
 
 
 def _beijing(moment: dt.datetime) -> str:
@@ -256,32 +267,27 @@ class AlipayClient:
         logger.info("trade %s created as %s", out_trade_no, trade_no)
         return trade_no
 
-    def trade_query(self, out_trade_no: str) -> TradeStatus:
-        """alipay.trade.query; ACQ.TRADE_NOT_EXIST is status NOT_FOUND, not an error."""
-        try:
-            result = self._call(consts.TRADE_QUERY, {"out_trade_no": out_trade_no})
-        except WalletRefused as exc:
-            if exc.sub_code == consts.TRADE_NOT_EXIST:
-                return TradeStatus(out_trade_no=out_trade_no, status=consts.NOT_FOUND)
-            raise
+    def trade_query(self, out_trade_no: str) -> AlipayTrade:
+        """alipay.trade.query; a trade Alipay does not have is WalletRefused ACQ.TRADE_NOT_EXIST."""
+        result = self._call(consts.TRADE_QUERY, {"out_trade_no": out_trade_no})
         if result.get("out_trade_no") not in (None, out_trade_no):
             raise WalletUnavailable("trade.query answered for another out_trade_no")
         amount = result.get("total_amount")
-        return TradeStatus(
+        return AlipayTrade(
             out_trade_no=out_trade_no,
-            status=str(result.get("trade_status", "")),
+            trade_status=str(result.get("trade_status", "")),
             trade_no=str(result.get("trade_no", "")),
             total_fen=fen(amount) if amount else 0,
             buyer_id=str(result.get("buyer_user_id") or result.get("buyer_open_id") or ""),
         )
 
-    def trade_close(self, out_trade_no: str) -> TradeStatus:
+    def trade_close(self, out_trade_no: str) -> AlipayTrade:
         """alipay.trade.close of an unpaid trade; the trade is then TRADE_CLOSED."""
         result = self._call(consts.TRADE_CLOSE, {"out_trade_no": out_trade_no})
         logger.info("trade %s closed", out_trade_no)
-        return TradeStatus(
+        return AlipayTrade(
             out_trade_no=out_trade_no,
-            status=consts.TRADE_CLOSED,
+            trade_status=consts.TRADE_CLOSED,
             trade_no=str(result.get("trade_no", "")),
         )
 

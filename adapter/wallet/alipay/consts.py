@@ -1,6 +1,10 @@
-"""Alipay OpenAPI v1 names and codes in one place."""
+"""Alipay OpenAPI v1 names and codes in one place, and what they mean in the adapter's words."""
 
 from __future__ import annotations
+
+from adapter.ports import TradeState
+
+PLATFORM = "alipay"  # WalletGateway.platform: /notify/alipay, the platform column of rows
 
 # Gateway methods (the "method" common parameter).
 OAUTH_TOKEN = "alipay.system.oauth.token"  # noqa: S105 (a method name)
@@ -29,13 +33,17 @@ INVALID_PARAM = "40002"
 BUSINESS_FAILED = "40004"
 PERMISSION_DENIED = "40006"
 
-# Trade statuses (alipay.trade.query trade_status), plus ours for "no such trade".
+# Trade statuses (trade_status of alipay.trade.query and of notifications), and their states.
 WAIT_BUYER_PAY = "WAIT_BUYER_PAY"
 TRADE_CLOSED = "TRADE_CLOSED"
 TRADE_SUCCESS = "TRADE_SUCCESS"
 TRADE_FINISHED = "TRADE_FINISHED"
-NOT_FOUND = "NOT_FOUND"
-PAID_STATUSES = frozenset({TRADE_SUCCESS, TRADE_FINISHED})
+TRADE_STATES: dict[str, TradeState] = {
+    WAIT_BUYER_PAY: TradeState.CREATED,
+    TRADE_CLOSED: TradeState.CLOSED,  # closed unpaid, or refunded in full
+    TRADE_SUCCESS: TradeState.PAID,
+    TRADE_FINISHED: TradeState.PAID,  # paid, and past the refund period
+}
 
 REFUND_SUCCESS = "REFUND_SUCCESS"  # fastpay.refund.query refund_status
 

@@ -10,11 +10,29 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 
-from adapter.ports import RefundResult, TradeStatus, WalletRefused, WalletUnavailable, WalletUser
+from adapter.ports import (
+    RefundResult,
+    TradeState,
+    WalletRefused,
+    WalletTrade,
+    WalletUnavailable,
+    WalletUser,
+)
 from adapter.wallet.alipay import consts
-from adapter.wallet.alipay.client import AlipayClient
+from adapter.wallet.alipay.client import AlipayClient, AlipayTrade
 
 logger = logging.getLogger(__name__)
+
+
+def wallet_trade(answer: AlipayTrade) -> WalletTrade:
+    """Alipay's trade in the adapter's words; a trade_status Alipay does not document is
+    WalletUnavailable, since nobody can say whether the money was taken."""
+    state = consts.TRADE_STATES.get(answer.trade_status)
+    if state is None:
+        logger.warning("trade %s: unknown trade_status", answer.out_trade_no)
+        raise WalletUnavailable(f"trade {answer.out_trade_no}: unknown trade_status")
+    return WalletTrade(answer.out_trade_no, state, answer.trade_no, answer.total_fen,
+                       answer.buyer_id)
 
 
 class AlipayWalletGateway:
@@ -56,8 +74,8 @@ class AlipayWalletGateway:
             return self.client.trade_create(out_trade_no, total_fen, subject, buyer_id, expire_at)
         except WalletUnavailable:
             logger.warning("trade %s: create outcome unknown, querying", out_trade_no)
-        status = self.client.trade_query(out_trade_no)
-        if status.status != consts.NOT_FOUND:
+        status = self.query_trade(out_trade_no)
+        if status.state is not TradeState.NOT_FOUND:
             if status.total_fen and status.total_fen != total_fen:
                 # Never hand out a trade_no whose amount is not the one asked for.
                 raise WalletRefused(consts.AMOUNT_MISMATCH, "", "existing trade, other amount")
@@ -65,34 +83,39 @@ class AlipayWalletGateway:
         # Not created: Alipay dedupes out_trade_no, so one retry with the same one is safe.
         return self.client.trade_create(out_trade_no, total_fen, subject, buyer_id, expire_at)
 
-    def query_trade(self, out_trade_no: str) -> TradeStatus:
-        """alipay.trade.query."""
-        return self.client.trade_query(out_trade_no)
+    def query_trade(self, out_trade_no: str) -> WalletTrade:
+        """alipay.trade.query; ACQ.TRADE_NOT_EXIST is state NOT_FOUND, not an error."""
+        try:
+            return wallet_trade(self.client.trade_query(out_trade_no))
+        except WalletRefused as exc:
+            if exc.sub_code == consts.TRADE_NOT_EXIST:
+                return WalletTrade(out_trade_no, TradeState.NOT_FOUND)
+            raise
 
-    def close_trade(self, out_trade_no: str) -> TradeStatus:
+    def close_trade(self, out_trade_no: str) -> WalletTrade:
         """alipay.trade.close; when the trade was paid meanwhile, says so instead of closing."""
         try:
-            return self.client.trade_close(out_trade_no)
+            return wallet_trade(self.client.trade_close(out_trade_no))
         except WalletRefused as exc:
             if exc.sub_code == consts.TRADE_NOT_EXIST:
                 # The buyer never opened the cashier: nothing exists to close or to pay.
-                return TradeStatus(out_trade_no=out_trade_no, status=consts.NOT_FOUND)
+                return WalletTrade(out_trade_no, TradeState.NOT_FOUND)
             if exc.sub_code not in consts.CLOSE_REFUSED_BY_STATE:
                 raise
             logger.info("trade %s: close refused (%s), querying", out_trade_no, exc.sub_code)
-            return self.client.trade_query(out_trade_no)
+            return self.query_trade(out_trade_no)
         except WalletUnavailable:
             logger.warning("trade %s: close outcome unknown, querying", out_trade_no)
-        status = self.client.trade_query(out_trade_no)
-        if status.status != consts.WAIT_BUYER_PAY:
+        status = self.query_trade(out_trade_no)
+        if status.state is not TradeState.CREATED:
             return status
         # Still open after a lost answer: close once more (closing is idempotent).
         try:
-            return self.client.trade_close(out_trade_no)
+            return wallet_trade(self.client.trade_close(out_trade_no))
         except WalletRefused as exc:
             if exc.sub_code not in consts.CLOSE_REFUSED_BY_STATE:
                 raise
-            return self.client.trade_query(out_trade_no)
+            return self.query_trade(out_trade_no)
 
     def refund(
         self, out_trade_no: str, refund_fen: int, out_request_no: str, reason: str
