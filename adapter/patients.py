@@ -107,11 +107,11 @@ def sign_in_with_wallet(
     user = wallet.exchange_auth_code(auth_code)
     account = session.scalar(
         select(WalletAccount).where(
-            WalletAccount.platform == "alipay", WalletAccount.user_id == user.user_id
+            WalletAccount.platform == wallet.platform, WalletAccount.user_id == user.user_id
         )
     )
     if account is None:
-        account = WalletAccount(platform="alipay", user_id=user.user_id)
+        account = WalletAccount(platform=wallet.platform, user_id=user.user_id)
         session.add(account)
     account.is_certified = user.is_certified and bool(user.document_number)
     account.last_login_at = utcnow()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlencode
 
 from adapter.ports import (
     AppointmentRequest,
@@ -65,6 +66,10 @@ class FakeHis:
 class FakeWallet:
     """An in-memory WalletGateway with users behind auth codes."""
 
+    platform = "fake"
+    app_id = "APP"
+    merchant_id = "SELLER"
+
     def __init__(self) -> None:
         from adapter.ports import WalletUser
 
@@ -76,6 +81,16 @@ class FakeWallet:
 
     def add_user(self, auth_code: str, **fields) -> None:
         self.users[auth_code] = self._user_type(**fields)
+
+    def display_name(self, locale: str) -> str:
+        return "Fake Wallet" if locale.startswith("en") else "测试钱包"
+
+    def sign_in_url(self, redirect_uri: str, state: str) -> str:
+        return "https://wallet.example/authorize?" + urlencode(
+            {"redirect_uri": redirect_uri, "state": state})
+
+    def pay_parameters(self, out_trade_no: str, trade_no: str, return_url: str) -> dict:
+        return {"trade_no": trade_no}
 
     def exchange_auth_code(self, auth_code: str):
         from adapter.ports import WalletRefused, WalletUnavailable

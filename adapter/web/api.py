@@ -11,7 +11,6 @@ import json
 import logging
 import random
 import secrets
-import urllib.parse
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -37,7 +36,7 @@ from adapter.models import (
 )
 from adapter.patients import add_dependant, list_patients, sign_in_with_wallet
 from adapter.payments import lock_trade
-from adapter.ports import WalletRefused, WalletUnavailable
+from adapter.ports import WalletGateway, WalletRefused, WalletUnavailable
 from adapter.registration import (
     browse_slots,
     can_cancel,
@@ -120,15 +119,17 @@ def create_session() -> ResponseReturnValue:
     if not isinstance(auth_code, str) or not auth_code:
         return error("auth_code.required", "auth_code is required", 400)
     expected = session.pop("login_state", None)
+    platform = session.pop("login_platform", None)
     if not expected or not secrets.compare_digest(str(body.get("state", "")), expected):
         message = ("登录已失效，请重新登录" if locale() == "zh-CN"
                    else "The sign-in link has expired. Please sign in again.")
         return error("login.state_mismatch", message, 400)
     runtime = _runtime()
+    # The wallet whose sign-in page /session/login-url handed out with this state.
+    wallet = runtime.wallets.get(platform) or runtime.wallet
     try:
         with runtime.session_factory.begin() as db:
-            signed = sign_in_with_wallet(db, runtime.wallet, runtime.protector, auth_code,
-                                         _today())
+            signed = sign_in_with_wallet(db, wallet, runtime.protector, auth_code, _today())
             patients = [patient_json(p) for p in list_patients(db, signed.account_id)]
     except Refusal as refusal:
         return refused(refusal)
@@ -138,9 +139,7 @@ def create_session() -> ResponseReturnValue:
                    else "The sign-in has expired. Please sign in again.")
         return error("auth_code.invalid", message, 401)
     except WalletUnavailable:
-        message = ("支付宝暂时无法访问，请稍后再试" if locale() == "zh-CN"
-                   else "The wallet cannot be reached right now. Please try again shortly.")
-        return error("wallet.unavailable", message, 503)
+        return _wallet_unavailable(wallet)
     session.clear()
     session["account_id"] = signed.account_id
     session.permanent = True
@@ -212,15 +211,17 @@ def login_url() -> ResponseReturnValue:
     redirect_uri = request.args.get("redirect_uri", "")
     if not redirect_uri.startswith(("http://", "https://")):
         return error("redirect_uri.invalid", "redirect_uri must be an http(s) URL", 400)
+    platform = request.args.get("platform")
+    if platform is not None and platform not in runtime.wallets:
+        return error("platform.unknown", "platform names no configured wallet", 400)
+    wallet = runtime.wallet_for(platform) if platform else runtime.wallet
     # OAuth 2.0 state (RFC 6749 section 10.12): POST /session accepts an auth_code only with
     # the state this browser was given, so nobody can sign a victim into the attacker's
     # account (whose dependants the victim would then add, handing over their data).
     state = secrets.token_urlsafe(16)
-    session["login_state"] = state
-    query = urllib.parse.urlencode({"app_id": runtime.config.alipay_app_id,
-                                    "scope": "auth_user", "redirect_uri": redirect_uri,
-                                    "state": state})
-    return jsonify(url=f"{runtime.config.alipay_oauth_url}?{query}", state=state)
+    session["login_state"], session["login_platform"] = state, wallet.platform
+    return jsonify(url=wallet.sign_in_url(redirect_uri, state), state=state,
+                   platform=wallet.platform)
 
 
 @bp.get("/departments")
@@ -438,7 +439,7 @@ def cancel_booking(account_id: int, public_id: str) -> ResponseReturnValue:
         try:
             status = runtime.wallet.close_trade(out_trade_no)
         except WalletUnavailable:
-            return _wallet_unavailable()
+            return _wallet_unavailable(runtime.wallet)
         if status.paid:
             with runtime.session_factory.begin() as db:
                 trade = lock_trade(db, out_trade_no)
@@ -460,8 +461,8 @@ def cancel_booking(account_id: int, public_id: str) -> ResponseReturnValue:
 _rng = random.SystemRandom()
 
 
-def _wallet_unavailable() -> ResponseReturnValue:
-    message = ("支付宝暂时无法访问，请稍后再试" if locale() == "zh-CN"
+def _wallet_unavailable(wallet: WalletGateway) -> ResponseReturnValue:
+    message = (f"{wallet.display_name('zh-CN')}暂时无法访问，请稍后再试" if locale() == "zh-CN"
                else "The wallet cannot be reached right now. Please try again shortly.")
     return error("wallet.unavailable", message, 503)
 
@@ -475,7 +476,6 @@ def create_payment(account_id: int) -> ResponseReturnValue:
     if not isinstance(public_id, str):
         return error("payment.fields", "booking_id is required", 400)
     runtime = _runtime()
-    config = runtime.config
     with runtime.session_factory.begin() as db:
         write_transaction(db)
         booking = _own_booking(db, account_id, public_id)
@@ -492,7 +492,8 @@ def create_payment(account_id: int) -> ResponseReturnValue:
         if trade is None:
             department = runtime.mappings.departments.get(booking.department_code)
             subject = f"挂号费 {department.name_zh if department else ''}".strip()
-            trade = Trade(out_trade_no=out_trade_no, purpose="registration",
+            trade = Trade(out_trade_no=out_trade_no, platform=account.platform,
+                          purpose="registration",
                           reference=booking.public_id, subject=subject,
                           total_fen=booking.fee_fen, buyer_id=account.user_id,
                           expire_at=booking.hold_expires_at)
@@ -500,13 +501,12 @@ def create_payment(account_id: int) -> ResponseReturnValue:
             booking.out_trade_no = out_trade_no
         trade_no, subject, total_fen, expire_at = (trade.trade_no, trade.subject,
                                                    trade.total_fen, trade.expire_at)
-        buyer_id = account.user_id
+        buyer_id, wallet = account.user_id, runtime.wallet_for(trade.platform)
     if not trade_no:
         try:
-            trade_no = runtime.wallet.create_trade(out_trade_no, total_fen, subject, buyer_id,
-                                                   expire_at)
+            trade_no = wallet.create_trade(out_trade_no, total_fen, subject, buyer_id, expire_at)
         except WalletUnavailable:
-            return _wallet_unavailable()
+            return _wallet_unavailable(wallet)
         except WalletRefused as exc:
             logger.warning("trade %s refused by the wallet: %s %s", out_trade_no, exc.code,
                            exc.sub_code)
@@ -514,13 +514,12 @@ def create_payment(account_id: int) -> ResponseReturnValue:
         with runtime.session_factory.begin() as db:
             trade = db.get(Trade, out_trade_no)
             trade.trade_no = trade.trade_no or trade_no
-    cashier = config.alipay_cashier_url.format(trade_no=trade_no) if \
-        config.alipay_cashier_url else None
     return_url = body.get("return_url")
-    if cashier and isinstance(return_url, str) and return_url.startswith(("http://", "https://")):
-        cashier += "?" + urllib.parse.urlencode({"return_url": return_url})
+    if not (isinstance(return_url, str) and return_url.startswith(("http://", "https://"))):
+        return_url = ""
+    pay = wallet.pay_parameters(out_trade_no, trade_no, return_url)
     return jsonify(out_trade_no=out_trade_no, trade_no=trade_no, amount=yuan(total_fen),
-                   cashier_url=cashier), 201
+                   cashier_url=pay.get("cashier_url"), platform=wallet.platform, pay=pay), 201
 
 
 def init_app(app: Flask) -> None:

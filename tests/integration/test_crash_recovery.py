@@ -84,7 +84,7 @@ def test_worker_killed_after_the_his_booked_it_books_once_after_restart(
     payment = client.post("/api/v1/payments", json={"booking_id": held.json["id"]}).json
     with session_factory.begin() as session:
         apply_payment_notification(
-            session, PaymentNotice("alipay", "n1", "APP", "SELLER", payment["out_trade_no"],
+            session, PaymentNotice("fake", "n1", "APP", "SELLER", payment["out_trade_no"],
                                    payment["trade_no"], TradeState.PAID,
                                    session.get(Trade, payment["out_trade_no"]).total_fen),
             app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers)

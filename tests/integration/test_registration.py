@@ -92,7 +92,7 @@ def _pay(runtime, client, booking_id) -> str:
     with runtime.session_factory.begin() as session:
         trade = session.get(Trade, out_trade_no)
         apply_payment_notification(
-            session, PaymentNotice("alipay", "n-" + out_trade_no, "APP", "SELLER", out_trade_no,
+            session, PaymentNotice("fake", "n-" + out_trade_no, "APP", "SELLER", out_trade_no,
                                    payment.json["trade_no"], TradeState.PAID, trade.total_fen),
             app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers)
     return out_trade_no
@@ -249,7 +249,7 @@ def test_a_notification_after_the_place_was_given_away_is_refunded(system):
     assert _book(b, slot_id, pb).status_code == 201
     with runtime.session_factory.begin() as session:
         apply_payment_notification(
-            session, PaymentNotice("alipay", "late", "APP", "SELLER", out_trade_no,
+            session, PaymentNotice("fake", "late", "APP", "SELLER", out_trade_no,
                                    payment.json["trade_no"], TradeState.PAID, FEE),
             app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers)
     deliver_outbox(runtime)
@@ -296,6 +296,11 @@ def test_cancelling_an_unpaid_hold_closes_the_trade(system):
     payment = client.post("/api/v1/payments", json={"booking_id": held.json["id"]})
     again = client.post("/api/v1/payments", json={"booking_id": held.json["id"]})
     assert again.json["out_trade_no"] == payment.json["out_trade_no"]  # one trade per booking
+    # The trade is the signed-in wallet's, paid as that wallet says.
+    assert (again.json["platform"], again.json["pay"], again.json["cashier_url"]) == (
+        "fake", {"trade_no": payment.json["trade_no"]}, None)
+    with runtime.session_factory() as session:
+        assert session.get(Trade, payment.json["out_trade_no"]).platform == "fake"
     response = client.post(f"/api/v1/bookings/{held.json['id']}/cancel")
     assert response.json["status"] == "cancelled"
     assert runtime.wallet.trades[payment.json["out_trade_no"]]["state"] is TradeState.CLOSED
@@ -390,7 +395,7 @@ def test_notifications_racing_hold_expiry_never_lose_or_double_money(system):
             if paid:
                 with runtime.session_factory.begin() as session:
                     apply_payment_notification(
-                        session, PaymentNotice("alipay", "n" + out_trade_no, "APP", "SELLER",
+                        session, PaymentNotice("fake", "n" + out_trade_no, "APP", "SELLER",
                                                out_trade_no, trade_no, TradeState.PAID, FEE),
                         app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers)
 

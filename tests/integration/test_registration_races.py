@@ -105,7 +105,7 @@ def test_trade_created_during_a_cancel_is_closed_and_leaks_no_place(system):
     # and no place is taken for the cancelled booking.
     runtime.wallet.trades[pay["out_trade_no"]]["state"] = TradeState.PAID
     with runtime.session_factory.begin() as s:
-        apply_payment_notification(s, PaymentNotice("alipay", "n1", "APP", "SELLER",
+        apply_payment_notification(s, PaymentNotice("fake", "n1", "APP", "SELLER",
                                                     pay["out_trade_no"], pay["trade_no"],
                                                     TradeState.PAID, FEE),
                                    app_id="APP", merchant_id="SELLER",

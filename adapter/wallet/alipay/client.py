@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from adapter.ports import RefundResult, WalletRefused, WalletUnavailable
 from adapter.wallet.alipay import consts
@@ -122,6 +123,11 @@ class AlipayClient:
         self.timeout = timeout
         self.session = session or requests.Session()
         self.message_template_id = message_template_id
+
+    @property
+    def platform_public_key(self) -> RSAPublicKey:
+        """Alipay's public key: it signs answers and notifications."""
+        return self._public_key
 
     # ----------------------------------------------------------------------------------------
     # Transport

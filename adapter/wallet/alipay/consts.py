@@ -5,6 +5,29 @@ from __future__ import annotations
 from adapter.ports import TradeState
 
 PLATFORM = "alipay"  # WalletGateway.platform: /notify/alipay, the platform column of rows
+DISPLAY_NAMES = {"zh-CN": "支付宝", "en": "Alipay"}
+
+# Alipay's own hosts, and the user-authorisation page published for each gateway: production
+# (openapi.alipay.com), the sandbox (openapi-sandbox.dl.alipaydev.com) and the older sandbox
+# (openapi.alipaydev.com). publicAppAuthorize.htm takes app_id, scope, redirect_uri and state and
+# comes back to redirect_uri with auth_code and state.
+ALIPAY_DOMAINS = ("alipay.com", "alipaydev.com")
+PRODUCTION_GATEWAY_HOST = "openapi.alipay.com"
+AUTHORIZE_PATH = "/oauth2/publicAppAuthorize.htm"
+AUTHORIZE_PAGES = {
+    PRODUCTION_GATEWAY_HOST: "https://openauth.alipay.com" + AUTHORIZE_PATH,
+    "openapi-sandbox.dl.alipaydev.com":
+        "https://openauth-sandbox.dl.alipaydev.com" + AUTHORIZE_PATH,
+    "openapi.alipaydev.com": "https://openauth.alipaydev.com" + AUTHORIZE_PATH,
+}
+AUTH_SCOPE = "auth_user"  # the user_id plus what alipay.user.info.share shares
+
+# In-wallet payment: AlipayJSBridge.call("tradePay", {tradeNO: <trade_no>}).
+TRADE_PAY_TRADE_NO = "tradeNO"
+
+# Notification answers: exactly "success" stops Alipay's retries; anything else is retried.
+NOTIFY_SUCCESS = "success"
+NOTIFY_FAIL = "fail"
 
 # Gateway methods (the "method" common parameter).
 OAUTH_TOKEN = "alipay.system.oauth.token"  # noqa: S105 (a method name)

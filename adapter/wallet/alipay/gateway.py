@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from urllib.parse import quote, urlencode
 
 from adapter.ports import (
+    NotificationAnswer,
+    PaymentNotice,
     RefundResult,
     TradeState,
     WalletRefused,
@@ -18,8 +21,9 @@ from adapter.ports import (
     WalletUnavailable,
     WalletUser,
 )
-from adapter.wallet.alipay import consts
+from adapter.wallet.alipay import consts, notify
 from adapter.wallet.alipay.client import AlipayClient, AlipayTrade
+from adapter.wallet.alipay.config import AlipayConfig, cashier_page_for, sign_in_page_for
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +39,84 @@ def wallet_trade(answer: AlipayTrade) -> WalletTrade:
                        answer.buyer_id)
 
 
+# outcome of a notification -> Alipay's answer (only "success" with 200 stops its retries)
+_ANSWERS = {
+    "success": NotificationAnswer(consts.NOTIFY_SUCCESS, 200),
+    "refused": NotificationAnswer(consts.NOTIFY_FAIL, 400),
+    "error": NotificationAnswer(consts.NOTIFY_FAIL, 500),
+}
+
+
 class AlipayWalletGateway:
-    """adapter.ports.WalletGateway over Alipay, settling unknown outcomes by querying."""
+    """adapter.ports.WalletGateway over Alipay, settling unknown outcomes by querying.
+
+    ``sign_in_page`` and ``cashier_page`` default to the pages that go with the client's
+    gateway (see adapter.wallet.alipay.config); an empty ``cashier_page`` means the JS bridge.
+    """
+
+    platform = consts.PLATFORM
 
     def __init__(
-        self, client: AlipayClient, *, cert_types: Mapping[str, str] | None = None
+        self,
+        client: AlipayClient,
+        *,
+        cert_types: Mapping[str, str] | None = None,
+        sign_in_page: str = "",
+        cashier_page: str | None = None,
     ) -> None:
         self.client = client
         self.cert_types = dict(consts.CERT_TYPES if cert_types is None else cert_types)
+        self.sign_in_page = sign_in_page or sign_in_page_for(client.gateway_url)
+        self.cashier_page = (cashier_page_for(client.gateway_url) if cashier_page is None
+                             else cashier_page)
+
+    @classmethod
+    def from_config(cls, config: AlipayConfig) -> AlipayWalletGateway:
+        """The gateway for a configuration, reading its key files."""
+        client = AlipayClient(
+            config.gateway,
+            config.app_id,
+            config.app_private_key_file.read_text(),
+            config.public_key_file.read_text(),
+            seller_id=config.seller_id,
+            notify_url=config.notify_url,
+            message_template_id=config.message_template_id,
+        )
+        return cls(client, sign_in_page=config.sign_in_page, cashier_page=config.cashier_page)
+
+    @property
+    def app_id(self) -> str:
+        """Our APPID; notifications for another app are refused."""
+        return self.client.app_id
+
+    @property
+    def merchant_id(self) -> str:
+        """Our seller_id (the merchant's PID, 2088...); "" leaves notifications' unchecked."""
+        return self.client.seller_id
+
+    def display_name(self, locale: str) -> str:
+        """支付宝, or Alipay in English."""
+        return consts.DISPLAY_NAMES["en" if locale.startswith("en") else "zh-CN"]
+
+    # ----------------------------------------------------------------------------------------
+    # Pages: signing in and paying happen on the platform's side, in the patient's browser
+
+    def sign_in_url(self, redirect_uri: str, state: str) -> str:
+        """publicAppAuthorize.htm with app_id, scope auth_user, redirect_uri and state."""
+        query = urlencode({"app_id": self.app_id, "scope": consts.AUTH_SCOPE,
+                           "redirect_uri": redirect_uri, "state": state})
+        return f"{self.sign_in_page}?{query}"
+
+    def pay_parameters(self, out_trade_no: str, trade_no: str, return_url: str) -> dict[str, str]:
+        """The trade_no for AlipayJSBridge tradePay; on an imitation of the platform also its
+        cashier page, which comes back to return_url."""
+        parameters = {consts.TRADE_PAY_TRADE_NO: trade_no}
+        if self.cashier_page:
+            url = self.cashier_page + quote(trade_no, safe="")
+            if return_url:
+                url += "?" + urlencode({"return_url": return_url})
+            parameters["cashier_url"] = url
+        return parameters
 
     def exchange_auth_code(self, auth_code: str) -> WalletUser:
         """alipay.system.oauth.token, then alipay.user.info.share."""
@@ -148,3 +222,14 @@ class AlipayWalletGateway:
     def download_bill(self, bill_date: dt.date) -> bytes:
         """The day's trade bill: csv.zip bytes."""
         return self.client.download(self.client.bill_download_url(bill_date))
+
+    # ----------------------------------------------------------------------------------------
+    # Notifications
+
+    def read_notification(self, raw: bytes) -> PaymentNotice:
+        """A trade_status_sync notification, verified with the platform's public key."""
+        return notify.read_notice(notify.decode_form(raw), self.client.platform_public_key)
+
+    def notification_answer(self, outcome: str) -> NotificationAnswer:
+        """Alipay reads the body: exactly "success" stops its retries, "fail" is retried."""
+        return _ANSWERS[outcome]
