@@ -101,7 +101,7 @@ MESSAGES: dict[str, dict[str, str]] = {
               "Please choose the right document type.",
     },
     "document.mismatch": {
-        "zh-CN": "证件信息与支付宝实名认证的信息不一致，请使用本人实名认证的证件。",
+        "zh-CN": "证件信息与您在钱包中实名认证的信息不一致，请使用本人实名认证的证件。",
         "en": "The document does not match your wallet's verified identity. "
               "Please use the document you verified with.",
     },
@@ -170,8 +170,8 @@ MESSAGES: dict[str, dict[str, str]] = {
               "submit again.",
     },
     "account.not_certified": {
-        "zh-CN": "请先在支付宝完成实名认证，再添加就诊人或预约挂号。",
-        "en": "Please complete real-name verification in Alipay before adding patients "
+        "zh-CN": "请先在您的钱包中完成实名认证，再添加就诊人或预约挂号。",
+        "en": "Please complete real-name verification in your wallet before adding patients "
               "or booking.",
     },
     "patient.exists": {
@@ -480,7 +480,7 @@ _CHECKERS = {
 
 @dataclass
 class CertifiedIdentity:
-    """What the wallet certified about its user (Alipay: cert_type, cert_no, user_name...)."""
+    """What the wallet certified about its user (its document type and number, name...)."""
 
     name: str
     document_type: str
