@@ -157,13 +157,13 @@ def wait_delivered(sandbox: Sandbox, count: int, timeout: float = 5.0) -> list[d
 
 def test_oauth_flow_from_login_page_to_certified_user(sandbox, client, app_keys):
     redirect_uri = "https://hospital.example/h5/login?lang=zh"
-    page = requests.get(f"{sandbox.url}/oauth/authorize", params={
+    page = requests.get(f"{sandbox.url}/oauth2/publicAppAuthorize.htm", params={
         "app_id": APP_ID, "scope": "auth_user", "redirect_uri": redirect_uri, "state": "s-42",
     }, timeout=5)
     assert page.status_code == 200
     assert PARENT in page.text and "授权" in page.text
 
-    chosen = requests.post(f"{sandbox.url}/oauth/authorize", data={
+    chosen = requests.post(f"{sandbox.url}/oauth2/publicAppAuthorize.htm", data={
         "app_id": APP_ID, "scope": "auth_user", "redirect_uri": redirect_uri, "state": "s-42",
         "user_id": PARENT,
     }, allow_redirects=False, timeout=5)
@@ -208,6 +208,16 @@ def test_auth_code_is_single_use_and_expires(sandbox, app_keys):
                          timeout=5).json()["auth_code"]
     time.sleep(300 * SCALE + 0.05)
     assert exchange(late)["sub_code"] == "isv.code-invalid"
+
+
+def test_the_old_login_path_is_an_alias_of_alipays(sandbox):
+    form = {"app_id": APP_ID, "scope": "auth_user", "redirect_uri": "https://h.example/h5/",
+            "state": "s-1"}
+    page = requests.get(f"{sandbox.url}/oauth/authorize", params=form, timeout=5)
+    assert page.status_code == 200 and PARENT in page.text
+    chosen = requests.post(f"{sandbox.url}/oauth/authorize", data={**form, "user_id": PARENT},
+                           allow_redirects=False, timeout=5)
+    assert chosen.status_code == 302 and "auth_code=" in chosen.headers["Location"]
 
 
 def test_authorize_refuses_non_http_redirect(sandbox):
