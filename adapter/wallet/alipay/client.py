@@ -215,7 +215,7 @@ class AlipayClient:
         result = self._call(
             consts.OAUTH_TOKEN,
             None,
-            {"grant_type": "authorization_code", "code": auth_code},
+            {"grant_type": consts.GRANT_AUTHORIZATION_CODE, "code": auth_code},
         )
         return OAuthToken(
             user_id=str(result.get("user_id") or result.get("open_id") or ""),
@@ -229,7 +229,7 @@ class AlipayClient:
         result = self._call(consts.USER_INFO_SHARE, None, {"auth_token": access_token})
         return UserInfo(
             user_id=str(result.get("user_id") or result.get("open_id") or ""),
-            is_certified=result.get("is_certified") == "T",
+            is_certified=result.get("is_certified") == consts.CERTIFIED,
             user_name=str(result.get("user_name", "")),
             cert_type=str(result.get("cert_type", "")),
             cert_no=str(result.get("cert_no", "")),
@@ -312,7 +312,7 @@ class AlipayClient:
             biz["refund_reason"] = reason
         result = self._call(consts.TRADE_REFUND, biz)
         # refund_fee in the answer is the trade's refunded total, not this request's amount.
-        done = result.get("fund_change") == "Y"
+        done = result.get("fund_change") == consts.FUND_CHANGED
         logger.info("refund %s/%s answered fund_change=%s", out_trade_no, out_request_no, done)
         return RefundResult(out_trade_no, out_request_no, refund_fen, done)
 

@@ -69,6 +69,9 @@ TRADE_STATES: dict[str, TradeState] = {
 }
 
 REFUND_SUCCESS = "REFUND_SUCCESS"  # fastpay.refund.query refund_status
+FUND_CHANGED = "Y"  # trade.refund fund_change: the money moved with this request
+CERTIFIED = "T"  # user.info.share is_certified
+GRANT_AUTHORIZATION_CODE = "authorization_code"  # oauth.token grant_type for an auth_code
 
 # sub_codes that mean the platform does not know or did not say what happened: the request may
 # or may not have taken effect, so the caller settles by querying, never by assuming.

@@ -105,7 +105,7 @@ class AlipayWalletGateway:
         """publicAppAuthorize.htm with app_id, scope auth_user, redirect_uri and state."""
         query = urlencode({"app_id": self.app_id, "scope": consts.AUTH_SCOPE,
                            "redirect_uri": redirect_uri, "state": state})
-        return f"{self.sign_in_page}?{query}"
+        return f"{self.sign_in_page}{'&' if '?' in self.sign_in_page else '?'}{query}"
 
     def pay_parameters(self, out_trade_no: str, trade_no: str, return_url: str) -> dict[str, str]:
         """The trade_no for AlipayJSBridge tradePay; on an imitation of the platform also its
