@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from adapter.wallet.alipay.config import AlipayConfig
+
 
 class ConfigError(ValueError):
     """A configuration variable is missing, malformed or contradicts another."""
@@ -72,6 +74,7 @@ class Config:
     alipay_message_template_id: str = ""
     alipay_app_private_key_file: Path | None = None  # default: generated under data_dir
     alipay_public_key_file: Path | None = None  # the platform's key; default: the sandbox's
+    alipay_authorize_url: str = ""  # the sign-in page; default: the one of the gateway
     data_key_file: Path | None = None  # AES-GCM + blind index keys; default: under data_dir
 
     @property
@@ -105,23 +108,19 @@ class Config:
         return (self.public_url or f"http://{self.web_listen}").rstrip("/")
 
     @property
-    def _wallet_is_alipay(self) -> bool:
-        return "alipay.com" in self.alipay_gateway
-
-    @property
-    def alipay_oauth_url(self) -> str:
-        """Where the wallet asks the user to authorize (the sandbox's page in development)."""
-        if self._wallet_is_alipay:
-            return "https://openauth.alipay.com/oauth2/publicAppAuthorize.htm"
-        return self.alipay_gateway.rsplit("/", 1)[0] + "/oauth/authorize"
-
-    @property
-    def alipay_cashier_url(self) -> str:
-        """A cashier page URL template with {trade_no}; empty for Alipay, where the page calls
-        AlipayJSBridge tradePay instead."""
-        if self._wallet_is_alipay:
-            return ""
-        return self.alipay_gateway.rsplit("/", 1)[0] + "/cashier/{trade_no}"
+    def alipay(self) -> AlipayConfig:
+        """The Alipay wallet's section (ADAPTER_ALIPAY_*), with development defaults filled in."""
+        return AlipayConfig(
+            gateway=self.alipay_gateway,
+            app_id=self.alipay_app_id,
+            app_private_key_file=self.effective_app_private_key_file,
+            public_key_file=self.effective_alipay_public_key_file,
+            notify_url=f"{self.effective_public_url}/notify/alipay",
+            seller_id=self.alipay_seller_id,
+            # production requires the variable (validate); the sandbox takes any id
+            message_template_id=self.alipay_message_template_id or "SANDBOX_TEMPLATE",
+            authorize_url=self.alipay_authorize_url,
+        )
 
     @property
     def effective_database_url(self) -> str:
@@ -181,6 +180,9 @@ class Config:
                 raise ConfigError("ADAPTER_PUBLIC_URL must be https:// in production")
         if not self.alipay_gateway.startswith(("http://", "https://")):
             raise ConfigError("ADAPTER_ALIPAY_GATEWAY must be an http(s) URL")
+        if self.alipay_authorize_url and not self.alipay_authorize_url.startswith(
+                ("http://", "https://")):
+            raise ConfigError("ADAPTER_ALIPAY_AUTHORIZE_URL must be an http(s) URL")
         return self
 
 
@@ -221,6 +223,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "alipay_app_id": env.get("ADAPTER_ALIPAY_APP_ID", defaults.alipay_app_id),
         "alipay_seller_id": env.get("ADAPTER_ALIPAY_SELLER_ID", ""),
         "alipay_message_template_id": env.get("ADAPTER_ALIPAY_MESSAGE_TEMPLATE_ID", ""),
+        "alipay_authorize_url": env.get("ADAPTER_ALIPAY_AUTHORIZE_URL", ""),
         "secret_key": _secret(env, "ADAPTER_SECRET_KEY"),
         "his_connect_timeout": _number(
             env, "ADAPTER_HIS_CONNECT_TIMEOUT", defaults.his_connect_timeout

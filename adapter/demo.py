@@ -92,7 +92,8 @@ class Demo:
                          params={"redirect_uri": f"{self.web}/h5/"}).json()["url"]
         form = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(login).query))
         form["user_id"] = parent["user_id"]
-        answer = requests.post(f"{self.sandbox}/oauth/authorize", data=form,
+        # The login page's form posts back to the page itself, as the wallet's does.
+        answer = requests.post(login.partition("?")[0], data=form,
                                allow_redirects=False, timeout=TIMEOUT)
         location = answer.headers.get("Location", "")
         back = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))

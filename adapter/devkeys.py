@@ -13,7 +13,7 @@ from pathlib import Path
 
 from adapter.config import Config
 from adapter.protection import generate_key_file
-from adapter.wallet.signing import generate_key_pair
+from adapter.wallet.alipay.signing import generate_key_pair
 
 logger = logging.getLogger(__name__)
 

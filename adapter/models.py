@@ -108,7 +108,7 @@ class WalletAccount(Base):
     __table_args__ = (UniqueConstraint("platform", "user_id", name="uq_wallet_account_user"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    platform: Mapped[str] = mapped_column(String(16), default="alipay")
+    platform: Mapped[str] = mapped_column(String(16))  # WalletGateway.platform
     user_id: Mapped[str] = mapped_column(String(64))
     is_certified: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -150,7 +150,7 @@ class TradeStatus:
     """Life of a wallet trade, as the adapter records it."""
 
     CREATED = "created"  # trade created in the wallet, waiting for the buyer
-    PAID = "paid"  # a verified notification or query said TRADE_SUCCESS/TRADE_FINISHED
+    PAID = "paid"  # a verified notification or query said the money was taken
     CLOSED = "closed"  # closed unpaid (hold expired, cancelled before paying)
     REFUNDED = "refunded"  # refunded in full
 
@@ -169,7 +169,7 @@ class Trade(Base):
     )
 
     out_trade_no: Mapped[str] = mapped_column(String(64), primary_key=True)
-    platform: Mapped[str] = mapped_column(String(16), default="alipay")
+    platform: Mapped[str] = mapped_column(String(16))  # WalletGateway.platform
     purpose: Mapped[str] = mapped_column(String(20))  # registration | bill
     reference: Mapped[str] = mapped_column(String(64))  # the booking or bill it pays
     subject: Mapped[str] = mapped_column(String(256))
@@ -207,7 +207,7 @@ class WalletNotification(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
-    platform: Mapped[str] = mapped_column(String(16), default="alipay")
+    platform: Mapped[str] = mapped_column(String(16))  # WalletGateway.platform
     peer: Mapped[str] = mapped_column(String(64), default="")
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     notify_id: Mapped[str | None] = mapped_column(String(128))

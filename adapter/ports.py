@@ -1,14 +1,17 @@
-"""The ports through which use cases reach the HIS (and, later, the wallet).
+"""The ports through which use cases reach the HIS and the wallets.
 
-The use-case modules import only this module's types, never hl7apy or sockets: adapter/his/
-implements :class:`HisGateway` over HL7 v2.5/MLLP and tests pass fakes.
+The use-case modules import only this module's types, never hl7apy, sockets or HTTP clients:
+adapter/his/ implements :class:`HisGateway` over HL7 v2.5/MLLP, each package of adapter/wallet/
+implements :class:`WalletGateway` for its platform, and tests pass fakes. The wallet's types
+speak the adapter's words; a platform's own statuses and method names stay in its package.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Protocol
+from enum import StrEnum
+from typing import NamedTuple, Protocol
 
 
 @dataclass(frozen=True)
@@ -137,51 +140,85 @@ class InboundRefused(Exception):
 # The wallet
 
 
+class TradeState(StrEnum):
+    """Where a wallet trade stands, in the adapter's words (each wallet maps its own statuses)."""
+
+    CREATED = "created"  # created, waiting for the buyer
+    PAID = "paid"  # the money was taken (a refund later does not undo that)
+    CLOSED = "closed"  # closed unpaid, or refunded in full: the wallet takes no money for it
+    NOT_FOUND = "not_found"  # the wallet has no trade with this out_trade_no
+
+
 @dataclass(frozen=True)
 class WalletUser:
-    """A wallet user as the platform certifies them (alipay.user.info.share)."""
+    """A wallet user as the platform certifies them."""
 
-    user_id: str  # the platform's id of the user (Alipay user_id / open_id)
+    user_id: str  # the platform's id of the user
     is_certified: bool  # real-name certified by the platform
     name: str = ""
-    document_type: str = ""  # mappings/document_types.csv code, from the platform's cert_type
+    document_type: str = ""  # mappings/document_types.csv code, from the platform's own code
     document_number: str = ""
     sex: str = ""  # F, M or "" (HL7 table 0001 codes)
     mobile: str = ""
 
 
 @dataclass(frozen=True)
-class TradeStatus:
-    """A wallet trade as the platform reports it (alipay.trade.query / close)."""
+class WalletTrade:
+    """A wallet trade as the platform reports it (queried, or closed)."""
 
     out_trade_no: str
-    status: str  # WAIT_BUYER_PAY, TRADE_CLOSED, TRADE_SUCCESS, TRADE_FINISHED, NOT_FOUND
+    state: TradeState
     trade_no: str = ""
     total_fen: int = 0
     buyer_id: str = ""
 
     @property
     def paid(self) -> bool:
-        """Only TRADE_SUCCESS and TRADE_FINISHED mean the money was taken."""
-        return self.status in ("TRADE_SUCCESS", "TRADE_FINISHED")
+        """Only a paid trade means the money was taken."""
+        return self.state is TradeState.PAID
 
 
 @dataclass(frozen=True)
 class RefundResult:
-    """A refund as the platform reports it (alipay.trade.refund / fastpay.refund.query)."""
+    """A refund as the platform reports it (requested, or queried)."""
 
     out_trade_no: str
     out_request_no: str
     refund_fen: int
-    done: bool  # the money is on its way back (REFUND_SUCCESS / fund_change=Y)
+    done: bool  # the money is on its way back to the buyer
+
+
+@dataclass(frozen=True)
+class PaymentNotice:
+    """A wallet's asynchronous payment notification, verified and read by the wallet's module."""
+
+    platform: str  # the wallet it came from (WalletGateway.platform)
+    notice_id: str  # the platform's id of the notification, the same on every retry
+    app_id: str  # the app it is for
+    merchant_id: str  # the merchant account paid ("" when the platform does not say)
+    out_trade_no: str
+    trade_no: str
+    state: TradeState
+    total_fen: int
+    buyer_id: str = ""
+    paid_at: dt.datetime | None = None
+
+
+class NotificationAnswer(NamedTuple):
+    """The HTTP answer a platform expects to a notification."""
+
+    body: str
+    status: int
+    mimetype: str = "text/plain"
 
 
 class WalletUnavailable(Exception):
-    """The platform did not answer or answered SYSTEM_ERROR: the outcome is unknown; query."""
+    """The platform did not answer, or answered that it does not know: the outcome is unknown;
+    query before acting."""
 
 
 class WalletRefused(Exception):
-    """The platform answered and refused (code / sub_code as documented by the platform)."""
+    """The platform answered and refused (code / sub_code as the platform documents them)."""
 
     def __init__(self, code: str, sub_code: str = "", message: str = "") -> None:
         super().__init__(f"{code} {sub_code} {message}".strip())
@@ -190,57 +227,80 @@ class WalletRefused(Exception):
         self.message = message
 
 
+class InvalidNotification(Exception):
+    """A request that is not a notification the platform signed; ``reason`` says what failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class WalletGateway(Protocol):
-    """What the adapter needs from the wallet platform."""
+    """What the adapter needs from a wallet platform."""
+
+    platform: str  # its name in /notify/<platform> and in the platform column of rows
+    app_id: str  # our app at the platform; a notification for another app is refused
+    merchant_id: str  # our merchant account; "" leaves it unchecked
+
+    def display_name(self, locale: str) -> str:
+        """The wallet's name as patients know it, in their language (zh-CN or en)."""
+        ...
+
+    def sign_in_url(self, redirect_uri: str, state: str) -> str:
+        """The platform's page where the user lets us read their identity; it comes back to
+        redirect_uri with a one-time auth code and the given OAuth state."""
+        ...
 
     def exchange_auth_code(self, auth_code: str) -> WalletUser:
-        """alipay.system.oauth.token, then alipay.user.info.share."""
+        """The certified user behind a one-time auth code."""
         ...
 
     def create_trade(
         self, out_trade_no: str, total_fen: int, subject: str, buyer_id: str,
         expire_at: dt.datetime,
     ) -> str:
-        """alipay.trade.create (JSAPI_PAY); returns the platform's trade_no."""
+        """Create the trade the buyer pays inside the wallet; returns the platform's trade_no.
+        The same out_trade_no again never makes a second trade."""
         ...
 
-    def query_trade(self, out_trade_no: str) -> TradeStatus:
-        """alipay.trade.query."""
+    def pay_parameters(self, out_trade_no: str, trade_no: str, return_url: str) -> dict[str, str]:
+        """What the patient page needs to pay the trade: a ``cashier_url`` (coming back to
+        return_url) when the platform pays on a page of its own, else what its in-wallet
+        payment call takes."""
         ...
 
-    def close_trade(self, out_trade_no: str) -> TradeStatus:
-        """alipay.trade.close; when the trade was paid meanwhile, says so instead of closing."""
+    def query_trade(self, out_trade_no: str) -> WalletTrade:
+        """The trade as the platform has it (NOT_FOUND when it has none)."""
+        ...
+
+    def close_trade(self, out_trade_no: str) -> WalletTrade:
+        """Close an unpaid trade; when it was paid meanwhile, says so instead of closing."""
         ...
 
     def refund(
         self, out_trade_no: str, refund_fen: int, out_request_no: str, reason: str
     ) -> RefundResult:
-        """alipay.trade.refund; the same out_request_no on retry never refunds twice."""
+        """Refund (part of) a paid trade; the same out_request_no on retry never refunds twice."""
         ...
 
     def query_refund(self, out_trade_no: str, out_request_no: str) -> RefundResult:
-        """alipay.trade.fastpay.refund.query."""
+        """A refund as the platform has it (refund_fen 0: not made)."""
         ...
 
     def push_message(self, user_id: str, text: str, url: str = "") -> None:
-        """A service-window message to the user (alipay.open.public.message.single.send)."""
+        """A message to the user inside the wallet, opening url when tapped."""
         ...
 
     def download_bill(self, bill_date: dt.date) -> bytes:
-        """The day's trade bill (alipay.data.dataservice.bill.downloadurl.query): csv.zip bytes."""
+        """The day's trade bill as the platform ships it."""
         ...
 
+    def read_notification(self, raw: bytes) -> PaymentNotice:
+        """Decode a notification's raw body, verify it with the platform's public key and read
+        it; raises InvalidNotification."""
+        ...
 
-@dataclass(frozen=True)
-class PaymentNotice:
-    """A wallet's asynchronous payment notification whose signature has been verified."""
-
-    notify_id: str
-    app_id: str
-    seller_id: str
-    out_trade_no: str
-    trade_no: str
-    trade_status: str
-    total_fen: int
-    buyer_id: str = ""
-    paid_at: dt.datetime | None = None
+    def notification_answer(self, outcome: str) -> NotificationAnswer:
+        """The answer the platform expects for outcome success, refused or error; only the
+        answer to success stops its retries."""
+        ...

@@ -20,6 +20,7 @@ from adapter.flows import Flow, Merged, merge
 from adapter.his.profile import Hl7Profile, load_profile
 from adapter.mappings import Mappings, load_mappings
 from adapter.models import Trade
+from adapter.ports import WalletGateway
 from adapter.registration.policy import RegistrationPolicy, load_registration_policy
 from adapter.registration.rules import BookingRules, load_booking_rules
 
@@ -71,33 +72,27 @@ class Runtime:
         )
 
     @cached_property
-    def alipay_public_key(self) -> Any:  # noqa: ANN401 - RSAPublicKey
-        """The platform's public key that signs responses and notifications."""
-        from adapter.wallet.signing import load_public_key
+    def wallets(self) -> dict[str, WalletGateway]:
+        """The wallet platforms by name, the default first (only Alipay is configured today:
+        the OpenAPI at ADAPTER_ALIPAY_GATEWAY)."""
+        from adapter.wallet.alipay.gateway import AlipayWalletGateway
 
-        return load_public_key(self.config.effective_alipay_public_key_file.read_text())
+        alipay = AlipayWalletGateway.from_config(self.config.alipay)
+        return {alipay.platform: alipay}
 
-    @cached_property
-    def wallet(self) -> Any:  # noqa: ANN401 - a WalletGateway
-        """The wallet platform (Alipay OpenAPI at ADAPTER_ALIPAY_GATEWAY)."""
-        from adapter.wallet.alipay import AlipayClient, AlipayWalletGateway
+    def wallet_for(self, platform: str) -> WalletGateway:
+        """The wallet of a platform (a trade's, an account's); KeyError when none is configured."""
+        return self.wallets[platform]
 
-        config = self.config
-        client = AlipayClient(
-            config.alipay_gateway,
-            config.alipay_app_id,
-            config.effective_app_private_key_file.read_text(),
-            self.alipay_public_key,
-            seller_id=config.alipay_seller_id,
-            notify_url=f"{config.effective_public_url}/notify/alipay",
-            # production requires the variable (Config.validate); the sandbox takes any id
-            message_template_id=config.alipay_message_template_id or "SANDBOX_TEMPLATE",
-        )
-        return AlipayWalletGateway(client)
+    @property
+    def wallet(self) -> WalletGateway:
+        """The default wallet (the first configured)."""
+        return next(iter(self.wallets.values()))
 
-    def wallet_for(self, platform: str) -> Any:  # noqa: ANN401 - a WalletGateway
-        """The wallet of a trade or account."""
-        return self.wallet
+    @wallet.setter
+    def wallet(self, wallet: WalletGateway) -> None:
+        # One wallet in place of all, e.g. a test's fake.
+        self.wallets = {wallet.platform: wallet}
 
     @cached_property
     def protector(self) -> Any:  # noqa: ANN401 - a DataProtector

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlencode
 
 from adapter.ports import (
     AppointmentRequest,
@@ -10,6 +11,8 @@ from adapter.ports import (
     HisUnavailable,
     PatientIdentity,
     SlotRecord,
+    TradeState,
+    WalletTrade,
 )
 
 
@@ -63,7 +66,9 @@ class FakeHis:
 class FakeWallet:
     """An in-memory WalletGateway with users behind auth codes."""
 
-    platform = "alipay"
+    platform = "fake"
+    app_id = "APP"
+    merchant_id = "SELLER"
 
     def __init__(self) -> None:
         from adapter.ports import WalletUser
@@ -76,6 +81,16 @@ class FakeWallet:
 
     def add_user(self, auth_code: str, **fields) -> None:
         self.users[auth_code] = self._user_type(**fields)
+
+    def display_name(self, locale: str) -> str:
+        return "Fake Wallet" if locale.startswith("en") else "测试钱包"
+
+    def sign_in_url(self, redirect_uri: str, state: str) -> str:
+        return "https://wallet.example/authorize?" + urlencode(
+            {"redirect_uri": redirect_uri, "state": state})
+
+    def pay_parameters(self, out_trade_no: str, trade_no: str, return_url: str) -> dict:
+        return {"trade_no": trade_no}
 
     def exchange_auth_code(self, auth_code: str):
         from adapter.ports import WalletRefused, WalletUnavailable
@@ -101,20 +116,18 @@ class FakeWallet:
         self._check()
         trade = self.trades.setdefault(out_trade_no, {
             "trade_no": f"T{len(self.trades) + 1:08d}", "total_fen": total_fen,
-            "status": "WAIT_BUYER_PAY", "refunds": {}})
+            "state": TradeState.CREATED, "refunds": {}})
         return trade["trade_no"]
 
     def pay(self, out_trade_no: str) -> None:
         """The buyer pays in the wallet (the notification is the test's business)."""
-        self.trades[out_trade_no]["status"] = "TRADE_SUCCESS"
+        self.trades[out_trade_no]["state"] = TradeState.PAID
 
-    def _status(self, out_trade_no: str):
-        from adapter.ports import TradeStatus
-
+    def _status(self, out_trade_no: str) -> WalletTrade:
         trade = self.trades.get(out_trade_no)
         if trade is None:
-            return TradeStatus(out_trade_no, "NOT_FOUND")
-        return TradeStatus(out_trade_no, trade["status"], trade["trade_no"], trade["total_fen"])
+            return WalletTrade(out_trade_no, TradeState.NOT_FOUND)
+        return WalletTrade(out_trade_no, trade["state"], trade["trade_no"], trade["total_fen"])
 
     def query_trade(self, out_trade_no: str):
         self._check()
@@ -123,8 +136,8 @@ class FakeWallet:
     def close_trade(self, out_trade_no: str):
         self._check()
         trade = self.trades.get(out_trade_no)
-        if trade is not None and trade["status"] == "WAIT_BUYER_PAY":
-            trade["status"] = "TRADE_CLOSED"
+        if trade is not None and trade["state"] is TradeState.CREATED:
+            trade["state"] = TradeState.CLOSED
         return self._status(out_trade_no)
 
     def refund(self, out_trade_no, refund_fen, out_request_no, reason):

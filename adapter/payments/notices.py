@@ -14,11 +14,9 @@ from sqlalchemy.orm import Session
 
 from adapter.models import TradeStatus
 from adapter.payments.trades import PaidHandlers, lock_trade, mark_paid
-from adapter.ports import PaymentNotice
+from adapter.ports import PaymentNotice, TradeState
 
 logger = logging.getLogger(__name__)
-
-PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")  # the only statuses that mean paid
 
 
 class NoticeRefused(Exception):
@@ -34,27 +32,30 @@ def apply_payment_notification(
     notice: PaymentNotice,
     *,
     app_id: str,
-    seller_id: str,
+    merchant_id: str,
     on_paid: PaidHandlers,
     now: dt.datetime,
 ) -> str:
     """Apply a verified notice inside the caller's transaction; returns applied|duplicate|ignored.
 
-    Raises NoticeRefused for a notice that is not for us or does not match the order.
+    ``app_id`` and ``merchant_id`` are the receiving wallet's own (WalletGateway). Raises
+    NoticeRefused for a notice that is not for us or does not match the order.
     """
     if notice.app_id != app_id:
         raise NoticeRefused("app_id is not ours")
-    if seller_id and notice.seller_id != seller_id:
+    if merchant_id and notice.merchant_id != merchant_id:
         raise NoticeRefused("seller_id is not ours")
     trade = lock_trade(session, notice.out_trade_no)
     if trade is None:
         raise NoticeRefused("unknown out_trade_no")
+    if notice.platform != trade.platform:
+        raise NoticeRefused("platform differs from the order")
     if notice.total_fen != trade.total_fen:
         raise NoticeRefused("total_amount differs from the order")
     if trade.trade_no and notice.trade_no and notice.trade_no != trade.trade_no:
         raise NoticeRefused("trade_no differs from the order")
-    if notice.trade_status not in PAID_STATUSES:
-        # WAIT_BUYER_PAY, TRADE_CLOSED: nothing to do; the trade's own life decides.
+    if notice.state is not TradeState.PAID:
+        # Waiting for the buyer, closed: nothing to do; the trade's own life decides.
         return "ignored"
     if trade.status in (TradeStatus.PAID, TradeStatus.REFUNDED) or trade.paid_at is not None:
         return "duplicate"

@@ -42,8 +42,11 @@ OPENAPI: dict[str, Any] = {
         "/session/login-url": {"get": {
             "summary": "The wallet's authorize URL, redirecting back with auth_code",
             "parameters": [{"name": "redirect_uri", "in": "query", "required": True,
+                            "schema": {"type": "string"}},
+                           {"name": "platform", "in": "query", "required": False,
+                            "description": "the wallet (default: the first configured)",
                             "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "{url, state}"}, "400": _ERROR}}},
+            "responses": {"200": {"description": "{url, state, platform}"}, "400": _ERROR}}},
         "/departments": {"get": {
             "summary": "Departments with their doctors and slot release times",
             "responses": {"200": {"description": "{departments: [...]}"}}}},
@@ -91,7 +94,9 @@ OPENAPI: dict[str, Any] = {
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["booking_id"], "properties": {
                     "booking_id": {"type": "string"}, "return_url": {"type": "string"}}}}}},
-            "responses": {"201": {"description": "{out_trade_no, trade_no, amount, cashier_url}"},
+            "responses": {"201": {"description": "{out_trade_no, trade_no, amount, cashier_url, "
+                                                 "platform, pay}: cashier_url is null when the "
+                                                 "wallet pays in its own app, with pay"},
                           "401": _ERROR, "404": _ERROR, "409": _ERROR, "503": _ERROR}}},
         "/patients": {
             "get": {

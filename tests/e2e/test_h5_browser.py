@@ -27,7 +27,8 @@ def _sign_in(phone: Phone, system: RunningSystem, user_id: str, query: str = "")
     page = phone.page
     page.goto(f"{system.web}/h5/{query}")
     page.locator("#login").click()
-    page.wait_for_url(f"{system.sandbox}/oauth/authorize**")  # the wallet's login page
+    # the wallet's login page, at the path of Alipay's own
+    page.wait_for_url(f"{system.sandbox}/oauth2/publicAppAuthorize.htm**")
     page.locator(f"input[name=user_id][value='{user_id}']").check()
     page.locator("button[type=submit]").click()
     page.wait_for_url(f"{system.web}/h5/**")

@@ -179,3 +179,31 @@ def test_an_auth_code_without_this_browsers_state_is_refused(app):
     forged = client.post("/api/v1/session", json={"auth_code": "attacker-code", "state": "x"})
     assert forged.json["error"] == "login.state_mismatch"
     assert "attacker-code" in app.wallet.users  # never even exchanged
+
+
+def test_login_url_is_the_wallets_own_page(app):
+    client = app.test_client()
+    answer = client.get("/api/v1/session/login-url?redirect_uri=http://127.0.0.1/h5/").json
+    assert answer["platform"] == "fake"
+    assert answer["url"].startswith("https://wallet.example/authorize?")
+    assert f"state={answer['state']}" in answer["url"]
+    same = client.get("/api/v1/session/login-url?redirect_uri=http://127.0.0.1/h5/"
+                      "&platform=fake").json
+    assert same["platform"] == "fake"
+    unknown = client.get("/api/v1/session/login-url?redirect_uri=http://127.0.0.1/h5/"
+                         "&platform=nowallet")
+    assert unknown.status_code == 400 and unknown.json["error"] == "platform.unknown"
+
+
+def test_the_account_belongs_to_the_wallet_that_signed_in(app, session_factory):
+    from adapter.models import WalletAccount
+
+    _sign_in(app, app.test_client())
+    with session_factory() as session:
+        assert [a.platform for a in session.scalars(select(WalletAccount))] == ["fake"]
+
+
+def test_wallet_down_names_the_wallet(app):
+    app.wallet.down = True
+    response = sign_in(app.test_client(), "x")
+    assert response.json["message"].startswith("测试钱包")

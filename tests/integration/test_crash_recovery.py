@@ -22,7 +22,7 @@ from adapter.his.simulator import HisSimulator
 from adapter.mappings import load_mappings
 from adapter.models import Booking, OutboxMessage, Slot, Trade
 from adapter.payments.notices import apply_payment_notification
-from adapter.ports import PaymentNotice
+from adapter.ports import PaymentNotice, TradeState
 from adapter.protection import DataProtector, generate_key_file, load_keyring
 from adapter.runtime import Runtime
 from tests.conftest import MAPPINGS
@@ -84,10 +84,10 @@ def test_worker_killed_after_the_his_booked_it_books_once_after_restart(
     payment = client.post("/api/v1/payments", json={"booking_id": held.json["id"]}).json
     with session_factory.begin() as session:
         apply_payment_notification(
-            session, PaymentNotice("n1", "APP", "SELLER", payment["out_trade_no"],
-                                   payment["trade_no"], "TRADE_SUCCESS",
+            session, PaymentNotice("fake", "n1", "APP", "SELLER", payment["out_trade_no"],
+                                   payment["trade_no"], TradeState.PAID,
                                    session.get(Trade, payment["out_trade_no"]).total_fen),
-            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers,
+            app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers,
             now=runtime.clock.now())
 
     env = {**os.environ, "ADAPTER_DATABASE_URL": engine.url.render_as_string(False),

@@ -24,7 +24,7 @@ def test_rotation_reencrypts_and_keeps_every_number(session_factory, tmp_path):
     old = DataProtector(load_keyring(key_file))
     numbers = [_id(f"11010120{10 + n:02d}0101{n:03d}") for n in range(1, 4)]
     with session_factory.begin() as session:
-        account = WalletAccount(user_id="2088", is_certified=True)
+        account = WalletAccount(platform="fake", user_id="2088", is_certified=True)
         session.add(account)
         session.flush()
         for n, number in enumerate(numbers):

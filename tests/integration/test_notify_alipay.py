@@ -1,4 +1,4 @@
-"""/notify/alipay: keep raw, verify, apply once, answer success only after commit."""
+"""/notify/<platform> for Alipay: keep raw, verify, apply once, answer success only after commit."""
 
 from __future__ import annotations
 
@@ -15,21 +15,29 @@ from adapter.his.profile import Hl7Profile
 from adapter.mappings import load_mappings
 from adapter.models import Trade, TradeStatus, WalletNotification
 from adapter.runtime import Runtime
-from adapter.wallet.signing import generate_key_pair, load_private_key, load_public_key, sign_params
+from adapter.wallet.alipay.signing import (
+    generate_key_pair,
+    load_private_key,
+    load_public_key,
+    sign_params,
+)
 from tests.conftest import MAPPINGS
 
 APP_ID = "2021000000000001"
 SELLER = "2088000000000001"
 PLATFORM_PRIVATE, PLATFORM_PUBLIC = generate_key_pair()
 OTHER_PRIVATE, _ = generate_key_pair()
+APP_PRIVATE, _ = generate_key_pair()
 
 
 @pytest.fixture
 def app(engine, session_factory, tmp_path):
     key_file = tmp_path / "alipay_public_key.pem"
     key_file.write_text(PLATFORM_PUBLIC)
+    app_key_file = tmp_path / "app_private_key.pem"
+    app_key_file.write_text(APP_PRIVATE)
     config = replace(load_config({}), alipay_app_id=APP_ID, alipay_seller_id=SELLER,
-                     alipay_public_key_file=key_file)
+                     alipay_public_key_file=key_file, alipay_app_private_key_file=app_key_file)
     runtime = Runtime(config, engine, session_factory, load_mappings(MAPPINGS), Hl7Profile())
     runtime.paid_handlers["registration"] = lambda session, trade: paid.append(
         trade.out_trade_no)
@@ -37,7 +45,8 @@ def app(engine, session_factory, tmp_path):
     app = create_app(runtime=runtime)
     app.paid = paid
     with session_factory.begin() as session:
-        session.add(Trade(out_trade_no="R20261126000001", purpose="registration",
+        session.add(Trade(out_trade_no="R20261126000001", platform="alipay",
+                          purpose="registration",
                           reference="B1", subject="挂号费 儿科", total_fen=2500,
                           buyer_id="2088102000000001",
                           expire_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=15)))
@@ -166,3 +175,29 @@ def test_platform_key_is_the_one_used_not_ours(app):
     app_private, app_public = generate_key_pair()
     assert load_public_key(app_public)
     assert _post(app, _signed(_notice(), key=app_private)).status_code == 400
+
+
+def test_an_unknown_platform_is_404_and_nothing_is_stored(app, session_factory):
+    body = urllib.parse.urlencode(_signed(_notice()))
+    response = app.test_client().post(
+        "/notify/wechatpay", data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 404
+    assert _outcomes(session_factory) == []
+    assert _trade(session_factory).status == TradeStatus.CREATED and app.paid == []
+
+
+def test_an_undocumented_trade_status_is_refused_and_kept(app, session_factory):
+    response = _post(app, _signed(_notice(trade_status="TRADE_PENDING")))
+    assert (response.status_code, response.text) == (400, "fail")
+    assert _outcomes(session_factory) == ["refused"]
+    assert _trade(session_factory).status == TradeStatus.CREATED
+
+
+def test_a_notice_for_another_wallets_order_is_refused(app, session_factory):
+    with session_factory.begin() as session:
+        session.get(Trade, "R20261126000001").platform = "wechatpay"
+    response = _post(app, _signed(_notice()))
+    assert response.status_code == 400
+    assert _trade(session_factory).status == TradeStatus.CREATED and app.paid == []
+    with session_factory() as session:
+        assert "platform" in session.scalar(select(WalletNotification)).reason

@@ -17,7 +17,7 @@ from adapter.his.profile import Hl7Profile
 from adapter.mappings import load_mappings
 from adapter.models import Booking, OutboxMessage, Slot, Trade
 from adapter.payments.notices import apply_payment_notification
-from adapter.ports import PaymentNotice
+from adapter.ports import PaymentNotice, TradeState
 from adapter.protection import DataProtector, generate_key_file, load_keyring
 from adapter.registration.cancelling import cancel_for_closed_slot
 from adapter.registration.jobs import expire_holds, release_cancelled_slots
@@ -94,9 +94,9 @@ def _pay(runtime, client, booking_id) -> str:
     with runtime.session_factory.begin() as session:
         trade = session.get(Trade, out_trade_no)
         apply_payment_notification(
-            session, PaymentNotice("n-" + out_trade_no, "APP", "SELLER", out_trade_no,
-                                   payment.json["trade_no"], "TRADE_SUCCESS", trade.total_fen),
-            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers,
+            session, PaymentNotice("fake", "n-" + out_trade_no, "APP", "SELLER", out_trade_no,
+                                   payment.json["trade_no"], TradeState.PAID, trade.total_fen),
+            app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers,
             now=runtime.clock.now())
     return out_trade_no
 
@@ -219,7 +219,7 @@ def test_unpaid_hold_expires_after_closing_the_trade(system):
     _expire_now(runtime)
     assert expire_holds(runtime) == 1
     assert _status(client, held.json["id"])["status"] == "expired"
-    assert runtime.wallet.trades[payment.json["out_trade_no"]]["status"] == "TRADE_CLOSED"
+    assert runtime.wallet.trades[payment.json["out_trade_no"]]["state"] is TradeState.CLOSED
     assert _booked(runtime, slot_id) == 0
 
 
@@ -252,9 +252,9 @@ def test_a_notification_after_the_place_was_given_away_is_refunded(system):
     assert _book(b, slot_id, pb).status_code == 201
     with runtime.session_factory.begin() as session:
         apply_payment_notification(
-            session, PaymentNotice("late", "APP", "SELLER", out_trade_no,
-                                   payment.json["trade_no"], "TRADE_SUCCESS", FEE),
-            app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers,
+            session, PaymentNotice("fake", "late", "APP", "SELLER", out_trade_no,
+                                   payment.json["trade_no"], TradeState.PAID, FEE),
+            app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers,
             now=runtime.clock.now())
     deliver_outbox(runtime)
     assert runtime.wallet.refunded_fen(out_trade_no) == FEE
@@ -300,9 +300,14 @@ def test_cancelling_an_unpaid_hold_closes_the_trade(system):
     payment = client.post("/api/v1/payments", json={"booking_id": held.json["id"]})
     again = client.post("/api/v1/payments", json={"booking_id": held.json["id"]})
     assert again.json["out_trade_no"] == payment.json["out_trade_no"]  # one trade per booking
+    # The trade is the signed-in wallet's, paid as that wallet says.
+    assert (again.json["platform"], again.json["pay"], again.json["cashier_url"]) == (
+        "fake", {"trade_no": payment.json["trade_no"]}, None)
+    with runtime.session_factory() as session:
+        assert session.get(Trade, payment.json["out_trade_no"]).platform == "fake"
     response = client.post(f"/api/v1/bookings/{held.json['id']}/cancel")
     assert response.json["status"] == "cancelled"
-    assert runtime.wallet.trades[payment.json["out_trade_no"]]["status"] == "TRADE_CLOSED"
+    assert runtime.wallet.trades[payment.json["out_trade_no"]]["state"] is TradeState.CLOSED
 
 
 def test_clinic_stopped_by_the_hospital_refunds_everyone_on_the_slot(system):
@@ -394,9 +399,9 @@ def test_notifications_racing_hold_expiry_never_lose_or_double_money(system):
             if paid:
                 with runtime.session_factory.begin() as session:
                     apply_payment_notification(
-                        session, PaymentNotice("n" + out_trade_no, "APP", "SELLER",
-                                               out_trade_no, trade_no, "TRADE_SUCCESS", FEE),
-                        app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers,
+                        session, PaymentNotice("fake", "n" + out_trade_no, "APP", "SELLER",
+                                               out_trade_no, trade_no, TradeState.PAID, FEE),
+                        app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers,
             now=runtime.clock.now())
 
     threads = [threading.Thread(target=notify), threading.Thread(target=expire_holds,

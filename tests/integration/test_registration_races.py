@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from adapter.models import Booking, OutboxMessage, Slot
 from adapter.payments.notices import apply_payment_notification
-from adapter.ports import HisOutcome, PaymentNotice, SlotRecord, WalletRefused
+from adapter.ports import HisOutcome, PaymentNotice, SlotRecord, TradeState, WalletRefused
 from adapter.registration.booking import lock_booking
 from adapter.registration.cancelling import cancel_by_patient, cancel_for_closed_slot
 from adapter.registration.jobs import expire_holds, release_cancelled_slots
@@ -100,16 +100,18 @@ def test_trade_created_during_a_cancel_is_closed_and_leaks_no_place(system):
         cancel_by_patient(s, b, policy=runtime.policy, tz=TZ, now=NOW(),
                           rng=__import__("random").Random(0), closed_trade=None)
     deliver_outbox(runtime)  # the trade that appeared meanwhile is closed at the wallet too
-    assert runtime.wallet.trades[pay["out_trade_no"]]["status"] == "TRADE_CLOSED"
+    assert runtime.wallet.trades[pay["out_trade_no"]]["state"] is TradeState.CLOSED
     release_cancelled_slots(runtime)  # delay 0 in this policy
     assert _booked(runtime, slot_id) == 0
     # Had the patient paid before the close (a notification arriving late), it is refunded
     # and no place is taken for the cancelled booking.
-    runtime.wallet.trades[pay["out_trade_no"]]["status"] = "TRADE_SUCCESS"
+    runtime.wallet.trades[pay["out_trade_no"]]["state"] = TradeState.PAID
     with runtime.session_factory.begin() as s:
-        apply_payment_notification(s, PaymentNotice("n1", "APP", "SELLER", pay["out_trade_no"],
-                                                    pay["trade_no"], "TRADE_SUCCESS", FEE),
-                                   app_id="APP", seller_id="SELLER", on_paid=runtime.paid_handlers,
+        apply_payment_notification(s, PaymentNotice("fake", "n1", "APP", "SELLER",
+                                                    pay["out_trade_no"], pay["trade_no"],
+                                                    TradeState.PAID, FEE),
+                                   app_id="APP", merchant_id="SELLER",
+                                   on_paid=runtime.paid_handlers,
             now=runtime.clock.now())
     deliver_outbox(runtime)
     release_cancelled_slots(runtime)

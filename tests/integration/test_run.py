@@ -75,8 +75,8 @@ def test_run_starts_every_role_with_the_his_simulator(tmp_path):
                             params={"redirect_uri": f"{base}/h5/"}, timeout=10).json()
         form = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(login["url"]).query))
         form["user_id"] = parent["user_id"]  # the user taps their account on the login page
-        answer = requests.post(f"{sandbox}/oauth/authorize", data=form, allow_redirects=False,
-                               timeout=10)
+        answer = requests.post(login["url"].partition("?")[0], data=form,
+                               allow_redirects=False, timeout=10)
         back = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(
             answer.headers["Location"]).query))
         signed = browser.post(f"{base}/api/v1/session", timeout=10,

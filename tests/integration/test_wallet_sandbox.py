@@ -23,9 +23,9 @@ from stdnum.cn import ric
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from adapter.ports import WalletRefused, WalletUnavailable
-from adapter.wallet import notify, signing
-from adapter.wallet.alipay import AlipayClient
+from adapter.ports import TradeState, WalletRefused, WalletUnavailable
+from adapter.wallet.alipay import notify, signing
+from adapter.wallet.alipay.client import AlipayClient
 from adapter.wallet.sandbox import SandboxState, serve_sandbox, wallet_sandbox_command
 from adapter.wallet.sandbox.keys import load_or_create_platform_key
 
@@ -157,13 +157,13 @@ def wait_delivered(sandbox: Sandbox, count: int, timeout: float = 5.0) -> list[d
 
 def test_oauth_flow_from_login_page_to_certified_user(sandbox, client, app_keys):
     redirect_uri = "https://hospital.example/h5/login?lang=zh"
-    page = requests.get(f"{sandbox.url}/oauth/authorize", params={
+    page = requests.get(f"{sandbox.url}/oauth2/publicAppAuthorize.htm", params={
         "app_id": APP_ID, "scope": "auth_user", "redirect_uri": redirect_uri, "state": "s-42",
     }, timeout=5)
     assert page.status_code == 200
     assert PARENT in page.text and "授权" in page.text
 
-    chosen = requests.post(f"{sandbox.url}/oauth/authorize", data={
+    chosen = requests.post(f"{sandbox.url}/oauth2/publicAppAuthorize.htm", data={
         "app_id": APP_ID, "scope": "auth_user", "redirect_uri": redirect_uri, "state": "s-42",
         "user_id": PARENT,
     }, allow_redirects=False, timeout=5)
@@ -208,6 +208,16 @@ def test_auth_code_is_single_use_and_expires(sandbox, app_keys):
                          timeout=5).json()["auth_code"]
     time.sleep(300 * SCALE + 0.05)
     assert exchange(late)["sub_code"] == "isv.code-invalid"
+
+
+def test_the_old_login_path_is_an_alias_of_alipays(sandbox):
+    form = {"app_id": APP_ID, "scope": "auth_user", "redirect_uri": "https://h.example/h5/",
+            "state": "s-1"}
+    page = requests.get(f"{sandbox.url}/oauth/authorize", params=form, timeout=5)
+    assert page.status_code == 200 and PARENT in page.text
+    chosen = requests.post(f"{sandbox.url}/oauth/authorize", data={**form, "user_id": PARENT},
+                           allow_redirects=False, timeout=5)
+    assert chosen.status_code == 302 and "auth_code=" in chosen.headers["Location"]
 
 
 def test_authorize_refuses_non_http_redirect(sandbox):
@@ -255,11 +265,14 @@ def test_trade_create_query_close(sandbox, client, app_keys):
     assert (bad["code"], bad["sub_code"]) == ("40004", "ACQ.INVALID_PARAMETER")
 
     status = client.trade_query("BK0001")
-    assert (status.status, status.trade_no, status.total_fen) == ("WAIT_BUYER_PAY", trade_no, 2500)
-    assert client.trade_query("NOPE").status == "NOT_FOUND"
+    assert (status.trade_status, status.trade_no, status.total_fen) == ("WAIT_BUYER_PAY",
+                                                                        trade_no, 2500)
+    with pytest.raises(WalletRefused) as refused:
+        client.trade_query("NOPE")
+    assert refused.value.sub_code == "ACQ.TRADE_NOT_EXIST"
 
-    assert client.trade_close("BK0001").status == "TRADE_CLOSED"
-    assert client.trade_query("BK0001").status == "TRADE_CLOSED"
+    assert client.trade_close("BK0001").trade_status == "TRADE_CLOSED"
+    assert client.trade_query("BK0001").trade_status == "TRADE_CLOSED"
     paid_closed = requests.post(f"{sandbox.url}/_sandbox/pay/BK0001", timeout=5)
     assert paid_closed.status_code == 409
 
@@ -276,7 +289,7 @@ def test_unpaid_trade_closes_at_time_expire(sandbox, client):
     with sandbox.state.lock:
         trade = sandbox.state.trades["BK0050"]
         trade.expire_at = sandbox.state.now() - dt.timedelta(seconds=1)
-    assert client.trade_query("BK0050").status == "TRADE_CLOSED"
+    assert client.trade_query("BK0050").trade_status == "TRADE_CLOSED"
     assert requests.post(f"{sandbox.url}/_sandbox/pay/BK0050", timeout=5).status_code == 409
     with pytest.raises(WalletRefused) as refused:
         client.trade_create("BK0050", 2500, "挂号费", ADULT, expire_at())
@@ -307,11 +320,10 @@ def test_cashier_payment_sends_a_signed_notification(sandbox, client, receiver):
     # The adapter's own reader takes the raw body as the notify view does.
     read = notify.read_notice(notify.decode_form(receiver.bodies[0]),
                               signing.load_public_key(platform_key))
-    assert (read.out_trade_no, read.total_fen, read.trade_status) == ("BK0100", 2500,
-                                                                      "TRADE_SUCCESS")
+    assert (read.out_trade_no, read.total_fen, read.state) == ("BK0100", 2500, TradeState.PAID)
     tampered = dict(notice, total_amount="2500.00")
     assert not signing.verify_notification(tampered, platform_key)
-    assert client.trade_query("BK0100").status == "TRADE_SUCCESS"
+    assert client.trade_query("BK0100").trade_status == "TRADE_SUCCESS"
 
 
 def test_notification_is_retried_until_success(sandbox, client, receiver):
@@ -368,7 +380,7 @@ def test_refunds_are_idempotent_and_never_exceed_the_payment(sandbox, client, re
     assert client.refund_query("BK0400", "RF2").refund_fen == 0  # empty 10000 answer
 
     assert client.trade_refund("BK0400", 1500, "RF3", "").done
-    assert client.trade_query("BK0400").status == "TRADE_CLOSED"
+    assert client.trade_query("BK0400").trade_status == "TRADE_CLOSED"
 
     notices = receiver.wait_for(3)
     refunds = [n for n in notices if "out_biz_no" in n]
@@ -385,8 +397,10 @@ def test_system_error_after_applying_forces_a_query(sandbox, client):
     with pytest.raises(WalletUnavailable):
         client.trade_create("BK0501", 2500, "挂号费", ADULT, expire_at())
     sandbox.state.set_knobs({"system_error_rate": 0.0})
-    assert client.trade_query("BK0500").status == "WAIT_BUYER_PAY"  # applied
-    assert client.trade_query("BK0501").status == "NOT_FOUND"  # not applied
+    assert client.trade_query("BK0500").trade_status == "WAIT_BUYER_PAY"  # applied
+    with pytest.raises(WalletRefused) as refused:  # not applied
+        client.trade_query("BK0501")
+    assert refused.value.sub_code == "ACQ.TRADE_NOT_EXIST"
 
 
 def test_timeout_knob_applies_then_answers_too_late(sandbox, app_keys):
@@ -396,7 +410,7 @@ def test_timeout_knob_applies_then_answers_too_late(sandbox, app_keys):
     with pytest.raises(WalletUnavailable):
         slow_client.trade_create("BK0600", 2500, "挂号费", ADULT, expire_at())
     sandbox.state.set_knobs({"timeout_rate": 0.0})
-    assert slow_client.trade_query("BK0600").status == "WAIT_BUYER_PAY"
+    assert slow_client.trade_query("BK0600").trade_status == "WAIT_BUYER_PAY"
 
 
 def test_requests_with_a_bad_signature_or_app_id_are_refused(sandbox, client):

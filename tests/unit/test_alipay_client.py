@@ -18,10 +18,11 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from adapter.ports import WalletGateway, WalletRefused, WalletUnavailable
-from adapter.wallet import consts
-from adapter.wallet.alipay import AlipayClient, AlipayWalletGateway
-from adapter.wallet.signing import (
+from adapter.ports import TradeState, WalletGateway, WalletRefused, WalletUnavailable
+from adapter.wallet.alipay import consts
+from adapter.wallet.alipay.client import AlipayClient
+from adapter.wallet.alipay.gateway import AlipayWalletGateway
+from adapter.wallet.alipay.signing import (
     SignatureError,
     generate_key_pair,
     load_private_key,
@@ -288,14 +289,34 @@ def test_trade_query_reads_the_trade(stub, gateway):
                                   subject="挂号费 {内科} \"复诊\""))
     status = gateway.query_trade("BK1")
     assert stub.biz() == {"out_trade_no": "BK1"}
-    assert (status.status, status.trade_no, status.total_fen, status.buyer_id, status.paid) == (
-        "TRADE_SUCCESS", "T1", 2500, BUYER_ID, True)
+    assert (status.state, status.trade_no, status.total_fen, status.buyer_id, status.paid) == (
+        TradeState.PAID, "T1", 2500, BUYER_ID, True)
+
+
+@pytest.mark.parametrize(
+    ("trade_status", "state"),
+    [("WAIT_BUYER_PAY", TradeState.CREATED), ("TRADE_SUCCESS", TradeState.PAID),
+     ("TRADE_FINISHED", TradeState.PAID), ("TRADE_CLOSED", TradeState.CLOSED)],
+)
+def test_every_alipay_trade_status_has_its_neutral_state(stub, gateway, trade_status, state):
+    stub.on(consts.TRADE_QUERY, ok(out_trade_no="BK1", trade_no="T1", trade_status=trade_status,
+                                  total_amount="25.00"))
+    status = gateway.query_trade("BK1")
+    assert status.state is state and status.paid == (state is TradeState.PAID)
+
+
+def test_an_undocumented_trade_status_is_an_unknown_outcome(stub, gateway):
+    # Nobody can say whether the money was taken: never read it as closed (it would be freed).
+    stub.on(consts.TRADE_QUERY, ok(out_trade_no="BK1", trade_no="T1", trade_status="ODD"))
+    with pytest.raises(WalletUnavailable):
+        gateway.query_trade("BK1")
 
 
 def test_trade_not_exist_is_not_found(stub, gateway):
     stub.on(consts.TRADE_QUERY, refused("ACQ.TRADE_NOT_EXIST", sub_msg="交易不存在"))
     status = gateway.query_trade("BK404")
-    assert (status.out_trade_no, status.status, status.paid) == ("BK404", "NOT_FOUND", False)
+    assert (status.out_trade_no, status.state, status.paid) == ("BK404", TradeState.NOT_FOUND,
+                                                               False)
 
 
 def test_refund_and_refund_query_requests(stub, client):
@@ -489,7 +510,7 @@ def test_refund_refusal_is_not_retried(stub, gateway):
 def test_close_unpaid_trade(stub, gateway):
     stub.on(consts.TRADE_CLOSE, ok(out_trade_no="BK1", trade_no="T1"))
     status = gateway.close_trade("BK1")
-    assert (status.status, status.trade_no) == ("TRADE_CLOSED", "T1")
+    assert (status.state, status.trade_no) == (TradeState.CLOSED, "T1")
     assert stub.biz() == {"out_trade_no": "BK1"}
 
 
@@ -499,20 +520,20 @@ def test_close_of_a_paid_trade_answers_trade_success(stub, gateway, sub_code):
     stub.on(consts.TRADE_QUERY, ok(out_trade_no="BK1", trade_no="T1", trade_status="TRADE_SUCCESS",
                                   total_amount="25.00"))
     status = gateway.close_trade("BK1")
-    assert (status.status, status.paid, status.total_fen) == ("TRADE_SUCCESS", True, 2500)
+    assert (status.state, status.paid, status.total_fen) == (TradeState.PAID, True, 2500)
     assert stub.methods() == ["alipay.trade.close", "alipay.trade.query"]
 
 
 def test_close_of_a_trade_never_created_is_not_found(stub, gateway):
     stub.on(consts.TRADE_CLOSE, refused("ACQ.TRADE_NOT_EXIST"))
-    assert gateway.close_trade("BK1").status == "NOT_FOUND"
+    assert gateway.close_trade("BK1").state is TradeState.NOT_FOUND
 
 
 def test_close_unknown_outcome_settled_by_query_then_one_more_close(stub, gateway):
     stub.on(consts.TRADE_CLOSE, refused("ACQ.SYSTEM_ERROR"), ok(out_trade_no="BK1", trade_no="T1"))
     stub.on(consts.TRADE_QUERY, ok(out_trade_no="BK1", trade_no="T1",
                                   trade_status="WAIT_BUYER_PAY", total_amount="25.00"))
-    assert gateway.close_trade("BK1").status == "TRADE_CLOSED"
+    assert gateway.close_trade("BK1").state is TradeState.CLOSED
     assert stub.methods() == ["alipay.trade.close", "alipay.trade.query", "alipay.trade.close"]
 
 

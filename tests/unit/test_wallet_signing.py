@@ -11,9 +11,9 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from adapter.money import fen, yuan
 from adapter.ports import WalletUnavailable
-from adapter.wallet.consts import fen, yuan
-from adapter.wallet.signing import (
+from adapter.wallet.alipay.signing import (
     KeyFormatError,
     SignatureError,
     extract_response,

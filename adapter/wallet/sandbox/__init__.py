@@ -4,15 +4,17 @@ It has its own platform key pair and is reached by the adapter only over HTTP, a
 platform is. ``hospital-adapter wallet-sandbox`` runs it (:func:`wallet_sandbox_command`);
 tests build it with ``create_sandbox_app(SandboxState(...))`` and serve it on a real socket.
 
-Paths: ``POST /gateway.do``; the wallet's pages ``GET /oauth/authorize`` (also at Alipay's
-``/oauth2/publicAppAuthorize.htm``) and ``GET /cashier/<trade_no>``; ``GET /bill/<token>.csv.zip``;
+Paths: ``POST /gateway.do``; the wallet's pages ``GET /oauth2/publicAppAuthorize.htm`` (Alipay's
+path; ``/oauth/authorize`` is an alias) and ``GET /cashier/<trade_no>`` (for desktop browsers,
+where Alipay's JS bridge is missing); ``GET /bill/<token>.csv.zip``;
 ``GET /inbox/<user_id>``; helpers for tests and demos under ``/_sandbox/`` (users, auth_code,
 faults, pay, finish, trades, notifications, platform_public_key).
 """
 
 from adapter.wallet.sandbox.app import create_sandbox_app
 from adapter.wallet.sandbox.cli import serve_sandbox, wallet_sandbox_command
-from adapter.wallet.sandbox.state import GatewayError, SandboxState
+from adapter.wallet.sandbox.protocol import GatewayError
+from adapter.wallet.sandbox.state import SandboxState
 from adapter.wallet.sandbox.users import Child, SandboxUser, seed_users
 
 __all__ = [

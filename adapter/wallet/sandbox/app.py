@@ -23,8 +23,10 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template_str
 from adapter.wallet.sandbox import keys
 from adapter.wallet.sandbox.bill import bill_zip
 from adapter.wallet.sandbox.money import yuan
-from adapter.wallet.sandbox.state import GatewayError, SandboxState, Trade
+from adapter.wallet.sandbox.protocol import GatewayError
+from adapter.wallet.sandbox.state import SandboxState
 from adapter.wallet.sandbox.templates import AUTHORIZE_PAGE, CASHIER_PAGE, PAID_PAGE
+from adapter.wallet.sandbox.trades import Trade
 from adapter.wallet.sandbox.users import DEFAULT_TEST_USER_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -143,8 +145,10 @@ def create_sandbox_app(state: SandboxState) -> Flask:
             return _error(state, key, _system_error(method))
         return response
 
-    @app.get("/oauth/authorize")
+    # Alipay's user-authorisation page is /oauth2/publicAppAuthorize.htm; /oauth/authorize is
+    # the sandbox's older name for it, kept as an alias.
     @app.get("/oauth2/publicAppAuthorize.htm")
+    @app.get("/oauth/authorize")
     def authorize_page() -> str:
         app_id, redirect_uri = request.args.get("app_id", ""), request.args.get("redirect_uri", "")
         _check_authorize(state, app_id, redirect_uri)
@@ -155,8 +159,8 @@ def create_sandbox_app(state: SandboxState) -> Flask:
             scope=request.args.get("scope", "auth_user"), state=request.args.get("state", ""),
         )
 
-    @app.post("/oauth/authorize")
     @app.post("/oauth2/publicAppAuthorize.htm")
+    @app.post("/oauth/authorize")
     def authorize() -> Response:
         form = request.form
         app_id, redirect_uri = form.get("app_id", ""), form.get("redirect_uri", "")

@@ -18,7 +18,9 @@ import logging
 import zipfile
 
 from adapter.wallet.sandbox.money import yuan
-from adapter.wallet.sandbox.state import BEIJING, TIME_FORMAT, SandboxState, Trade
+from adapter.wallet.sandbox.protocol import BEIJING, TIME_FORMAT
+from adapter.wallet.sandbox.state import SandboxState
+from adapter.wallet.sandbox.trades import Trade
 
 logger = logging.getLogger(__name__)
 

@@ -12,18 +12,17 @@ import datetime as dt
 import heapq
 import itertools
 import logging
+import random
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from adapter.wallet.sandbox import keys
-
-if TYPE_CHECKING:
-    from adapter.wallet.sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +56,29 @@ class Delivery:
         }
 
 
+class Platform(Protocol):
+    """What the notifier reads of the sandbox (SandboxState): who signs, its knobs and clock."""
+
+    app_id: str
+    platform_private_key: rsa.RSAPrivateKey
+    duplicate_notifications: bool
+    out_of_order_notifications: bool
+    notify_http_timeout: float
+    rng: random.Random
+
+    def scaled(self, seconds: float) -> float:
+        """A documented platform delay, compressed by the time scale."""
+        ...
+
+    def now(self) -> dt.datetime:
+        """Beijing time, to the second."""
+        ...
+
+
 class Notifier:
     """A due-time queue of deliveries and the thread that works it."""
 
-    def __init__(self, state: SandboxState) -> None:
+    def __init__(self, state: Platform) -> None:
         self._state = state
         self._cond = threading.Condition()
         self._queue: list[tuple[float, int, Delivery]] = []

@@ -177,6 +177,6 @@ def cancel(account_id: int, public_id: str) -> ResponseReturnValue:
     except Refusal as refusal:
         return refused(refusal, REFUSAL_STATUS.get(refusal.code, 422))
     except WalletUnavailable:
-        return wallet_unavailable()
+        return wallet_unavailable(rt.wallet)
     with rt.session_factory() as db:
         return jsonify(booking_json(db, own_booking(db, account_id, public_id)))

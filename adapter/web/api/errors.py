@@ -15,6 +15,7 @@ from flask import current_app, jsonify, request, session
 from flask.typing import ResponseReturnValue
 
 from adapter.i18n import N_, translate
+from adapter.ports import WalletGateway
 from adapter.refusals import Refusal
 
 
@@ -54,9 +55,11 @@ def refused(refusal: Refusal, status: int = 422) -> ResponseReturnValue:
     return error(refusal.code, refusal.message(locale()), status)
 
 
-def wallet_unavailable() -> ResponseReturnValue:
+def wallet_unavailable(wallet: WalletGateway) -> ResponseReturnValue:
     """The wallet could not say (outcome unknown): try again shortly."""
-    return error("wallet.unavailable", say(N_("钱包暂时无法访问，请稍后再试")), 503)
+    return error("wallet.unavailable",
+                 say(N_("{wallet}暂时无法访问，请稍后再试"), wallet=wallet.display_name(locale())),
+                 503)
 
 
 def signed_in(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:

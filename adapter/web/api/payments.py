@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.parse
-
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
@@ -31,12 +29,12 @@ def create_payment(account_id: int) -> ResponseReturnValue:
     except Refusal as refusal:
         return refused(refusal, REFUSAL_STATUS.get(refusal.code, 422))
     except WalletUnavailable:
-        return wallet_unavailable()
-    config = rt.config
-    cashier = config.alipay_cashier_url.format(trade_no=started.trade_no) if \
-        config.alipay_cashier_url else None
+        return wallet_unavailable(rt.wallet)
+    wallet = rt.wallet_for(started.platform)
     return_url = body.get("return_url")
-    if cashier and isinstance(return_url, str) and return_url.startswith(("http://", "https://")):
-        cashier += "?" + urllib.parse.urlencode({"return_url": return_url})
+    if not (isinstance(return_url, str) and return_url.startswith(("http://", "https://"))):
+        return_url = ""
+    pay = wallet.pay_parameters(started.out_trade_no, started.trade_no, return_url)
     return jsonify(out_trade_no=started.out_trade_no, trade_no=started.trade_no,
-                   amount=yuan(started.total_fen), cashier_url=cashier), 201
+                   amount=yuan(started.total_fen), cashier_url=pay.get("cashier_url"),
+                   platform=wallet.platform, pay=pay), 201

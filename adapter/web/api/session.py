@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import urllib.parse
 
 from flask import Blueprint, jsonify, request, session
 from flask.typing import ResponseReturnValue
@@ -29,12 +28,15 @@ def create_session() -> ResponseReturnValue:
     if not isinstance(auth_code, str) or not auth_code:
         return error("auth_code.required", "auth_code is required", 400)
     expected = session.pop("login_state", None)
+    platform = session.pop("login_platform", None)
     if not expected or not secrets.compare_digest(str(body.get("state", "")), expected):
         return error("login.state_mismatch", say(N_("登录已失效，请重新登录")), 400)
     rt = runtime()
+    # The wallet whose sign-in page /session/login-url handed out with this state.
+    wallet = rt.wallets.get(platform) or rt.wallet
     try:
         with rt.session_factory.begin() as db:
-            signed = sign_in_with_wallet(db, rt.wallet, rt.protector, auth_code, today(),
+            signed = sign_in_with_wallet(db, wallet, rt.protector, auth_code, today(),
                                          now=now())
             patients = [patient_json(p) for p in list_patients(db, signed.account_id)]
     except Refusal as refusal:
@@ -43,7 +45,7 @@ def create_session() -> ResponseReturnValue:
         logger.info("sign-in refused by the wallet: %s %s", exc.code, exc.sub_code)
         return error("auth_code.invalid", say(N_("授权已失效，请重新登录")), 401)
     except WalletUnavailable:
-        return wallet_unavailable()
+        return wallet_unavailable(wallet)
     session.clear()
     session["account_id"] = signed.account_id
     session.permanent = True
@@ -64,12 +66,14 @@ def login_url() -> ResponseReturnValue:
     redirect_uri = request.args.get("redirect_uri", "")
     if not redirect_uri.startswith(("http://", "https://")):
         return error("redirect_uri.invalid", "redirect_uri must be an http(s) URL", 400)
+    platform = request.args.get("platform")
+    if platform is not None and platform not in rt.wallets:
+        return error("platform.unknown", "platform names no configured wallet", 400)
+    wallet = rt.wallet_for(platform) if platform else rt.wallet
     # OAuth 2.0 state (RFC 6749 section 10.12): POST /session accepts an auth_code only with
     # the state this browser was given, so nobody can sign a victim into the attacker's
     # account (whose dependants the victim would then add, handing over their data).
     state = secrets.token_urlsafe(16)
-    session["login_state"] = state
-    query = urllib.parse.urlencode({"app_id": rt.config.alipay_app_id,
-                                    "scope": "auth_user", "redirect_uri": redirect_uri,
-                                    "state": state})
-    return jsonify(url=f"{rt.config.alipay_oauth_url}?{query}", state=state)
+    session["login_state"], session["login_platform"] = state, wallet.platform
+    return jsonify(url=wallet.sign_in_url(redirect_uri, state), state=state,
+                   platform=wallet.platform)

@@ -1,8 +1,33 @@
-"""Alipay OpenAPI v1 names and codes in one place, and the fen <-> yuan conversion."""
+"""Alipay OpenAPI v1 names and codes in one place, and what they mean in the adapter's words."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from adapter.ports import TradeState
+
+PLATFORM = "alipay"  # WalletGateway.platform: /notify/alipay, the platform column of rows
+DISPLAY_NAMES = {"zh-CN": "支付宝", "en": "Alipay"}
+
+# Alipay's own hosts, and the user-authorisation page published for each gateway: production
+# (openapi.alipay.com), the sandbox (openapi-sandbox.dl.alipaydev.com) and the older sandbox
+# (openapi.alipaydev.com). publicAppAuthorize.htm takes app_id, scope, redirect_uri and state and
+# comes back to redirect_uri with auth_code and state.
+ALIPAY_DOMAINS = ("alipay.com", "alipaydev.com")
+PRODUCTION_GATEWAY_HOST = "openapi.alipay.com"
+AUTHORIZE_PATH = "/oauth2/publicAppAuthorize.htm"
+AUTHORIZE_PAGES = {
+    PRODUCTION_GATEWAY_HOST: "https://openauth.alipay.com" + AUTHORIZE_PATH,
+    "openapi-sandbox.dl.alipaydev.com":
+        "https://openauth-sandbox.dl.alipaydev.com" + AUTHORIZE_PATH,
+    "openapi.alipaydev.com": "https://openauth.alipaydev.com" + AUTHORIZE_PATH,
+}
+AUTH_SCOPE = "auth_user"  # the user_id plus what alipay.user.info.share shares
+
+# In-wallet payment: AlipayJSBridge.call("tradePay", {tradeNO: <trade_no>}).
+TRADE_PAY_TRADE_NO = "tradeNO"
+
+# Notification answers: exactly "success" stops Alipay's retries; anything else is retried.
+NOTIFY_SUCCESS = "success"
+NOTIFY_FAIL = "fail"
 
 # Gateway methods (the "method" common parameter).
 OAUTH_TOKEN = "alipay.system.oauth.token"  # noqa: S105 (a method name)
@@ -31,15 +56,22 @@ INVALID_PARAM = "40002"
 BUSINESS_FAILED = "40004"
 PERMISSION_DENIED = "40006"
 
-# Trade statuses (alipay.trade.query trade_status), plus ours for "no such trade".
+# Trade statuses (trade_status of alipay.trade.query and of notifications), and their states.
 WAIT_BUYER_PAY = "WAIT_BUYER_PAY"
 TRADE_CLOSED = "TRADE_CLOSED"
 TRADE_SUCCESS = "TRADE_SUCCESS"
 TRADE_FINISHED = "TRADE_FINISHED"
-NOT_FOUND = "NOT_FOUND"
-PAID_STATUSES = frozenset({TRADE_SUCCESS, TRADE_FINISHED})
+TRADE_STATES: dict[str, TradeState] = {
+    WAIT_BUYER_PAY: TradeState.CREATED,
+    TRADE_CLOSED: TradeState.CLOSED,  # closed unpaid, or refunded in full
+    TRADE_SUCCESS: TradeState.PAID,
+    TRADE_FINISHED: TradeState.PAID,  # paid, and past the refund period
+}
 
 REFUND_SUCCESS = "REFUND_SUCCESS"  # fastpay.refund.query refund_status
+FUND_CHANGED = "Y"  # trade.refund fund_change: the money moved with this request
+CERTIFIED = "T"  # user.info.share is_certified
+GRANT_AUTHORIZATION_CODE = "authorization_code"  # oauth.token grant_type for an auth_code
 
 # sub_codes that mean the platform does not know or did not say what happened: the request may
 # or may not have taken effect, so the caller settles by querying, never by assuming.
@@ -115,40 +147,3 @@ CERT_TYPES: dict[str, str] = {
 }
 
 GENDERS = {"m": "M", "f": "F"}  # user.info.share gender -> HL7 table 0001
-
-
-# --------------------------------------------------------------------------------------------
-# Money: integer fen inside, yuan strings with exactly two decimals at the wallet boundary.
-
-_CENT = Decimal("0.01")
-
-
-def yuan(fen: int) -> str:
-    """12345 -> "123.45"; refuses anything that is not a non-negative int."""
-    if isinstance(fen, bool) or not isinstance(fen, int):
-        raise TypeError(f"fen must be int, not {type(fen).__name__}")
-    if fen < 0:
-        raise ValueError("amount must not be negative")
-    return str(Decimal(fen).scaleb(-2).quantize(_CENT))  # exact: an int shifted two places
-
-
-def fen(yuan_text: str) -> int:
-    """ "123.45" -> 12345; refuses anything but digits, a dot and exactly two decimals."""
-    if not isinstance(yuan_text, str):
-        raise TypeError(f"yuan must be str, not {type(yuan_text).__name__}")
-    whole, dot, cents = yuan_text.partition(".")
-    if (
-        not dot
-        or len(cents) != 2
-        or not whole
-        or not (whole.isascii() and whole.isdigit())
-        or not (cents.isascii() and cents.isdigit())
-    ):
-        raise ValueError(f"not a yuan amount with two decimals: {yuan_text!r}")
-    try:
-        value = Decimal(yuan_text).scaleb(2)
-    except InvalidOperation:
-        raise ValueError(f"not a yuan amount: {yuan_text!r}") from None
-    if value != value.to_integral_value():
-        raise ValueError(f"not a whole number of fen: {yuan_text!r}")
-    return int(value)

@@ -29,11 +29,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from adapter.ports import WalletUnavailable
+from adapter.wallet.alipay import consts
 
 logger = logging.getLogger(__name__)
 
 MIN_KEY_BITS = 2048  # RSA2 keys issued by the Alipay console are 2048 bits
-SUCCESS_CODE = "10000"
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -210,7 +210,7 @@ def verify_notification(params: Mapping[str, str], public_key: PublicKeyInput) -
     signature = params.get("sign")
     if not isinstance(signature, str) or not signature:
         return False
-    if params.get("sign_type", "RSA2") != "RSA2":
+    if params.get("sign_type", consts.SIGN_TYPE) != consts.SIGN_TYPE:
         return False  # RSA (SHA-1) is refused, not downgraded to
     try:
         content = signing_content(params, exclude=("sign", "sign_type"))
@@ -348,7 +348,7 @@ def verify_response(raw_body: str, method: str, public_key: PublicKeyInput) -> d
             return parsed
         raise SignatureError(f"{method}: response signature does not verify")
     code = parsed.get("code")
-    if isinstance(code, str) and code and code != SUCCESS_CODE:
+    if isinstance(code, str) and code and code != consts.SUCCESS:
         logger.info("%s: unsigned error response accepted as an error (code %s)", method, code)
         return parsed
     raise SignatureError(f"{method}: unsigned response that is not an error")

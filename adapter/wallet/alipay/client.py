@@ -1,10 +1,9 @@
-"""Alipay OpenAPI v1 (gateway.do): a thin client, and the WalletGateway port on top of it.
+"""Alipay OpenAPI v1 (gateway.do): a thin client, one signed call per method.
 
-:class:`AlipayClient` makes one signed call per method and returns a small typed result; it
-turns every answer into a result, :class:`WalletRefused` (the platform said no) or
-:class:`WalletUnavailable` (nobody knows what happened). :class:`AlipayWalletGateway` adds what
-the use cases need on top: settling unknown outcomes by querying, with the same out_trade_no /
-out_request_no, so nothing is ever charged or refunded twice.
+:class:`AlipayClient` makes one signed call per method, with explicit timeouts, and returns a
+small typed result; it turns every answer into a result, :class:`WalletRefused` (the platform
+said no) or :class:`WalletUnavailable` (nobody knows what happened). The port on top of it is
+:class:`adapter.wallet.alipay.gateway.AlipayWalletGateway`.
 """
 
 from __future__ import annotations
@@ -18,11 +17,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from adapter.ports import RefundResult, TradeStatus, WalletRefused, WalletUnavailable, WalletUser
-from adapter.wallet import consts
-from adapter.wallet.consts import fen, yuan
-from adapter.wallet.signing import (
+from adapter.money import fen, yuan
+from adapter.ports import RefundResult, WalletRefused, WalletUnavailable
+from adapter.wallet.alipay import consts
+from adapter.wallet.alipay.signing import (
     PrivateKeyInput,
     PublicKeyInput,
     load_private_key,
@@ -65,6 +65,17 @@ class UserInfo:
 
     def __repr__(self) -> str:  # personal data stays out of logs and tracebacks
         return f"UserInfo(user_id={self.user_id!r}, is_certified={self.is_certified})"
+
+
+@dataclass(frozen=True)
+class AlipayTrade:
+    """alipay.trade.query / close as the platform says it (trade_status still Alipay's word)."""
+
+    out_trade_no: str
+    trade_status: str  # WAIT_BUYER_PAY, TRADE_CLOSED, TRADE_SUCCESS, TRADE_FINISHED
+    trade_no: str = ""
+    total_fen: int = 0
+    buyer_id: str = ""
 
 
 def _beijing(moment: dt.datetime) -> str:
@@ -112,6 +123,11 @@ class AlipayClient:
         self.timeout = timeout
         self.session = session or requests.Session()
         self.message_template_id = message_template_id
+
+    @property
+    def platform_public_key(self) -> RSAPublicKey:
+        """Alipay's public key: it signs answers and notifications."""
+        return self._public_key
 
     # ----------------------------------------------------------------------------------------
     # Transport
@@ -199,7 +215,7 @@ class AlipayClient:
         result = self._call(
             consts.OAUTH_TOKEN,
             None,
-            {"grant_type": "authorization_code", "code": auth_code},
+            {"grant_type": consts.GRANT_AUTHORIZATION_CODE, "code": auth_code},
         )
         return OAuthToken(
             user_id=str(result.get("user_id") or result.get("open_id") or ""),
@@ -213,7 +229,7 @@ class AlipayClient:
         result = self._call(consts.USER_INFO_SHARE, None, {"auth_token": access_token})
         return UserInfo(
             user_id=str(result.get("user_id") or result.get("open_id") or ""),
-            is_certified=result.get("is_certified") == "T",
+            is_certified=result.get("is_certified") == consts.CERTIFIED,
             user_name=str(result.get("user_name", "")),
             cert_type=str(result.get("cert_type", "")),
             cert_no=str(result.get("cert_no", "")),
@@ -257,32 +273,27 @@ class AlipayClient:
         logger.info("trade %s created as %s", out_trade_no, trade_no)
         return trade_no
 
-    def trade_query(self, out_trade_no: str) -> TradeStatus:
-        """alipay.trade.query; ACQ.TRADE_NOT_EXIST is status NOT_FOUND, not an error."""
-        try:
-            result = self._call(consts.TRADE_QUERY, {"out_trade_no": out_trade_no})
-        except WalletRefused as exc:
-            if exc.sub_code == consts.TRADE_NOT_EXIST:
-                return TradeStatus(out_trade_no=out_trade_no, status=consts.NOT_FOUND)
-            raise
+    def trade_query(self, out_trade_no: str) -> AlipayTrade:
+        """alipay.trade.query; a trade Alipay does not have is WalletRefused ACQ.TRADE_NOT_EXIST."""
+        result = self._call(consts.TRADE_QUERY, {"out_trade_no": out_trade_no})
         if result.get("out_trade_no") not in (None, out_trade_no):
             raise WalletUnavailable("trade.query answered for another out_trade_no")
         amount = result.get("total_amount")
-        return TradeStatus(
+        return AlipayTrade(
             out_trade_no=out_trade_no,
-            status=str(result.get("trade_status", "")),
+            trade_status=str(result.get("trade_status", "")),
             trade_no=str(result.get("trade_no", "")),
             total_fen=fen(amount) if amount else 0,
             buyer_id=str(result.get("buyer_user_id") or result.get("buyer_open_id") or ""),
         )
 
-    def trade_close(self, out_trade_no: str) -> TradeStatus:
+    def trade_close(self, out_trade_no: str) -> AlipayTrade:
         """alipay.trade.close of an unpaid trade; the trade is then TRADE_CLOSED."""
         result = self._call(consts.TRADE_CLOSE, {"out_trade_no": out_trade_no})
         logger.info("trade %s closed", out_trade_no)
-        return TradeStatus(
+        return AlipayTrade(
             out_trade_no=out_trade_no,
-            status=consts.TRADE_CLOSED,
+            trade_status=consts.TRADE_CLOSED,
             trade_no=str(result.get("trade_no", "")),
         )
 
@@ -301,7 +312,7 @@ class AlipayClient:
             biz["refund_reason"] = reason
         result = self._call(consts.TRADE_REFUND, biz)
         # refund_fee in the answer is the trade's refunded total, not this request's amount.
-        done = result.get("fund_change") == "Y"
+        done = result.get("fund_change") == consts.FUND_CHANGED
         logger.info("refund %s/%s answered fund_change=%s", out_trade_no, out_request_no, done)
         return RefundResult(out_trade_no, out_request_no, refund_fen, done)
 
@@ -372,115 +383,3 @@ class AlipayClient:
         if response.status_code != 200:
             raise WalletUnavailable(f"bill download: HTTP {response.status_code}")
         return response.content
-
-
-class AlipayWalletGateway:
-    """adapter.ports.WalletGateway over Alipay, settling unknown outcomes by querying."""
-
-    platform = "alipay"
-
-    def __init__(
-        self, client: AlipayClient, *, cert_types: Mapping[str, str] | None = None
-    ) -> None:
-        self.client = client
-        self.cert_types = dict(consts.CERT_TYPES if cert_types is None else cert_types)
-
-    def exchange_auth_code(self, auth_code: str) -> WalletUser:
-        """alipay.system.oauth.token, then alipay.user.info.share."""
-        token = self.client.oauth_token(auth_code)
-        info = self.client.user_info(token.access_token)
-        document_type = self.cert_types.get(info.cert_type, "")
-        if info.cert_type and not document_type:
-            logger.info("user %s: cert_type %s has no document type", info.user_id, info.cert_type)
-        return WalletUser(
-            user_id=info.user_id or token.user_id,
-            is_certified=info.is_certified,
-            name=info.user_name,
-            document_type=document_type,
-            document_number=info.cert_no if document_type else "",
-            sex=info.gender,
-            mobile=info.mobile,
-        )
-
-    def create_trade(
-        self,
-        out_trade_no: str,
-        total_fen: int,
-        subject: str,
-        buyer_id: str,
-        expire_at: dt.datetime,
-    ) -> str:
-        """alipay.trade.create; an unknown outcome is settled by trade.query, then one retry."""
-        try:
-            return self.client.trade_create(out_trade_no, total_fen, subject, buyer_id, expire_at)
-        except WalletUnavailable:
-            logger.warning("trade %s: create outcome unknown, querying", out_trade_no)
-        status = self.client.trade_query(out_trade_no)
-        if status.status != consts.NOT_FOUND:
-            if status.total_fen and status.total_fen != total_fen:
-                # Never hand out a trade_no whose amount is not the one asked for.
-                raise WalletRefused(consts.AMOUNT_MISMATCH, "", "existing trade, other amount")
-            return status.trade_no
-        # Not created: Alipay dedupes out_trade_no, so one retry with the same one is safe.
-        return self.client.trade_create(out_trade_no, total_fen, subject, buyer_id, expire_at)
-
-    def query_trade(self, out_trade_no: str) -> TradeStatus:
-        """alipay.trade.query."""
-        return self.client.trade_query(out_trade_no)
-
-    def close_trade(self, out_trade_no: str) -> TradeStatus:
-        """alipay.trade.close; when the trade was paid meanwhile, says so instead of closing."""
-        try:
-            return self.client.trade_close(out_trade_no)
-        except WalletRefused as exc:
-            if exc.sub_code == consts.TRADE_NOT_EXIST:
-                # The buyer never opened the cashier: nothing exists to close or to pay.
-                return TradeStatus(out_trade_no=out_trade_no, status=consts.NOT_FOUND)
-            if exc.sub_code not in consts.CLOSE_REFUSED_BY_STATE:
-                raise
-            logger.info("trade %s: close refused (%s), querying", out_trade_no, exc.sub_code)
-            return self.client.trade_query(out_trade_no)
-        except WalletUnavailable:
-            logger.warning("trade %s: close outcome unknown, querying", out_trade_no)
-        status = self.client.trade_query(out_trade_no)
-        if status.status != consts.WAIT_BUYER_PAY:
-            return status
-        # Still open after a lost answer: close once more (closing is idempotent).
-        try:
-            return self.client.trade_close(out_trade_no)
-        except WalletRefused as exc:
-            if exc.sub_code not in consts.CLOSE_REFUSED_BY_STATE:
-                raise
-            return self.client.trade_query(out_trade_no)
-
-    def refund(
-        self, out_trade_no: str, refund_fen: int, out_request_no: str, reason: str
-    ) -> RefundResult:
-        """alipay.trade.refund; an unknown outcome is settled by refund.query and one retry,
-        always with the same out_request_no (Alipay refunds one out_request_no at most once)."""
-        try:
-            result = self.client.trade_refund(out_trade_no, refund_fen, out_request_no, reason)
-        except WalletUnavailable:
-            logger.warning("refund %s/%s: outcome unknown, querying", out_trade_no, out_request_no)
-            result = None
-        if result is not None and result.done:
-            return result
-        # fund_change=N or no answer: the refund query is the documented way to know.
-        queried = self.client.refund_query(out_trade_no, out_request_no)
-        if queried.refund_fen:
-            return queried
-        if result is not None:
-            return result  # answered, not (yet) made: the caller may query again later
-        return self.client.trade_refund(out_trade_no, refund_fen, out_request_no, reason)
-
-    def query_refund(self, out_trade_no: str, out_request_no: str) -> RefundResult:
-        """alipay.trade.fastpay.refund.query."""
-        return self.client.refund_query(out_trade_no, out_request_no)
-
-    def push_message(self, user_id: str, text: str, url: str = "") -> None:
-        """A service-window message to the user (alipay.open.public.message.single.send)."""
-        self.client.message_send(user_id, text, url)
-
-    def download_bill(self, bill_date: dt.date) -> bytes:
-        """The day's trade bill: csv.zip bytes."""
-        return self.client.download(self.client.bill_download_url(bill_date))

@@ -9,20 +9,13 @@ from collections.abc import Mapping
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from adapter.ports import PaymentNotice
-from adapter.wallet import consts
-from adapter.wallet.signing import verify_notification
+from adapter.money import fen
+from adapter.ports import InvalidNotification, PaymentNotice
+from adapter.wallet.alipay import consts
+from adapter.wallet.alipay.signing import verify_notification
 
 # Alipay writes gmt_* times in Beijing time without an offset.
 ALIPAY_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
-
-
-class InvalidNotification(Exception):
-    """The request is not a notification the platform signed; ``reason`` says what failed."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def decode_form(raw: bytes) -> dict[str, str]:
@@ -56,7 +49,7 @@ def _time(value: str) -> dt.datetime | None:
     if not value:
         return None
     try:
-        return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=ALIPAY_TZ)
+        return dt.datetime.strptime(value, consts.TIME_FORMAT).replace(tzinfo=ALIPAY_TZ)
     except ValueError:
         raise InvalidNotification("gmt_payment is not a time") from None
 
@@ -65,7 +58,7 @@ def read_notice(params: Mapping[str, str], platform_public_key: RSAPublicKey) ->
     """Verify the platform's signature (sign and sign_type excluded) and read the notice."""
     if not params.get("sign"):
         raise InvalidNotification("unsigned")
-    if params.get("sign_type", "RSA2") != "RSA2":
+    if params.get("sign_type", consts.SIGN_TYPE) != consts.SIGN_TYPE:
         raise InvalidNotification("sign_type is not RSA2")
     if not verify_notification(params, platform_public_key):
         raise InvalidNotification("signature does not verify")
@@ -73,16 +66,20 @@ def read_notice(params: Mapping[str, str], platform_public_key: RSAPublicKey) ->
         if not params.get(required):
             raise InvalidNotification(f"{required} missing")
     try:
-        total_fen = consts.fen(params["total_amount"])
+        total_fen = fen(params["total_amount"])
     except ValueError:
         raise InvalidNotification("total_amount is not an amount") from None
+    state = consts.TRADE_STATES.get(params["trade_status"])
+    if state is None:
+        raise InvalidNotification("trade_status is not one Alipay documents")
     return PaymentNotice(
-        notify_id=params["notify_id"],
+        platform=consts.PLATFORM,
+        notice_id=params["notify_id"],
         app_id=params["app_id"],
-        seller_id=params.get("seller_id", ""),
+        merchant_id=params.get("seller_id", ""),
         out_trade_no=params["out_trade_no"],
         trade_no=params.get("trade_no", ""),
-        trade_status=params["trade_status"],
+        state=state,
         total_fen=total_fen,
         buyer_id=params.get("buyer_id", "") or params.get("buyer_open_id", ""),
         paid_at=_time(params.get("gmt_payment", "")),
