@@ -7,7 +7,7 @@ in a translated JSON blob in the page, so the scripts hold no text of their own.
 Messages are Chinese in the source (zh-CN is the default language) and translated to English in
 adapter/translations/. After changing a string::
 
-    pybabel extract -F babel.cfg -o adapter/translations/messages.pot .
+    pybabel extract -F babel.cfg -k N_ -o adapter/translations/messages.pot .
     pybabel update -i adapter/translations/messages.pot -d adapter/translations
     (translate adapter/translations/en/LC_MESSAGES/messages.po)
     pybabel compile -d adapter/translations

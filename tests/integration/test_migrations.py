@@ -30,7 +30,8 @@ def test_outbox_rows_keep_their_subjects_across_0004(tmp_path):
     now = "2026-12-01 08:00:00.000000"
     with engine.begin() as c:
         c.execute(text("INSERT INTO wallet_account (id, platform, user_id, is_certified, "
-                       "created_at, last_login_at) VALUES (3, 'alipay', 'U1', 1, :now, :now)"), {"now": now})
+                       "created_at, last_login_at) VALUES (3, 'alipay', 'U1', 1, :now, :now)"),
+                  {"now": now})
         c.execute(text("INSERT INTO slot (id, his_slot_id, department_code, doctor_code, "
                        "service_code, start_at, end_at, capacity, booked, fee_fen, status, "
                        "synced_at) VALUES (1, 'S1', 'PED', 'D1', 'REG', :now, :now, 1, 1, "
