@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from adapter.models import OutboxMessage
+from adapter.models import OutboxMessage, OutboxStatus
+
+if TYPE_CHECKING:
+    from adapter.flows import OutboxJob
 
 
 def enqueue(session: Session, kind: str, subject: tuple[str, object], now: dt.datetime,
@@ -24,3 +27,9 @@ def enqueue(session: Session, kind: str, subject: tuple[str, object], now: dt.da
                             payload=json.dumps(payload), next_attempt_at=now, created_at=now)
     session.add(message)
     return message
+
+
+def finish(session: Session, job: OutboxJob, now: dt.datetime) -> None:
+    """Mark a leased outbox item delivered, in the transaction that records its answer."""
+    message = session.get(OutboxMessage, job.id)
+    message.status, message.done_at, message.last_error = OutboxStatus.DONE, now, ""

@@ -10,17 +10,11 @@ from sqlalchemy.orm import Session
 
 from adapter.flows import OutboxJob, Services
 from adapter.identity.patients import his_identity
-from adapter.models import OutboxMessage, OutboxStatus, Patient, WalletAccount
-from adapter.outbox import enqueue
+from adapter.models import Patient, WalletAccount
+from adapter.outbox import enqueue, finish
 from adapter.ports import PatientIdentity
 
 logger = logging.getLogger(__name__)
-
-
-def finish(session: Session, job: OutboxJob, now: dt.datetime) -> None:
-    """Mark a leased outbox item delivered, in the transaction that records its answer."""
-    message = session.get(OutboxMessage, job.id)
-    message.status, message.done_at, message.last_error = OutboxStatus.DONE, now, ""
 
 
 def tell_account(session: Session, account_id: int, text: str, path: str, now: dt.datetime,

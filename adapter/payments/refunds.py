@@ -8,9 +8,8 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from adapter.flows import OutboxJob, Services
-from adapter.identity.delivery import finish
 from adapter.models import Refund, Trade, TradeStatus
-from adapter.outbox import enqueue
+from adapter.outbox import enqueue, finish
 from adapter.payments.trades import lock_trade
 from adapter.ports import WalletUnavailable
 

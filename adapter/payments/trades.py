@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapter.flows import OutboxJob, Services
-from adapter.identity.delivery import finish
 from adapter.models import Trade, TradeStatus, WalletAccount
+from adapter.outbox import finish
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from adapter.faults import crash_point
 from adapter.flows import OutboxJob, Services
-from adapter.identity.delivery import find_or_register, finish
+from adapter.identity.delivery import find_or_register
 from adapter.identity.patients import his_identity
 from adapter.models import Booking, BookingStatus, Patient, Slot
-from adapter.outbox import enqueue
+from adapter.outbox import enqueue, finish
 from adapter.ports import AppointmentRequest
 from adapter.registration.booking import lock_booking
 from adapter.registration.cancelling import cancellation_answered
