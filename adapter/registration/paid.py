@@ -31,7 +31,9 @@ def on_registration_paid(session: Session, trade: Trade, *, mappings: Mappings,
     """The trade of a booking is paid: queue the booking for the HIS, or refund a late one."""
     booking = lock_booking(session, out_trade_no=trade.out_trade_no)
     if booking is None:
+        # Money taken for nothing we know of (its booking row is gone): give it back.
         logger.error("paid trade %s has no booking; refunding", trade.out_trade_no)
+        refund_in_full(session, trade.out_trade_no, "no booking for this payment", now)
         return
     if booking.status == BookingStatus.PENDING_PAYMENT:
         booking.status, booking.updated_at = BookingStatus.CONFIRMING, now

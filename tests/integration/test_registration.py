@@ -508,3 +508,25 @@ def test_a_new_patient_is_registered_in_the_his_once_before_any_booking(system):
     assert sign_in(client, "again").status_code == 201
     with runtime.session_factory() as session:  # signing in again asks the HIS nothing more
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def test_a_paid_registration_trade_without_its_booking_is_refunded(system):
+    """Money taken for a booking we cannot find is given back, never kept."""
+    _app, runtime = system
+    now = runtime.clock.now()
+    with runtime.session_factory.begin() as session:
+        session.add(Trade(out_trade_no="REG-ORPHAN", platform="fake", purpose="registration",
+                          reference="0", subject="挂号费", total_fen=FEE, buyer_id="2088",
+                          expire_at=now + dt.timedelta(minutes=15)))
+    with runtime.session_factory.begin() as session:
+        outcome = apply_payment_notification(
+            session, PaymentNotice("fake", "n-orphan", "APP", "SELLER", "REG-ORPHAN", "T1",
+                                   TradeState.PAID, FEE),
+            app_id="APP", merchant_id="SELLER", on_paid=runtime.paid_handlers, now=now)
+    assert outcome == "applied"
+    runtime.wallet.create_trade("REG-ORPHAN", FEE, "挂号费", "2088", None)
+    runtime.wallet.pay("REG-ORPHAN")
+    deliver_outbox(runtime)
+    assert runtime.wallet.refunded_fen("REG-ORPHAN") == FEE
+    with runtime.session_factory() as session:
+        assert session.get(Trade, "REG-ORPHAN").status == "refunded"
