@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 
 from adapter.his.codes import (
     ACCEPT_ACK_CODES,
@@ -188,6 +189,17 @@ def _parse_msh(first_segment: str) -> Header:
     )
 
 
+def _without_nul(header: Header) -> Header | None:
+    """The header with NULs dropped from its fields, or None when they sit where the message
+    is identified (delimiters, MSH-3, MSH-4, MSH-10): then it cannot be answered by its id."""
+    identity = (header.encoding_characters, header.field_sep, header.sending_application,
+                header.sending_facility, header.control_id)
+    if any("\x00" in value for value in identity):
+        return None
+    return replace(header, **{f.name: getattr(header, f.name).replace("\x00", "")
+                              for f in dataclass_fields(header)})
+
+
 def decode_message(payload: bytes) -> tuple[str, Header]:
     """Decode one frame's payload in its declared character set; return (text, header).
 
@@ -223,15 +235,14 @@ def decode_message(payload: bytes) -> tuple[str, Header]:
         break
     else:
         if provisional.charset.upper() not in CHARSETS:
-            raise HeaderError(
-                DATA_TYPE_ERROR, "unsupported character set in MSH-18", provisional
-            )
-        raise HeaderError(
-            DATA_TYPE_ERROR, "bytes invalid for the declared character set", provisional
-        )
+            raise HeaderError(DATA_TYPE_ERROR, "unsupported character set in MSH-18",
+                              _without_nul(provisional))
+        raise HeaderError(DATA_TYPE_ERROR, "bytes invalid for the declared character set",
+                          _without_nul(provisional))
     if "\x00" in text:
-        # HL7 data types allow no NUL; PostgreSQL text cannot hold one either. Unreadable.
-        raise HeaderError(DATA_TYPE_ERROR, "NUL character in message")
+        # HL7 data types allow no NUL; PostgreSQL text cannot hold one either. The message is
+        # unreadable, but an MSH without NUL still says what to answer to (MSA-2 = MSH-10).
+        raise HeaderError(DATA_TYPE_ERROR, "NUL character in message", _without_nul(header))
     segments = _split_segments(text)
     if not header.message_code:
         raise HeaderError(REQUIRED_FIELD_MISSING, "MSH-9 message type missing", header)

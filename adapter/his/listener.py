@@ -32,6 +32,7 @@ from adapter.his.codes import (
 )
 from adapter.his.control_ids import ControlIds
 from adapter.his.header import (
+    CHARSETS,
     Header,
     HeaderError,
     build_ack,
@@ -112,10 +113,15 @@ class InboundHandler:
 
     def __call__(self, payload: bytes) -> bytes:
         """Store the message, then return the ACK to send."""
+        failure: HeaderError | None = None
         try:
             text, header = decode_message(payload)
         except HeaderError as exc:
-            return self._store_unreadable(payload, exc)
+            if exc.header is None or not exc.header.control_id:
+                return self._store_unreadable(payload, exc)
+            # MSH was readable (the body was not): stored under its sender and MSH-10 like
+            # any message, so a retransmission gets the stored ACK and staff find it by id.
+            text, header, failure = "", exc.header, exc
         digest = hashlib.sha256(payload).hexdigest()
         try:
             # One transaction: look for an earlier copy, then store; the unique constraint
@@ -126,7 +132,8 @@ class InboundHandler:
                     logger.info("retransmission of control id %s from %s answered with the "
                                 "stored ACK", header.control_id, header.sender)
                     return earlier[digest]
-                row = self._row(payload, text, header, digest, reused_id=bool(earlier))
+                row = self._row(payload, text, header, digest, reused_id=bool(earlier),
+                                failure=failure)
                 session.add(row)
         except IntegrityError:
             with self._sessions() as session:
@@ -139,9 +146,14 @@ class InboundHandler:
         return row.ack
 
     def _row(
-        self, payload: bytes, text: str, header: Header, digest: str, *, reused_id: bool
+        self, payload: bytes, text: str, header: Header, digest: str, *, reused_id: bool,
+        failure: HeaderError | None = None,
     ) -> InboundMessage:
-        if reused_id:
+        # An ACK goes out in the character set the message declared, when the adapter knows it.
+        charset = header.charset if header.charset.upper() in CHARSETS else ""
+        if failure is not None:
+            verdict = Verdict("AE", InboundStatus.ERROR, failure.code, failure.message)
+        elif reused_id:
             # Another message under an id already used: not a retransmission, and applying it
             # could shadow the first. Kept, and refused so the sender's staff notice.
             verdict = Verdict("AE", InboundStatus.ERROR, DUPLICATE_KEY,
@@ -157,8 +169,8 @@ class InboundHandler:
             error_text=verdict.error_text,
             control_id=self._control_ids.next(),
             timestamp=self._timestamp(),
-            charset=header.charset,
-        ), header.charset)
+            charset=charset,
+        ), charset)
         return InboundMessage(
             received_at=self._clock(),
             sender=header.sender[:200],
@@ -187,18 +199,9 @@ class InboundHandler:
         return {digest: ack for digest, ack in rows}
 
     def _store_unreadable(self, payload: bytes, exc: HeaderError) -> bytes:
+        """A frame without a usable MSH-10: kept as an error, answered with an empty MSA-2."""
         code, reason = exc.code, exc.message
-        if exc.header is not None and exc.header.control_id:
-            # MSH was readable: answer AE citing its MSH-10 so the sender can match it.
-            ack = build_ack(
-                exc.header, "AE",
-                sending_application=self._profile.sending_application,
-                sending_facility=self._profile.sending_facility,
-                error_code=code, error_text=reason,
-                control_id=self._control_ids.next(), timestamp=self._timestamp(),
-            ).encode("utf-8", errors="replace")
-        else:
-            ack = self.nak(reason, code)
+        ack = self.nak(reason, code)
         with self._write_lock, self._sessions.begin() as session:
             session.add(
                 InboundMessage(
