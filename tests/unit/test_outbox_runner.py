@@ -224,3 +224,14 @@ def test_a_delivery_that_succeeds_is_not_retried(hospital, never_parked):
     assert deliver_outbox(hospital.runtime, kinds) == 0
     assert calls == [1]
 
+
+def test_backoff_counts_from_the_failure_not_from_the_start_of_a_slow_attempt(hospital):
+    def times_out(services, job, now):
+        hospital.clock.advance(seconds=35)  # connected, then no ACK for 30 s
+        raise HisUnavailable("no ACK")
+
+    add(hospital, "probe")
+    deliver_outbox(hospital.runtime, {"probe": OutboxKind(times_out)})
+    [message] = hospital.outbox("probe")
+    assert message.attempts == 1, "retried at once: its backoff ran out while it waited"
+    assert message.next_attempt_at == START + dt.timedelta(seconds=35 + 2)
