@@ -32,6 +32,7 @@ def on_registration_paid(session: Session, trade: Trade, *, mappings: Mappings,
     booking = lock_booking(session, out_trade_no=trade.out_trade_no)
     if booking is None:
         logger.error("paid trade %s has no booking; refunding", trade.out_trade_no)
+        refund_in_full(session, trade.out_trade_no, "paid without a booking", now)
         return
     if booking.status == BookingStatus.PENDING_PAYMENT:
         booking.status, booking.updated_at = BookingStatus.CONFIRMING, now

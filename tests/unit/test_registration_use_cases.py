@@ -7,10 +7,12 @@ import datetime as dt
 
 import pytest
 
-from adapter.models import BookingStatus, TradeStatus
+from adapter.models import BookingStatus, TradeStatus, WalletAccount
+from adapter.payments.trades import open_trade, trade_found_paid
 from adapter.ports import AppointmentMissed, SlotWithdrawn, TradeState
 from adapter.refusals import Refusal
 from adapter.registration.jobs import expire_holds, release_cancelled_slots
+from adapter.registration.payment import PURPOSE
 from tests.unit.conftest import DOCTOR, FEE, RELEASE_DELAY, START, TZ, VISIT
 
 
@@ -311,3 +313,16 @@ def test_a_missed_appointment_counts_as_a_no_show(hospital):
     assert hospital.booking(public_id).status == BookingStatus.NO_SHOW
     hospital.hear(AppointmentMissed("MADE-AT-THE-WINDOW"))  # not ours: ignored
 
+
+def test_a_paid_registration_trade_without_its_booking_is_refunded(hospital):
+    account_id, _ = hospital.patient()
+    with hospital.runtime.session_factory.begin() as session:
+        open_trade(session, out_trade_no="R-ORPHAN", purpose=PURPOSE, reference="B-GONE",
+                   subject="挂号费", total_fen=FEE, account=session.get(WalletAccount, account_id),
+                   expire_at=START + dt.timedelta(minutes=15))
+    with hospital.runtime.session_factory.begin() as session:
+        trade_found_paid(session, "R-ORPHAN", "T1", hospital.clock.now(),
+                         hospital.runtime.paid_handlers)
+    [refund] = hospital.refunds()
+    assert (refund.out_trade_no, refund.refund_fen) == ("R-ORPHAN", FEE)
+    assert [m.subject_id for m in hospital.outbox("refund")] == ["R-ORPHAN-R1"]
