@@ -16,6 +16,28 @@ from adapter.ports import (
 )
 
 
+class FakeClock:
+    """A Clock that moves only when a test moves it."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("a FakeClock keeps aware times")
+        self._now = now
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+    def advance(self, **delta: float) -> dt.datetime:
+        """Move forward by a timedelta's keywords (seconds=, minutes=...); returns the new now."""
+        self._now += dt.timedelta(**delta)
+        return self._now
+
+    def set(self, moment: dt.datetime) -> None:
+        if moment.tzinfo is None:
+            raise ValueError("a FakeClock keeps aware times")
+        self._now = moment
+
+
 class FakeHis:
     """An in-memory HisGateway."""
 
@@ -27,6 +49,7 @@ class FakeHis:
         self.appointments: dict[str, str] = {}  # placer id -> filler id (idempotent on it)
         self.cancelled: list[str] = []
         self.refuse_with = ""  # an ERR-5 code to refuse the next bookings with
+        self.refuse_cancel_with = ""  # an ERR-5 code to refuse the next cancellations with
 
     def _check(self) -> None:
         if self.down:
@@ -55,6 +78,8 @@ class FakeHis:
     def cancel_appointment(self, placer_appointment_id: str, filler_appointment_id: str,
                            his_slot_id: str) -> HisOutcome:
         self._check()
+        if self.refuse_cancel_with:
+            return HisOutcome(False, error_code=self.refuse_cancel_with, error_text="refused")
         self.cancelled.append(placer_appointment_id)
         return HisOutcome(True, filler_appointment_id=filler_appointment_id)
 
@@ -76,6 +101,8 @@ class FakeWallet:
         self.users: dict[str, WalletUser] = {}
         self.trades: dict[str, dict] = {}
         self.messages: list[tuple[str, str]] = []
+        self.refund_requests: list[str] = []  # the out_request_no of every refund asked for
+        self.refunds_pending = False  # refunds accepted but not yet done (fund_change "N")
         self.down = False
         self._user_type = WalletUser
 
@@ -143,7 +170,10 @@ class FakeWallet:
     def refund(self, out_trade_no, refund_fen, out_request_no, reason):
         from adapter.ports import RefundResult
 
+        self.refund_requests.append(out_request_no)
         self._check()
+        if self.refunds_pending:
+            return RefundResult(out_trade_no, out_request_no, refund_fen, False)
         trade = self.trades[out_trade_no]
         trade["refunds"].setdefault(out_request_no, refund_fen)  # same request, one refund
         return RefundResult(out_trade_no, out_request_no, refund_fen, True)

@@ -87,10 +87,12 @@ def deliver_outbox(services: Services, kinds: Mapping[str, OutboxKind] | None = 
             kind.deliver(services, job, now)
             done += 1
         except (HisUnavailable, WalletUnavailable) as exc:
-            _failed(services, kind, job, now, type(exc).__name__)
+            # The backoff runs from the failure: an attempt that timed out may have taken
+            # longer than its backoff, and would otherwise be retried at once.
+            _failed(services, kind, job, services.clock.now(), type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - recorded, retried, then parked
             logger.exception("outbox %s (%s) failed", job.id, job.kind)
-            _failed(services, kind, job, now, type(exc).__name__)
+            _failed(services, kind, job, services.clock.now(), type(exc).__name__)
     return done
 
 
