@@ -149,7 +149,8 @@ class Patient(Base):
 class TradeStatus:
     """Life of a wallet trade, as the adapter records it."""
 
-    CREATED = "created"  # trade created in the wallet, waiting for the buyer
+    CREATED = "created"  # trade created in the wallet (or maybe: an attempt may have reached it)
+    UNSENT = "unsent"  # in our books only: no attempt to create it can have reached the wallet
     PAID = "paid"  # a verified notification or query said the money was taken
     CLOSED = "closed"  # closed unpaid (hold expired, cancelled before paying)
     REFUNDED = "refunded"  # refunded in full

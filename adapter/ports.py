@@ -217,14 +217,24 @@ class WalletUnavailable(Exception):
     query before acting."""
 
 
-class WalletRefused(Exception):
-    """The platform answered and refused (code / sub_code as the platform documents them)."""
+class WalletUnreachable(WalletUnavailable):
+    """The request never left (no connection could be made): nothing happened at the platform."""
 
-    def __init__(self, code: str, sub_code: str = "", message: str = "") -> None:
+
+class WalletRefused(Exception):
+    """The platform answered and refused (code / sub_code as the platform documents them).
+
+    ``nothing_created`` is set by a trade creation whose refusal proves that no trade exists
+    under the out_trade_no (safe default: False, the trade may exist).
+    """
+
+    def __init__(self, code: str, sub_code: str = "", message: str = "", *,
+                 nothing_created: bool = False) -> None:
         super().__init__(f"{code} {sub_code} {message}".strip())
         self.code = code
         self.sub_code = sub_code
         self.message = message
+        self.nothing_created = nothing_created
 
 
 class InvalidNotification(Exception):

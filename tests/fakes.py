@@ -103,7 +103,9 @@ class FakeWallet:
         self.messages: list[tuple[str, str]] = []
         self.refund_requests: list[str] = []  # the out_request_no of every refund asked for
         self.refunds_pending = False  # refunds accepted but not yet done (fund_change "N")
-        self.down = False
+        self.down = False  # every call fails with an unknown outcome
+        self.unreachable = False  # every call fails before reaching the wallet
+        self.refuse_create = False  # trade creation refused outright
         self._user_type = WalletUser
 
     def add_user(self, auth_code: str, **fields) -> None:
@@ -134,13 +136,19 @@ class FakeWallet:
         self.messages.append((user_id, text))
 
     def _check(self) -> None:
-        from adapter.ports import WalletUnavailable
+        from adapter.ports import WalletUnavailable, WalletUnreachable
 
+        if self.unreachable:
+            raise WalletUnreachable("fake wallet: no connection")
         if self.down:
             raise WalletUnavailable("fake wallet down")
 
     def create_trade(self, out_trade_no, total_fen, subject, buyer_id, expire_at) -> str:
+        from adapter.ports import WalletRefused
+
         self._check()
+        if self.refuse_create and out_trade_no not in self.trades:
+            raise WalletRefused("40004", "ACQ.BUYER_NOT_EXIST", "refused", nothing_created=True)
         trade = self.trades.setdefault(out_trade_no, {
             "trade_no": f"T{len(self.trades) + 1:08d}", "total_fen": total_fen,
             "state": TradeState.CREATED, "refunds": {}})

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from adapter.flows import OutboxJob, Services
 from adapter.models import Trade, TradeStatus, WalletAccount
-from adapter.outbox import finish
+from adapter.outbox import enqueue, finish
+from adapter.ports import WalletRefused, WalletUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class TradeToCreate:
     total_fen: int
     buyer_id: str
     expire_at: dt.datetime
+    # No earlier attempt to create it can have reached the wallet (new, or every one failed
+    # before reaching it): a definite failure now leaves it unsent.
+    unsent: bool = False
 
 
 def open_trade(session: Session, *, out_trade_no: str, purpose: str, reference: str,
@@ -76,13 +80,18 @@ def open_trade(session: Session, *, out_trade_no: str, purpose: str, reference: 
     unknown outcome can never charge twice.
     """
     trade = session.get(Trade, out_trade_no)
+    unsent = trade is None or trade.status == TradeStatus.UNSENT
     if trade is None:
         trade = Trade(out_trade_no=out_trade_no, platform=account.platform, purpose=purpose,
                       reference=reference, subject=subject, total_fen=total_fen,
                       buyer_id=account.user_id, expire_at=expire_at)
         session.add(trade)
+    # From the commit of this transaction an attempt may reach the wallet: until it is known
+    # to have failed, closing the trade must go through the wallet (a crash mid-call included).
+    trade.status = TradeStatus.CREATED if unsent else trade.status
     return TradeToCreate(trade.out_trade_no, trade.platform, trade.trade_no or "",
-                         trade.subject, trade.total_fen, trade.buyer_id, trade.expire_at)
+                         trade.subject, trade.total_fen, trade.buyer_id, trade.expire_at,
+                         unsent=unsent)
 
 
 def create_at_wallet(services: Services, trade: TradeToCreate) -> str:
@@ -93,12 +102,36 @@ def create_at_wallet(services: Services, trade: TradeToCreate) -> str:
     """
     if trade.trade_no:
         return trade.trade_no
-    trade_no = services.wallet_for(trade.platform).create_trade(
-        trade.out_trade_no, trade.total_fen, trade.subject, trade.buyer_id, trade.expire_at)
+    try:
+        trade_no = services.wallet_for(trade.platform).create_trade(
+            trade.out_trade_no, trade.total_fen, trade.subject, trade.buyer_id, trade.expire_at)
+    except (WalletUnreachable, WalletRefused) as exc:
+        if trade.unsent and (isinstance(exc, WalletUnreachable) or exc.nothing_created):
+            _mark_unsent(services, trade.out_trade_no)
+        raise
     with services.session_factory.begin() as session:
-        row = session.get(Trade, trade.out_trade_no)
+        row = lock_trade(session, trade.out_trade_no)
         row.trade_no = row.trade_no or trade_no
+        if row.status == TradeStatus.UNSENT:
+            row.status = TradeStatus.CREATED  # a twin attempt failed, this one got through
+        elif row.status == TradeStatus.CLOSED:
+            # Closed in our books while this creation was on its way: close it there too.
+            enqueue(session, "close_trade", ("trade", row.out_trade_no), services.clock.now())
         return row.trade_no
+
+
+def _mark_unsent(services: Services, out_trade_no: str) -> None:
+    """This attempt, the only one, never created the trade: it can be closed in our books."""
+    with services.session_factory.begin() as session:
+        trade = lock_trade(session, out_trade_no)
+        if trade is not None and trade.status == TradeStatus.CREATED and not trade.trade_no:
+            trade.status = TradeStatus.UNSENT
+
+
+def is_unsent(session: Session, out_trade_no: str | None) -> bool:
+    """Whether the trade exists in our books only (closing it needs no wallet)."""
+    trade = session.get(Trade, out_trade_no) if out_trade_no else None
+    return trade is not None and trade.status == TradeStatus.UNSENT
 
 
 def close_at_wallet(services: Services, out_trade_no: str, now: dt.datetime) -> bool:

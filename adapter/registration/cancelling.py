@@ -22,7 +22,7 @@ from adapter.models import (
 )
 from adapter.outbox import enqueue
 from adapter.payments.refunds import refund_in_full
-from adapter.payments.trades import close_at_wallet
+from adapter.payments.trades import close_at_wallet, is_unsent
 from adapter.refusals import Refusal
 from adapter.registration.booking import lock_booking, own_booking, release_slot
 from adapter.registration.notices import HIS_REASONS, tell
@@ -71,7 +71,9 @@ def cancel_by_patient(
             BookingStatus.CANCELLED, "patient", now)
         if booking.out_trade_no:
             trade = session.get(Trade, booking.out_trade_no)
-            if trade is not None and trade.status == TradeStatus.CREATED:
+            if trade is not None and trade.status == TradeStatus.UNSENT:
+                trade.status = TradeStatus.CLOSED  # never reached the wallet: nothing to close
+            elif trade is not None and trade.status == TradeStatus.CREATED:
                 if booking.out_trade_no == closed_trade:
                     trade.status = TradeStatus.CLOSED
                 else:
@@ -126,7 +128,9 @@ def cancel_for_closed_slot(session: Session, slot: Slot, *, mappings: Mappings,
             BookingStatus.CANCELLED, "hospital", now)
         if booking.out_trade_no:
             trade = session.get(Trade, booking.out_trade_no)
-            if trade is not None and trade.status == TradeStatus.CREATED:
+            if trade is not None and trade.status == TradeStatus.UNSENT:
+                trade.status = TradeStatus.CLOSED
+            elif trade is not None and trade.status == TradeStatus.CREATED:
                 enqueue(session, "close_trade", ("trade", booking.out_trade_no), now)
         refund_in_full(session, booking.out_trade_no, "clinic stopped by the hospital", now)
         tell(session, booking, "hospital_cancelled", mappings, tz, now)
@@ -145,11 +149,11 @@ def cancel_for_closed_slot(session: Session, slot: Slot, *, mappings: Mappings,
 
 
 def expire_booking(session: Session, booking: Booking, now: dt.datetime) -> None:
-    """An unpaid hold ran out (its trade already closed at the wallet): free the place."""
+    """An unpaid hold ran out (its trade closed at the wallet, or never there): free the place."""
     booking.status, booking.updated_at = BookingStatus.EXPIRED, now
     if booking.out_trade_no:
         trade = session.get(Trade, booking.out_trade_no)
-        if trade is not None and trade.status == TradeStatus.CREATED:
+        if trade is not None and trade.status in (TradeStatus.CREATED, TradeStatus.UNSENT):
             trade.status = TradeStatus.CLOSED
     release_slot(session, booking)
 
@@ -167,6 +171,8 @@ def cancel_booking(services: Services, account_id: int, public_id: str, now: dt.
             raise Refusal("booking.unknown")
         out_trade_no = booking.out_trade_no if booking.status == \
             BookingStatus.PENDING_PAYMENT else None
+        if is_unsent(session, out_trade_no):
+            out_trade_no = None  # never reached the wallet: nothing to close there
     if out_trade_no:
         close_at_wallet(services, out_trade_no, now)
     with services.session_factory.begin() as session:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from adapter.db import write_transaction
 from adapter.flows import Services
 from adapter.models import Booking, BookingStatus, LinkState
-from adapter.payments.trades import close_at_wallet
+from adapter.payments.trades import close_at_wallet, is_unsent
 from adapter.ports import HisRefused, HisUnavailable, WalletUnavailable
 from adapter.registration.booking import lock_booking, release_slot
 from adapter.registration.cancelling import cancel_for_closed_slot, expire_booking
@@ -21,7 +21,11 @@ logger = logging.getLogger(__name__)
 
 
 def expire_holds(services: Services, limit: int = 100) -> int:
-    """Unpaid holds past their deadline: close the trade first, then free the place."""
+    """Unpaid holds past their deadline: close the trade first, then free the place.
+
+    A trade that never reached its wallet (TradeStatus.UNSENT) is closed in our books only, so
+    such holds expire on time while the wallet is down.
+    """
     now = services.clock.now()
     with services.session_factory() as session:
         due = list(session.scalars(
@@ -33,7 +37,8 @@ def expire_holds(services: Services, limit: int = 100) -> int:
     for booking_id in due:
         with services.session_factory() as session:
             out_trade_no = session.get(Booking, booking_id).out_trade_no
-        if out_trade_no:
+            unsent = is_unsent(session, out_trade_no)
+        if out_trade_no and not unsent:
             try:
                 if close_at_wallet(services, out_trade_no, now):
                     continue  # paid after all: the payment was applied instead
@@ -46,6 +51,8 @@ def expire_holds(services: Services, limit: int = 100) -> int:
         with services.session_factory.begin() as session:
             write_transaction(session)
             booking = lock_booking(session, id=booking_id)
+            if unsent and not is_unsent(session, out_trade_no):
+                continue  # an attempt to create it started meanwhile: close it there first
             if booking.status == BookingStatus.PENDING_PAYMENT:
                 expire_booking(session, booking, now)
                 expired += 1

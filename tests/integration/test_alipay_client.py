@@ -18,7 +18,13 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from adapter.ports import TradeState, WalletGateway, WalletRefused, WalletUnavailable
+from adapter.ports import (
+    TradeState,
+    WalletGateway,
+    WalletRefused,
+    WalletUnavailable,
+    WalletUnreachable,
+)
 from adapter.wallet.alipay import consts
 from adapter.wallet.alipay.client import AlipayClient
 from adapter.wallet.alipay.gateway import AlipayWalletGateway
@@ -390,8 +396,33 @@ def test_forged_answer_is_a_signature_error(stub, client, keys):
 def test_connection_refused_is_unavailable(keys):
     dead = AlipayClient("http://127.0.0.1:9/gateway.do", APP_ID, keys["app"][0],
                         keys["platform"][1], timeout=(0.5, 0.5))
-    with pytest.raises(WalletUnavailable):
+    with pytest.raises(WalletUnreachable):  # the request never left: nothing happened there
         dead.trade_query("BK1")
+
+
+def test_a_timeout_after_sending_is_unknown_not_unreachable(stub, client):
+    stub.on(consts.TRADE_QUERY, Answer({"code": "10000"}, delay=0.8))
+    with pytest.raises(WalletUnavailable) as info:
+        client.trade_query("BK1")
+    assert not isinstance(info.value, WalletUnreachable)
+
+
+def test_a_create_refused_outright_created_nothing_unless_it_says_a_trade_exists(stub, gateway):
+    stub.on(consts.TRADE_CREATE, refused("ACQ.BUYER_NOT_EXIST"), refused("ACQ.TRADE_HAS_EXIST"))
+    with pytest.raises(WalletRefused) as info:
+        _create(gateway)
+    assert info.value.nothing_created
+    with pytest.raises(WalletRefused) as info:
+        _create(gateway)
+    assert not info.value.nothing_created
+
+
+def test_a_create_refused_after_an_unknown_outcome_may_still_have_created(stub, gateway):
+    stub.on(consts.TRADE_CREATE, refused("ACQ.SYSTEM_ERROR"), refused("ACQ.BUYER_NOT_EXIST"))
+    stub.on(consts.TRADE_QUERY, refused("ACQ.TRADE_NOT_EXIST"))
+    with pytest.raises(WalletRefused) as info:
+        _create(gateway)
+    assert not info.value.nothing_created  # the first attempt may have landed after all
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,13 @@ import pytest
 
 from adapter.models import BookingStatus, TradeStatus, WalletAccount
 from adapter.payments.trades import open_trade, trade_found_paid
-from adapter.ports import AppointmentMissed, SlotWithdrawn, TradeState
+from adapter.ports import (
+    AppointmentMissed,
+    SlotWithdrawn,
+    TradeState,
+    WalletUnavailable,
+    WalletUnreachable,
+)
 from adapter.refusals import Refusal
 from adapter.registration.jobs import expire_holds, release_cancelled_slots
 from adapter.registration.payment import PURPOSE
@@ -225,6 +231,81 @@ def test_a_hold_is_kept_while_the_wallet_cannot_say_whether_it_was_paid(hospital
     assert hospital.booked(slot_id) == 1
     hospital.wallet.down = False
     assert expire_holds(hospital.runtime) == 1
+
+
+def _held(hospital) -> tuple[int, str, int]:
+    account_id, patient_id = hospital.patient()
+    slot_id = hospital.slot()
+    return account_id, hospital.hold(account_id, patient_id, slot_id), slot_id
+
+
+def test_a_hold_whose_trade_never_reached_the_wallet_expires_on_time_without_it(hospital):
+    account_id, public_id, slot_id = _held(hospital)
+    hospital.wallet.unreachable = True  # no connection: the creation never left
+    with pytest.raises(WalletUnreachable):
+        hospital.pay(account_id, public_id)
+    out_trade_no = hospital.booking(public_id).out_trade_no
+    assert hospital.trade(out_trade_no).status == TradeStatus.UNSENT
+    hospital.wallet.down = True  # the wallet stays out for the whole hold
+    hospital.clock.advance(minutes=15)
+    assert expire_holds(hospital.runtime) == 1
+    assert hospital.booking(public_id).status == BookingStatus.EXPIRED
+    assert hospital.trade(out_trade_no).status == TradeStatus.CLOSED
+    assert hospital.booked(slot_id) == 0
+    assert out_trade_no not in hospital.wallet.trades
+
+
+def test_a_hold_whose_trade_the_wallet_refused_expires_without_it(hospital):
+    account_id, public_id, slot_id = _held(hospital)
+    hospital.wallet.refuse_create = True
+    with pytest.raises(Refusal) as refused:
+        hospital.pay(account_id, public_id)
+    assert refused.value.code == "booking.not_payable"
+    hospital.wallet.down = True
+    hospital.clock.advance(minutes=15)
+    assert expire_holds(hospital.runtime) == 1
+    assert hospital.booked(slot_id) == 0
+
+
+def test_after_an_unknown_creation_the_trade_is_closed_at_the_wallet_first(hospital):
+    account_id, public_id, slot_id = _held(hospital)
+    hospital.wallet.down = True  # the first creation's outcome is unknown
+    with pytest.raises(WalletUnavailable):
+        hospital.pay(account_id, public_id)
+    hospital.wallet.down, hospital.wallet.unreachable = False, True
+    with pytest.raises(WalletUnreachable):  # the retry never left, the first may have landed
+        hospital.pay(account_id, public_id)
+    out_trade_no = hospital.booking(public_id).out_trade_no
+    assert hospital.trade(out_trade_no).status == TradeStatus.CREATED
+    hospital.clock.advance(minutes=15)
+    assert expire_holds(hospital.runtime) == 0  # kept: it may have been paid
+    assert hospital.booked(slot_id) == 1
+    hospital.wallet.unreachable = False
+    assert expire_holds(hospital.runtime) == 1
+
+
+def test_a_retry_that_reaches_the_wallet_makes_the_trade_real_again(hospital):
+    account_id, public_id, _slot_id = _held(hospital)
+    hospital.wallet.unreachable = True
+    with pytest.raises(WalletUnreachable):
+        hospital.pay(account_id, public_id)
+    hospital.wallet.unreachable = False
+    started = hospital.pay(account_id, public_id)
+    assert hospital.trade(started.out_trade_no).status == TradeStatus.CREATED
+    hospital.wallet.down = True
+    hospital.clock.advance(minutes=15)
+    assert expire_holds(hospital.runtime) == 0  # it exists at the wallet: closed there first
+
+
+def test_an_unsent_hold_is_cancelled_while_the_wallet_is_down(hospital):
+    account_id, public_id, _slot_id = _held(hospital)
+    hospital.wallet.unreachable = True
+    with pytest.raises(WalletUnreachable):
+        hospital.pay(account_id, public_id)
+    hospital.cancel(account_id, public_id)
+    assert hospital.booking(public_id).status == BookingStatus.CANCELLED
+    assert hospital.trade(hospital.booking(public_id).out_trade_no).status == TradeStatus.CLOSED
+    assert hospital.outbox("close_trade") == []
 
 
 def test_a_payment_after_expiry_is_refunded_once_the_place_is_taken(hospital):

@@ -115,6 +115,12 @@ DEFINITE_REFUSAL_SUB_CODES = frozenset(
     }
 )
 
+# A trade.create refused with these says a trade exists under the out_trade_no already.
+TRADE_EXISTS_SUB_CODES = frozenset(
+    {"ACQ.TRADE_HAS_EXIST", TRADE_HAS_SUCCESS, TRADE_HAS_FINISHED, TRADE_HAS_CLOSE,
+     TRADE_STATUS_ERROR}
+)
+
 # Ours, not Alipay's: an existing trade with this out_trade_no has a different amount.
 AMOUNT_MISMATCH = "ADAPTER.AMOUNT_MISMATCH"
 

@@ -19,6 +19,7 @@ from adapter.ports import (
     WalletRefused,
     WalletTrade,
     WalletUnavailable,
+    WalletUnreachable,
     WalletUser,
 )
 from adapter.wallet.alipay import consts, notify
@@ -143,11 +144,29 @@ class AlipayWalletGateway:
         buyer_id: str,
         expire_at: dt.datetime,
     ) -> str:
-        """alipay.trade.create; an unknown outcome is settled by trade.query, then one retry."""
+        """alipay.trade.create; an unknown outcome is settled by trade.query, then one retry.
+
+        WalletUnreachable only when this call's create provably never reached Alipay; once an
+        attempt's outcome was unknown, every failure after it is plain WalletUnavailable.
+        """
         try:
             return self.client.trade_create(out_trade_no, total_fen, subject, buyer_id, expire_at)
+        except WalletRefused as exc:
+            # Refused outright: nothing was created, unless it says a trade already exists.
+            exc.nothing_created = exc.sub_code not in consts.TRADE_EXISTS_SUB_CODES
+            raise
+        except WalletUnreachable:
+            raise
         except WalletUnavailable:
             logger.warning("trade %s: create outcome unknown, querying", out_trade_no)
+        try:
+            return self._settle_unknown_create(out_trade_no, total_fen, subject, buyer_id,
+                                               expire_at)
+        except WalletUnreachable as exc:
+            raise WalletUnavailable(str(exc)) from None
+
+    def _settle_unknown_create(self, out_trade_no: str, total_fen: int, subject: str,
+                               buyer_id: str, expire_at: dt.datetime) -> str:
         status = self.query_trade(out_trade_no)
         if status.state is not TradeState.NOT_FOUND:
             if status.total_fen and status.total_fen != total_fen:
