@@ -45,19 +45,41 @@ def _config() -> Config:
 
 
 def _runtime(config: Config | None = None) -> Runtime:
+    """The runtime, its mappings and HL7 profile loaded and checked."""
     from adapter.his.profile import ProfileError
     from adapter.mappings import MappingsError
 
+    config = config or _config()
+    if not config.mappings_dir.is_dir():
+        raise click.ClickException(
+            f"configuration: ADAPTER_MAPPINGS_DIR: {config.mappings_dir} is not a directory")
     try:
-        return Runtime.from_config(config or _config())
+        return Runtime.from_config(config)
     except MappingsError as exc:
         raise click.ClickException(
-            f"mappings are invalid; run `hospital-adapter check-mappings`:\n{exc}"
+            f"mappings in ADAPTER_MAPPINGS_DIR ({config.mappings_dir}) are invalid; "
+            f"run `hospital-adapter check-mappings`:\n{exc}"
         ) from None
     except ProfileError as exc:
         raise click.ClickException(f"HL7 profile: {exc}") from None
     except ValueError as exc:  # booking_rules.toml, registration.toml
         raise click.ClickException(f"mappings: {exc}") from None
+
+
+def _check_files(runtime: Runtime) -> None:
+    """Stop a role at start when a file the configuration names is missing or malformed."""
+    try:
+        runtime.check_files()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _role_runtime() -> Runtime:
+    """The runtime of a role: schema up to date, every named file readable."""
+    runtime = _runtime()
+    _require_schema(runtime)
+    _check_files(runtime)
+    return runtime
 
 
 def _require_schema(runtime: Runtime) -> None:
@@ -162,8 +184,7 @@ def listener_command() -> None:
     """Serve HL7 from the HIS over MLLP on ADAPTER_MLLP_LISTEN."""
     from adapter.his.listener import make_listener
 
-    runtime = _runtime()
-    _require_schema(runtime)
+    runtime = _role_runtime()
     server = make_listener(runtime.config, runtime.session_factory, runtime.profile)
     _stop_on_sigterm(server.shutdown)
     click.echo(f"MLLP listener on {runtime.config.mllp_listen}")
@@ -175,8 +196,7 @@ def worker_command() -> None:
     """Run the scheduled jobs (slot sync, inbound processing, link checks)."""
     from adapter.worker import make_scheduler
 
-    runtime = _runtime()
-    _require_schema(runtime)
+    runtime = _role_runtime()
     scheduler = make_scheduler(runtime, blocking=True)
     click.echo("worker started")
     scheduler.start()
@@ -188,8 +208,7 @@ def web_command(workers: int) -> None:
     """Serve the web role (API, pages, notify, admin, health) under gunicorn."""
     from gunicorn.app.base import BaseApplication
 
-    runtime = _runtime()
-    _require_schema(runtime)
+    runtime = _role_runtime()
     listen = str(runtime.config.web_listen)
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -223,6 +242,12 @@ def run_command(no_simulators: bool) -> None:
 
     config = _config()
     simulators: list[subprocess.Popen[bytes]] = []
+    if not no_simulators and config.alipay_public_key_file is not None:
+        # The sandbox writes its own platform key there: never overwrite a file a variable names.
+        raise click.ClickException(
+            "configuration: ADAPTER_ALIPAY_PUBLIC_KEY_FILE names a file, but `run` starts the "
+            "wallet sandbox, whose generated key would replace it; unset the variable or pass "
+            "--no-simulators")
     if not no_simulators:
         gateway = urllib.parse.urlsplit(config.alipay_gateway)
         sandbox_listen = f"{gateway.hostname}:{gateway.port or 80}"
@@ -243,6 +268,7 @@ def run_command(no_simulators: bool) -> None:
         _wait_for_port(gateway.hostname or "127.0.0.1", gateway.port or 80, simulators[1])
     runtime = _runtime(config)
     migrate.upgrade(runtime.engine)  # the embedded database is created on first run
+    _check_files(runtime)
 
     listener = make_listener(config, runtime.session_factory, runtime.profile)
     listener.start()

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapter import identity, payments, registration
 from adapter.clock import Clock, SystemClock
-from adapter.config import Config
+from adapter.config import Config, ConfigError
 from adapter.db import make_engine, make_session_factory
 from adapter.flows import Flow, Merged, merge
 from adapter.his.profile import Hl7Profile, load_profile
@@ -70,6 +70,26 @@ class Runtime:
             booking_rules=load_booking_rules(config.mappings_dir / "booking_rules.toml"),
             policy=load_registration_policy(config.mappings_dir / "registration.toml"),
         )
+
+    def check_files(self) -> None:
+        """Read every file the configuration names (data key, wallet keys) now, so a role
+        stops at start with the variable and the problem instead of failing at first use.
+
+        Raises ConfigError listing every problem found.
+        """
+        from adapter.protection import KeyFileError
+        from adapter.wallet.alipay.config import key_file_problems
+
+        problems = []
+        try:
+            self.protector  # noqa: B018 - loading it is the check
+        except KeyFileError as exc:
+            problems.append(f"ADAPTER_DATA_KEY_FILE: {exc}")
+        problems += key_file_problems(
+            self.config.alipay, sandbox_key_pending=self.config.alipay_public_key_file is None
+            and self.config.environment == "development")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     @cached_property
     def wallets(self) -> dict[str, WalletGateway]:

@@ -79,3 +79,50 @@ def test_check_mappings_covers_the_registration_rules(tmp_path):
     result = CliRunner().invoke(main, ["check-mappings", str(bad)])
     assert result.exit_code == 1
     assert "registration.toml" in result.output and "booking_rules.toml" in result.output
+
+
+def _role(tmp_path, role: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Start a role on an up-to-date database with extra variables; it must stop by itself."""
+    base = {**os.environ, "ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}",
+            "ADAPTER_DATA_DIR": str(tmp_path / "var"), "ADAPTER_MAPPINGS_DIR": str(MAPPINGS)}
+    subprocess.run([sys.executable, "-m", "adapter.cli", "db", "upgrade"], env=base,
+                   capture_output=True, timeout=60, check=True)
+    return subprocess.run([sys.executable, "-m", "adapter.cli", role], env={**base, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_role_stops_at_once_on_a_named_data_key_file_that_is_missing(tmp_path):
+    missing = tmp_path / "keys" / "data.key"
+    result = _role(tmp_path, "worker", ADAPTER_DATA_KEY_FILE=str(missing))
+    assert result.returncode != 0
+    assert "ADAPTER_DATA_KEY_FILE" in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not missing.exists()  # a named file is never generated in its place
+
+
+def test_a_role_stops_at_once_on_a_malformed_wallet_key(tmp_path):
+    bad = tmp_path / "alipay_public_key.pem"
+    bad.write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
+    result = _role(tmp_path, "listener", ADAPTER_ALIPAY_PUBLIC_KEY_FILE=str(bad),
+                   ADAPTER_MLLP_LISTEN="127.0.0.1:0")
+    assert result.returncode != 0
+    assert "ADAPTER_ALIPAY_PUBLIC_KEY_FILE" in result.stderr
+    assert "not a readable RSA public key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_role_stops_at_once_on_a_mappings_directory_that_is_missing(tmp_path):
+    result = _role(tmp_path, "worker", ADAPTER_MAPPINGS_DIR=str(tmp_path / "nowhere"))
+    assert result.returncode != 0
+    assert "ADAPTER_MAPPINGS_DIR" in result.stderr and "not a directory" in result.stderr
+
+
+def test_run_never_overwrites_a_named_wallet_key_with_the_sandboxs(tmp_path):
+    named = tmp_path / "alipay_public_key.pem"
+    named.write_text("the hospital's file\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "adapter.cli", "run"], capture_output=True, text=True,
+        timeout=60, env={**os.environ, "ADAPTER_DATA_DIR": str(tmp_path / "var"),
+                         "ADAPTER_ALIPAY_PUBLIC_KEY_FILE": str(named)})
+    assert result.returncode != 0 and "ADAPTER_ALIPAY_PUBLIC_KEY_FILE" in result.stderr
+    assert named.read_text() == "the hospital's file\n"

@@ -60,3 +60,30 @@ class AlipayConfig:
     def cashier_page(self) -> str:
         """The imitation's cashier page prefix; "" for Alipay itself."""
         return cashier_page_for(self.gateway)
+
+
+def key_file_problems(config: AlipayConfig, *, sandbox_key_pending: bool = False) -> list[str]:
+    """Read both key files now: one line per problem, naming the variable (a role stops on any,
+    rather than failing at its first payment).
+
+    ``sandbox_key_pending``: no variable names the platform key and the development default is
+    the wallet sandbox's, which the sandbox writes when it starts; not there yet is no problem.
+    """
+    from adapter.wallet.alipay.signing import KeyFormatError, load_private_key, load_public_key
+
+    problems = []
+    for variable, path, load in (
+        ("ADAPTER_ALIPAY_APP_PRIVATE_KEY_FILE", config.app_private_key_file, load_private_key),
+        ("ADAPTER_ALIPAY_PUBLIC_KEY_FILE", config.public_key_file, load_public_key),
+    ):
+        if load is load_public_key and sandbox_key_pending and not path.exists():
+            continue
+        try:
+            load(path.read_bytes())
+        except FileNotFoundError:
+            problems.append(f"{variable}: {path} does not exist")
+        except OSError as exc:
+            problems.append(f"{variable}: cannot read {path}: {exc.strerror}")
+        except KeyFormatError as exc:
+            problems.append(f"{variable}: {path}: {exc}")
+    return problems
