@@ -20,6 +20,7 @@ from adapter.clock import Clock
 if TYPE_CHECKING:
     from adapter.config import Config
     from adapter.his.profile import Hl7Profile
+    from adapter.links import LinkBreakers
     from adapter.mappings import Mappings
     from adapter.models import Trade
     from adapter.ports import HisGateway, WalletGateway
@@ -41,6 +42,7 @@ class Services(Protocol):
     policy: Any
     booking_rules: Any
     flows: Merged  # every flow's contributions (adapter.runtime.FLOWS)
+    links: LinkBreakers  # the outbox runner's breaker per link
 
     def wallet_for(self, platform: str) -> WalletGateway:
         """The wallet of a trade or account."""
@@ -77,6 +79,9 @@ class OutboxKind:
     never_parked: bool = False
     give_up: GiveUp | None = None
     max_backoff_seconds: int = 600
+    # The link it travels ("his", "wallet"): while that link is down (adapter.links) the item
+    # waits without burning attempts, and it is due at once when the link returns.
+    link: str = ""
 
 
 # A handler of a neutral HIS event (adapter.ports), run in the inbound runner's transaction;

@@ -18,6 +18,7 @@ from adapter.config import Config, ConfigError
 from adapter.db import make_engine, make_session_factory
 from adapter.flows import Flow, Merged, merge
 from adapter.his.profile import Hl7Profile, load_profile
+from adapter.links import LinkBreakers
 from adapter.mappings import Mappings, load_mappings
 from adapter.models import Trade
 from adapter.ports import WalletGateway
@@ -47,6 +48,7 @@ class Runtime:
     policy: RegistrationPolicy = field(default_factory=RegistrationPolicy)
     clock: Clock = field(default_factory=SystemClock)
     flows: Merged = field(default_factory=lambda: merge(FLOWS))
+    links: LinkBreakers = field(default_factory=LinkBreakers)
     # purpose -> handler run in the transaction that finds a trade paid
     paid_handlers: dict[str, Callable[[Session, Trade], None]] = field(default_factory=dict)
 

@@ -11,7 +11,7 @@ from adapter.identity.delivery import deliver_his_patient, deliver_push
 FLOW = Flow(
     name="identity",
     outbox={
-        "his_patient": OutboxKind(deliver_his_patient),
-        "push": OutboxKind(deliver_push),
+        "his_patient": OutboxKind(deliver_his_patient, link="his"),
+        "push": OutboxKind(deliver_push, link="wallet"),
     },
 )

@@ -11,7 +11,7 @@ from adapter.payments.trades import deliver_close_trade
 FLOW = Flow(
     name="payments",
     outbox={
-        "refund": OutboxKind(deliver_refund, never_parked=True),
-        "close_trade": OutboxKind(deliver_close_trade),
+        "refund": OutboxKind(deliver_refund, never_parked=True, link="wallet"),
+        "close_trade": OutboxKind(deliver_close_trade, link="wallet"),
     },
 )

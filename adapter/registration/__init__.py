@@ -17,8 +17,9 @@ from adapter.registration.payment import PURPOSE
 FLOW = Flow(
     name="registration",
     outbox={
-        "his_book": OutboxKind(deliver_his_book, never_parked=True, give_up=give_up_his_book),
-        "his_cancel": OutboxKind(deliver_his_cancel, never_parked=True),
+        "his_book": OutboxKind(deliver_his_book, never_parked=True, give_up=give_up_his_book,
+                               link="his"),
+        "his_cancel": OutboxKind(deliver_his_cancel, never_parked=True, link="his"),
     },
     events={
         SlotOffered: slot_offered,

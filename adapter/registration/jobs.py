@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from adapter.db import write_transaction
 from adapter.flows import Services
-from adapter.models import Booking, BookingStatus, LinkState
+from adapter.links import record_link
+from adapter.models import Booking, BookingStatus
 from adapter.payments.trades import close_at_wallet, is_unsent
 from adapter.ports import HisRefused, HisUnavailable, WalletUnavailable
 from adapter.registration.booking import lock_booking, release_slot
@@ -75,14 +76,6 @@ def release_cancelled_slots(services: Services, limit: int = 200) -> int:
         for booking in bookings:
             release_slot(session, booking)
     return len(bookings)
-
-
-def record_link(services: Services, name: str, up: bool, detail: str) -> None:
-    """Remember the last known state of a link for the status page and /readyz."""
-    with services.session_factory.begin() as session:
-        state = session.get(LinkState, name) or LinkState(name=name)
-        state.up, state.detail, state.checked_at = up, detail[:500], services.clock.now()
-        session.add(state)
 
 
 def sync_slots(services: Services) -> None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from adapter.flows import OutboxJob, OutboxKind, Services
+from adapter.links import record_link
 from adapter.models import OutboxMessage, OutboxStatus
 from adapter.ports import HisUnavailable, WalletUnavailable
 
@@ -26,8 +29,9 @@ def backoff(attempts: int, cap_seconds: int = 600) -> dt.timedelta:
     return dt.timedelta(seconds=min(2 ** min(attempts, 30), cap_seconds))
 
 
-def claim_outbox(session: Session, now: dt.datetime, limit: int) -> list[OutboxMessage]:
-    """Lock due outbox messages no other worker holds."""
+def claim_outbox(session: Session, now: dt.datetime, limit: int,
+                 waiting_kinds: Collection[str] = ()) -> list[OutboxMessage]:
+    """Lock due outbox messages no other worker holds (none of ``waiting_kinds``)."""
     query = (
         select(OutboxMessage)
         .where(OutboxMessage.status == OutboxStatus.PENDING,
@@ -35,35 +39,85 @@ def claim_outbox(session: Session, now: dt.datetime, limit: int) -> list[OutboxM
         .order_by(OutboxMessage.id)
         .limit(limit)
     )
+    if waiting_kinds:
+        query = query.where(OutboxMessage.kind.not_in(sorted(waiting_kinds)))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return list(session.scalars(query))
 
 
-def lease_seconds(services: Services) -> float:
-    """How long a leased message is left alone: longer than the slowest delivery (a new
-    patient's booking makes four HIS exchanges: QBP^Q22, ADT^A28, QBP^Q22, SRM^S01)."""
-    config = services.config
-    return 4 * (config.his_connect_timeout + config.his_ack_timeout) + 10
+# How long a leased message is left alone without news from its worker. The worker renews it
+# every third of that while the exchange runs (however long the HIS takes to answer), so an item
+# whose worker died is taken over within this bound, independent of the HIS timeouts.
+LEASE_SECONDS = 15.0
 
 
-def lease_outbox(services: Services, now: dt.datetime) -> OutboxJob | None:
+def lease_outbox(services: Services, now: dt.datetime,
+                 waiting_kinds: Collection[str] = ()) -> OutboxJob | None:
     """Take the oldest due message for this worker and commit that at once.
 
     The HIS or wallet exchange then runs outside any transaction (no row lock, and on SQLite
-    no write lock, held across the network). A worker that dies mid-exchange leaves the lease
-    to run out, and the message is sent again: every delivery is idempotent at the far end
-    (the placer id at the HIS, out_request_no and out_trade_no at the wallet).
+    no write lock, held across the network). A worker that dies mid-exchange stops renewing
+    its lease, and the message is sent again once it runs out: every delivery is idempotent at
+    the far end (the placer id at the HIS, out_request_no and out_trade_no at the wallet).
     """
     with services.session_factory.begin() as session:
-        claimed = claim_outbox(session, now, 1)
+        claimed = claim_outbox(session, now, 1, waiting_kinds)
         if not claimed:
             return None
         message = claimed[0]
-        message.attempts += 1
-        message.next_attempt_at = now + dt.timedelta(seconds=lease_seconds(services))
+        message.attempts += 1  # also the lease's token: a takeover changes it
+        message.next_attempt_at = now + dt.timedelta(seconds=LEASE_SECONDS)
         return OutboxJob(message.id, message.kind, message.subject_type, message.subject_id,
                          json.loads(message.payload), message.attempts)
+
+
+def renew_lease(services: Services, job: OutboxJob) -> bool:
+    """Push the lease of a message still in this worker's hands; False when it was lost."""
+    until = services.clock.now() + dt.timedelta(seconds=LEASE_SECONDS)
+    with services.session_factory.begin() as session:
+        renewed = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == job.id, OutboxMessage.attempts == job.attempts,
+                   OutboxMessage.status == OutboxStatus.PENDING)
+            .values(next_attempt_at=until).execution_options(synchronize_session=False)
+        ).rowcount
+    return renewed == 1
+
+
+@contextmanager
+def _heartbeat(services: Services, job: OutboxJob) -> Iterator[None]:
+    """Renew the job's lease every third of LEASE_SECONDS until the block ends."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(LEASE_SECONDS / 3):
+            try:
+                if not renew_lease(services, job):
+                    logger.warning("outbox %s (%s): lease lost to another worker", job.id,
+                                   job.kind)
+                    return
+            except Exception as exc:  # noqa: BLE001 - the lease then runs out: a takeover
+                logger.warning("outbox %s: lease not renewed (%s)", job.id, type(exc).__name__)
+
+    thread = threading.Thread(target=beat, name=f"lease-{job.id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _release(services: Services, kinds: Collection[str], now: dt.datetime) -> int:
+    """A link came back: every pending item that waited on it is due now."""
+    with services.session_factory.begin() as session:
+        return session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == OutboxStatus.PENDING,
+                   OutboxMessage.kind.in_(sorted(kinds)), OutboxMessage.next_attempt_at > now)
+            .values(next_attempt_at=now).execution_options(synchronize_session=False)
+        ).rowcount
 
 
 def deliver_outbox(services: Services, kinds: Mapping[str, OutboxKind] | None = None,
@@ -71,35 +125,59 @@ def deliver_outbox(services: Services, kinds: Mapping[str, OutboxKind] | None = 
     """Deliver due outbox messages one by one until none is due (or this run's time budget is
     spent; the next run goes on). ``kinds`` defaults to the merged flows' kinds."""
     kinds = services.flows.outbox if kinds is None else kinds
+    by_link: dict[str, set[str]] = {}
+    for name, declared in kinds.items():
+        if declared.link:
+            by_link.setdefault(declared.link, set()).add(name)
+    breakers = services.links
     done = 0
     deadline = time.monotonic() + budget_seconds
     for _ in range(limit):
         if time.monotonic() > deadline:
             break
         now = services.clock.now()
-        job = lease_outbox(services, now)
+        waiting = {k for link in breakers.blocked(now) for k in by_link.get(link, ())}
+        job = lease_outbox(services, now, waiting)
         if job is None:
             break
         kind = kinds.get(job.kind)
+        link = kind.link if kind is not None else ""
         try:
             if kind is None:
                 raise LookupError(f"no flow declares outbox kind {job.kind}")
-            kind.deliver(services, job, now)
+            with _heartbeat(services, job):
+                kind.deliver(services, job, now)
             done += 1
         except (HisUnavailable, WalletUnavailable) as exc:
             # The backoff runs from the failure: an attempt that timed out may have taken
             # longer than its backoff, and would otherwise be retried at once.
-            _failed(services, kind, job, services.clock.now(), type(exc).__name__)
+            failed_at = services.clock.now()
+            # A probe of a link already down costs the item nothing: it only asked the link.
+            probe = bool(link) and breakers.is_open(link)
+            _failed(services, kind, job, failed_at, type(exc).__name__, probe=probe)
+            if link and breakers.failed(link, failed_at):
+                logger.warning("link %s down: its outbox items wait for it", link)
+                record_link(services, link, False, type(exc).__name__)
+            continue
         except Exception as exc:  # noqa: BLE001 - recorded, retried, then parked
             logger.exception("outbox %s (%s) failed", job.id, job.kind)
             _failed(services, kind, job, services.clock.now(), type(exc).__name__)
+            continue
+        if link and breakers.succeeded(link):
+            released = _release(services, by_link[link], services.clock.now())
+            logger.info("link %s back: %d waiting outbox item(s) due now", link, released)
+            record_link(services, link, True, "outbox delivered")
     return done
 
 
 def _failed(services: Services, kind: OutboxKind | None, job: OutboxJob, now: dt.datetime,
-            error: str) -> None:
+            error: str, *, probe: bool = False) -> None:
     with services.session_factory.begin() as session:
         message = session.get(OutboxMessage, job.id)
+        if message.attempts != job.attempts:
+            return  # taken over by another worker meanwhile: its attempt decides
+        if probe:
+            message.attempts -= 1
         retry_later(services, session, kind, job, message, now, error)
 
 

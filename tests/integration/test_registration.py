@@ -14,6 +14,7 @@ from stdnum.cn import ric
 from adapter import create_app
 from adapter.config import load_config
 from adapter.his.profile import Hl7Profile
+from adapter.links import MAX_PROBE_SECONDS
 from adapter.mappings import load_mappings
 from adapter.models import Booking, OutboxMessage, Slot, Trade
 from adapter.payments.notices import apply_payment_notification
@@ -26,7 +27,7 @@ from adapter.registration.rules import BookingRules
 from adapter.runtime import Runtime
 from adapter.worker.outbox import deliver_outbox
 from tests.conftest import MAPPINGS
-from tests.fakes import FakeHis, FakeWallet, sign_in
+from tests.fakes import FakeClock, FakeHis, FakeWallet, sign_in
 
 MAP = load_mappings(MAPPINGS)
 TZ = load_config({}).tz
@@ -437,21 +438,25 @@ def test_a_paid_booking_the_his_never_answers_is_refunded_when_the_visit_begins(
     held = _book(client, slot_id, patient_id)
     out_trade_no = _pay(runtime, client, held.json["id"])
     runtime.his.down = True
+    # The worker's time: each round is a probe of the HIS link, which its breaker holds shut.
+    runtime.clock = FakeClock(dt.datetime.now(dt.UTC))
     for _ in range(20):  # far past outbox_max_attempts: a paid booking is never parked
+        runtime.clock.advance(seconds=MAX_PROBE_SECONDS)
         with runtime.session_factory.begin() as session:
-            session.execute(update(OutboxMessage).values(
-                next_attempt_at=dt.datetime.now(dt.UTC)))
+            session.execute(update(OutboxMessage).values(next_attempt_at=runtime.clock.now()))
         deliver_outbox(runtime, limit=1)
     assert _status(client, held.json["id"])["status"] == "confirming"
+    runtime.clock.advance(seconds=MAX_PROBE_SECONDS)
     with runtime.session_factory.begin() as session:  # the visit time comes
         slot = session.get(Slot, slot_id)
-        slot.start_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
-        session.execute(update(OutboxMessage).values(next_attempt_at=dt.datetime.now(dt.UTC)))
+        slot.start_at = runtime.clock.now() - dt.timedelta(minutes=1)
+        session.execute(update(OutboxMessage).values(next_attempt_at=runtime.clock.now()))
     deliver_outbox(runtime)
     runtime.his.down = False
+    runtime.clock.advance(seconds=MAX_PROBE_SECONDS)
     with runtime.session_factory.begin() as session:
         session.execute(update(OutboxMessage).where(OutboxMessage.status == "pending")
-                        .values(next_attempt_at=dt.datetime.now(dt.UTC)))
+                        .values(next_attempt_at=runtime.clock.now()))
     deliver_outbox(runtime)
     booking = _status(client, held.json["id"])
     assert booking["status"] == "rejected" and booking["refund"]["status"] == "done"

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select, update
 
+from adapter.links import MAX_PROBE_SECONDS
 from adapter.models import Booking, OutboxMessage, Slot
 from adapter.payments.notices import apply_payment_notification
 from adapter.ports import HisOutcome, PaymentNotice, SlotRecord, TradeState, WalletRefused
@@ -17,6 +18,7 @@ from adapter.registration.cancelling import cancel_by_patient, cancel_for_closed
 from adapter.registration.jobs import expire_holds, release_cancelled_slots
 from adapter.registration.slots import apply_slot_record, close_slot
 from adapter.worker.outbox import deliver_outbox
+from tests.fakes import FakeClock
 from tests.integration.test_registration import (
     DOCTOR,
     FEE,
@@ -41,9 +43,12 @@ def _held(runtime, slot_id) -> int:
 
 
 def _due_now(runtime):
+    """Time passes: every pending item is due, and a link's breaker may probe again."""
+    if isinstance(runtime.clock, FakeClock):
+        runtime.clock.advance(seconds=MAX_PROBE_SECONDS)
     with runtime.session_factory.begin() as s:
         s.execute(update(OutboxMessage).where(OutboxMessage.status == "pending")
-                  .values(next_attempt_at=NOW()))
+                  .values(next_attempt_at=runtime.clock.now()))
 
 
 # F1 -------------------------------------------------------------------------------------------
@@ -150,6 +155,7 @@ def test_a_refund_is_never_given_up_during_a_long_wallet_outage(system):
     out_trade_no = _pay(runtime, client, public_id)
     runtime.his.refuse_with = "SLOT_TAKEN"
     runtime.wallet.down = True
+    runtime.clock = FakeClock(NOW())  # the worker's time, moved by _due_now
     for _ in range(12):  # 12 attempts ~= 37 min of backoff
         _due_now(runtime)
         deliver_outbox(runtime)

@@ -5,14 +5,22 @@ rule compensates), and the lease that keeps two workers off one item."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
 from adapter.flows import OutboxKind
+from adapter.links import MAX_PROBE_SECONDS, OPEN_AFTER
 from adapter.models import BookingStatus
 from adapter.outbox import enqueue, finish
 from adapter.ports import HisUnavailable
-from adapter.worker.outbox import backoff, deliver_outbox, lease_outbox, lease_seconds
+from adapter.worker.outbox import (
+    LEASE_SECONDS,
+    backoff,
+    deliver_outbox,
+    lease_outbox,
+    renew_lease,
+)
 from tests.unit.conftest import FEE, START, VISIT
 
 
@@ -74,9 +82,12 @@ def test_a_never_parked_kind_keeps_trying_past_the_limit_at_most_every_ten_minut
     public_id = hospital.hold(account_id, patient_id, hospital.slot())
     hospital.paid(account_id, public_id)
     hospital.his.down = True
+    # The item's own backoff, without its link's breaker (which would hold it: tested below).
+    kinds = {**hospital.runtime.flows.outbox,
+             "his_book": replace(hospital.runtime.flows.outbox["his_book"], link="")}
     waits = []
     for _ in range(12):
-        hospital.deliver()
+        deliver_outbox(hospital.runtime, kinds)
         [message] = hospital.outbox("his_book")
         waits.append((message.next_attempt_at - hospital.clock.now()).total_seconds())
         until_due(hospital, message)
@@ -158,8 +169,8 @@ def test_a_leased_item_is_left_to_its_worker_until_the_lease_runs_out(hospital):
     now = hospital.clock.now()
     job = lease_outbox(hospital.runtime, now)
     assert (job.id, job.kind, job.attempts) == (item, "push", 1)
-    lease = dt.timedelta(seconds=lease_seconds(hospital.runtime))
-    assert lease == dt.timedelta(seconds=150)  # 4 x (5 s connect + 30 s ACK) + 10 s
+    lease = dt.timedelta(seconds=LEASE_SECONDS)
+    assert lease == dt.timedelta(seconds=15)  # independent of the HIS timeouts (5 s + 30 s)
     assert hospital.outbox("push")[0].next_attempt_at == now + lease
     assert lease_outbox(hospital.runtime, now) is None  # another worker
     assert hospital.deliver() == 0
@@ -168,6 +179,20 @@ def test_a_leased_item_is_left_to_its_worker_until_the_lease_runs_out(hospital):
     hospital.clock.set(now + lease)  # the first worker died mid-exchange
     again = lease_outbox(hospital.runtime, hospital.clock.now())
     assert (again.id, again.attempts) == (item, 2)
+
+
+def test_a_worker_renews_its_lease_while_the_exchange_runs_and_loses_it_to_a_takeover(
+        hospital):
+    item = add(hospital, "push", "1")
+    job = lease_outbox(hospital.runtime, hospital.clock.now())
+    for _ in range(10):  # a slow HIS: 10 renewals, 50 s, never taken over
+        hospital.clock.advance(seconds=LEASE_SECONDS / 3)
+        assert renew_lease(hospital.runtime, job)
+        assert lease_outbox(hospital.runtime, hospital.clock.now()) is None
+    hospital.clock.advance(seconds=LEASE_SECONDS)  # the worker died: no renewal came
+    again = lease_outbox(hospital.runtime, hospital.clock.now())
+    assert (again.id, again.attempts) == (item, 2)
+    assert not renew_lease(hospital.runtime, job)  # the dead one, were it alive, is told
 
 
 def test_a_finished_item_is_not_leased_again(hospital):
@@ -193,7 +218,7 @@ def test_a_delivery_that_outlived_its_lease_does_no_harm_when_it_answers(hospita
         # While this worker waits on the HIS its lease runs out: another takes the item over
         # and confirms the booking; then the HIS answers this one too (the same placer id).
         hospital.his.book_appointment = book
-        hospital.clock.advance(seconds=lease_seconds(hospital.runtime))
+        hospital.clock.advance(seconds=LEASE_SECONDS)
         assert hospital.deliver() == 2  # his_book, and the patient's message
         return book(request)
 
@@ -235,3 +260,68 @@ def test_backoff_counts_from_the_failure_not_from_the_start_of_a_slow_attempt(ho
     [message] = hospital.outbox("probe")
     assert message.attempts == 1, "retried at once: its backoff ran out while it waited"
     assert message.next_attempt_at == START + dt.timedelta(seconds=35 + 2)
+
+
+# --- the link's breaker -----------------------------------------------------------------------
+
+def _paid_bookings(hospital, count: int) -> list[str]:
+    bookings = []
+    for n in range(1, count + 1):
+        account_id, patient_id = hospital.patient(n)
+        public_id = hospital.hold(account_id, patient_id, hospital.slot())
+        hospital.paid(account_id, public_id)
+        bookings.append(public_id)
+    return bookings
+
+
+def test_items_wait_for_a_link_that_is_down_and_are_all_due_when_it_returns(hospital):
+    hospital.deliver()  # the patients are in the HIS
+    hospital.his.down = True
+    bookings = _paid_bookings(hospital, 6)
+    for _ in range(60):  # a minute of outage, the worker running every second
+        hospital.deliver()
+        hospital.clock.advance(seconds=1)
+    attempts = [m.attempts for m in hospital.outbox("his_patient") + hospital.outbox("his_book")]
+    # Only the attempts that opened the breaker counted; the probes since cost nothing.
+    assert sum(attempts) == OPEN_AFTER, attempts
+    assert len(hospital.his.booked) == 0
+    hospital.his.down = False
+    hospital.clock.advance(seconds=MAX_PROBE_SECONDS)  # the next probe finds it back
+    hospital.deliver()  # ...and the whole backlog drains in the same run
+    assert [hospital.booking(b).status for b in bookings] == [BookingStatus.CONFIRMED] * 6
+    assert len(hospital.his.appointments) == 6
+
+
+def test_one_item_failing_alone_does_not_hold_the_others_back(hospital):
+    hospital.deliver()
+    book = hospital.his.book_appointment
+    choking = []
+
+    def chokes_on_the_first(request):
+        if not choking or request.placer_appointment_id == choking[0]:
+            choking[:1] = [request.placer_appointment_id]
+            raise HisUnavailable("no answer to this one")
+        return book(request)
+
+    hospital.his.book_appointment = chokes_on_the_first
+    bookings = _paid_bookings(hospital, 4)
+    hospital.deliver()  # one run: the others pass the one the HIS chokes on
+    statuses = [hospital.booking(b).status for b in bookings]
+    assert statuses.count(BookingStatus.CONFIRMED) == 3
+    assert not hospital.runtime.links.is_open("his")
+
+
+def test_the_his_being_down_does_not_hold_back_the_wallet(hospital):
+    _account_id, public_id, out_trade_no = hospital.confirmed()
+    hospital.his.down = True
+    for n in range(2, 2 + OPEN_AFTER):  # enough HIS failures to open its breaker
+        hospital.patient(n)
+    for _ in range(OPEN_AFTER + 1):
+        hospital.deliver()
+        hospital.clock.advance(seconds=2)
+    assert hospital.runtime.links.is_open("his")
+    with hospital.runtime.session_factory.begin() as session:
+        from adapter.payments.refunds import refund_in_full
+        refund_in_full(session, out_trade_no, "test", hospital.clock.now())
+    hospital.deliver()
+    assert hospital.wallet.refunded_fen(out_trade_no) == FEE
