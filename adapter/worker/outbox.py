@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapter.failures import safe_code, stack
 from adapter.flows import OutboxJob, OutboxKind, Services
 from adapter.models import OutboxMessage, OutboxStatus
 from adapter.ports import HisUnavailable, WalletUnavailable
@@ -87,10 +88,13 @@ def deliver_outbox(services: Services, kinds: Mapping[str, OutboxKind] | None = 
             kind.deliver(services, job, now)
             done += 1
         except (HisUnavailable, WalletUnavailable) as exc:
-            _failed(services, kind, job, now, type(exc).__name__)
+            _failed(services, kind, job, now, safe_code(exc))
         except Exception as exc:  # noqa: BLE001 - recorded, retried, then parked
-            logger.exception("outbox %s (%s) failed", job.id, job.kind)
-            _failed(services, kind, job, now, type(exc).__name__)
+            # Never str(exc) nor logger.exception: the text of a builder's or a database's
+            # error can carry the patient's name or phone (adapter/failures.py).
+            logger.error("outbox %s (%s) failed: %s\n%s", job.id, job.kind, safe_code(exc),
+                         stack(exc))
+            _failed(services, kind, job, now, safe_code(exc))
     return done
 
 
@@ -103,7 +107,10 @@ def _failed(services: Services, kind: OutboxKind | None, job: OutboxJob, now: dt
 
 def retry_later(services: Services, session: Session, kind: OutboxKind | None, job: OutboxJob,
                 message: OutboxMessage, now: dt.datetime, error: str) -> None:
-    """After a failed attempt: give up (by the kind's rule), park, or try again later."""
+    """After a failed attempt: give up (by the kind's rule), park, or try again later.
+
+    ``error`` is stored and logged: a safe code (adapter.failures.safe_code), never an
+    exception's text."""
     message.last_error = error[:200]
     max_attempts = services.policy.outbox_max_attempts
     if kind is not None and kind.never_parked:
