@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from adapter.identity.dependants import CertifiedIdentity, Dependant, check_new_patient, match_self
+from adapter.identity.dependants import (
+    CertifiedIdentity,
+    Dependant,
+    check_lengths,
+    check_new_patient,
+    match_self,
+)
 from adapter.identity.documents import DocumentFacts
 from adapter.identity.names import normalize_name
 from adapter.models import Patient, WalletAccount
@@ -63,6 +69,7 @@ def _store(
     session: Session, protector: DataProtector, account_id: int, relation: str, name: str,
     facts: DocumentFacts, sex: str, phone: str, consent: bool, now: dt.datetime,
 ) -> Patient:
+    check_lengths(name, phone)
     index = protector.blind_index(facts.number, facts.document_type)
     patient = session.scalar(
         select(Patient).where(

@@ -17,9 +17,10 @@ from adapter.identity.patients import DOCUMENT_CONTEXT, PHONE_CONTEXT
 from adapter.models import OutboxMessage, Patient
 from adapter.outbox import enqueue
 from adapter.ports import PatientIdentity
+from adapter.refusals import Refusal
 from adapter.worker.outbox import deliver_outbox
 from tests.fakes import FakeHis
-from tests.integration.dependants_kit import CHILD_ID, account, make_runtime
+from tests.integration.dependants_kit import CHILD_ID, account, add_child, make_runtime
 
 LONG_NAME = "张" * 100_000
 LONG_PHONE = "1" + "3" * 99_999
@@ -50,6 +51,27 @@ def assert_nowhere(caplog, runtime, *texts: str) -> None:
 def runtime(engine, session_factory, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     return make_runtime(engine, session_factory, tmp_path, his=BuildingHis())
+
+
+def test_an_over_long_name_or_phone_is_refused_and_never_logged(runtime, caplog):
+    parent = account(runtime, 1, "13800000001")
+    for name, phone, code in ((LONG_NAME, "", "name.too_long"),
+                              ("王小明", LONG_PHONE, "phone.too_long"),
+                              ("张" * 101, "", "name.too_long"),
+                              ("王小明", "1" * 21, "phone.too_long")):
+        with pytest.raises(Refusal) as refused:
+            add_child(runtime, parent, name=name, phone=phone)
+        assert refused.value.code == code and refused.value.params["limit"] in (100, 20)
+        assert name[:30] not in str(refused.value)
+        assert not phone or phone[:30] not in str(refused.value)
+    deliver_outbox(runtime)
+    with runtime.session_factory() as session:
+        assert session.scalars(select(Patient.relation)).all() == ["self"]
+    assert_nowhere(caplog, runtime)
+    # the longest kept values are accepted and reach the HIS
+    add_child(runtime, parent, name="张" * 100, phone="1" * 20)
+    deliver_outbox(runtime)
+    assert runtime.his.patients[("RESIDENT_ID", CHILD_ID)].name == "张" * 100
 
 
 def test_a_value_the_his_message_cannot_carry_fails_by_type_and_code_only(runtime, caplog):
