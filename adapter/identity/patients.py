@@ -23,7 +23,9 @@ from adapter.identity.dependants import (
 )
 from adapter.identity.documents import DocumentFacts
 from adapter.identity.names import normalize_name
-from adapter.models import Patient, WalletAccount
+from adapter.identity.notices import tell_first_guardian
+from adapter.identity.verification import mark_verified
+from adapter.models import Patient, Verification, WalletAccount
 from adapter.outbox import enqueue
 from adapter.ports import PatientIdentity, WalletGateway
 from adapter.protection import DataProtector, mask_document, mask_phone
@@ -94,6 +96,8 @@ def _store(
         patient.guardian_consent_at = now
     patient.removed_at = None
     session.flush()
+    if relation == "self":
+        mark_verified(session, patient, Verification.SELF, now)
     if new:
         # Ask the HIS for them now, not in the morning rush (see delivery.deliver_his_patient).
         enqueue(session, "his_patient", ("patient", patient.id), now)
@@ -152,6 +156,9 @@ def add_dependant(
         raise Refusal("patient.exists")
     patient = _store(session, protector, account_id, dependant.relation, dependant.name, facts,
                      "", phone, consent=dependant.guardian_consent, now=now)
+    # Unverified until the HIS's record shows it is the person (delivery.deliver_his_patient);
+    # the person's first verified guardian hears of it meanwhile.
+    tell_first_guardian(session, patient, now)
     logger.info("patient %s added to wallet account %s (%s)", patient.id, account_id,
                 dependant.relation)
     return patient
