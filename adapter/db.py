@@ -69,6 +69,9 @@ def _sqlite_begin(connection: Any) -> None:  # noqa: ANN401
 
 def make_engine(url: str, **kwargs: Any) -> Engine:  # noqa: ANN401
     """Create the engine for ``url`` with the settings each database needs."""
+    # A failed statement's error never quotes its parameters (names, phones, encrypted
+    # documents): its text reaches logs and tracebacks.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

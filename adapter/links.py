@@ -15,12 +15,19 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from sqlalchemy.orm import sessionmaker
+
+from adapter.clock import Clock
 from adapter.models import LinkState
 
-if TYPE_CHECKING:
-    from adapter.flows import Services
+
+class _Recorder(Protocol):
+    """What recording a link needs of the runtime (adapter.flows.Services has it)."""
+
+    session_factory: sessionmaker
+    clock: Clock
 
 # Consecutive unavailable outcomes that open a link's breaker: one item failing alone (a
 # message the HIS chokes on) must not hold every other item back.
@@ -31,7 +38,7 @@ FIRST_PROBE_SECONDS = 1.0
 MAX_PROBE_SECONDS = 5.0
 
 
-def record_link(services: Services, name: str, up: bool, detail: str) -> None:
+def record_link(services: _Recorder, name: str, up: bool, detail: str) -> None:
     """Remember the last known state of a link for the status page and /readyz."""
     with services.session_factory.begin() as session:
         state = session.get(LinkState, name) or LinkState(name=name)

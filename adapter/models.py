@@ -115,11 +115,27 @@ class WalletAccount(Base):
     last_login_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class Verification:
+    """Whether an account's link to a person (a patient row) is shown to be theirs to book for.
+
+    Only verified links share the person's limits and no-show ban across accounts
+    (mappings/booking_rules.toml ``unverified_dependants``; docs/identity.md).
+    """
+
+    UNVERIFIED = "unverified"  # a dependant the account says it books for; nothing confirmed it
+    SELF = "self"  # the wallet's certified user themself
+    HIS = "his"  # the HIS knew the person (not from us) with the same name, birth date, phone
+    WALLET = "wallet"  # the wallet certified the relation (no wallet offers it yet)
+
+    VERIFIED = (SELF, HIS, WALLET)
+
+
 class Patient(Base):
     """A person a wallet account books for: the account holder ("self") or a dependant.
 
     DESIGN invariant 6: the document number and phone are stored encrypted (AES-GCM, see
     adapter/protection.py) with an HMAC blind index for lookup and a masked form for display.
+    One row is one account's link to one person; the person is ``document_index``.
     """
 
     __tablename__ = "patient"
@@ -141,6 +157,11 @@ class Patient(Base):
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     phone_masked: Mapped[str] = mapped_column(String(20), default="")
     his_patient_id: Mapped[str | None] = mapped_column(String(40))
+    # True when this link's ADT^A28 put the person in the HIS: their HIS record then repeats
+    # what this account typed and verifies nobody.
+    his_added: Mapped[bool] = mapped_column(default=False)
+    verification: Mapped[str] = mapped_column(String(12), default=Verification.UNVERIFIED)
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     guardian_consent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     removed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

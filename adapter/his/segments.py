@@ -196,10 +196,12 @@ def build_message(
     try:
         _validated(msh, sample)
     except (HL7apyException, ValueError) as exc:
-        # A value that does not fit its v2.5 data type is our bug or bad input; say which.
+        # A value that does not fit its v2.5 data type is our bug or bad input. hl7apy's text
+        # quotes the value (a name, a phone), so only the kind of error is said, and the
+        # exception is not chained: its text would be logged with the traceback.
         raise MessageError(
-            APPLICATION_INTERNAL_ERROR, f"cannot build {message_type}: {exc}"
-        ) from exc
+            APPLICATION_INTERNAL_ERROR, f"cannot build {message_type}: {type(exc).__name__}"
+        ) from None
     header = "MSH|^~\\&|" + _segment_text(msh)[len("MSH|||"):]
     return "\r".join([header] + _serialize(body, []))
 
@@ -247,7 +249,9 @@ def parse_message(text: str, expected: tuple[str, ...]) -> hl7.Message:
         code = msh.extract_field(1, 9, 1, 1, 1)
         event = msh.extract_field(1, 9, 1, 2, 1)
     except (hl7.ParseException, IndexError, KeyError, ValueError) as exc:
-        raise MessageError(SEGMENT_SEQUENCE_ERROR, f"unreadable message: {exc}") from exc
+        # python-hl7's text may quote the message's content (PID is personal data).
+        raise MessageError(SEGMENT_SEQUENCE_ERROR,
+                           f"unreadable message ({type(exc).__name__})") from None
     if not code:
         raise MessageError(REQUIRED_FIELD_MISSING, "MSH-9 message type missing")
     codes = {e.split("^")[0] for e in expected}
@@ -348,7 +352,9 @@ def refusal_of(text: str) -> tuple[str, str, str]:
     try:
         message = hl7.parse(text.replace("\r\n", "\r").replace("\n", "\r").strip())
     except (hl7.ParseException, IndexError, KeyError, ValueError) as exc:
-        raise MessageError(SEGMENT_SEQUENCE_ERROR, f"unreadable message: {exc}") from exc
+        # python-hl7's text may quote the message's content (PID is personal data).
+        raise MessageError(SEGMENT_SEQUENCE_ERROR,
+                           f"unreadable message ({type(exc).__name__})") from None
     return outcome_error(message)
 
 

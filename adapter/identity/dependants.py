@@ -27,9 +27,19 @@ RELATIONS = ("self", "child", "spouse", "parent", "other")
 MAX_PATIENTS = 5  # per wallet user, self included
 CHILD_CONSENT_AGE = 14  # PIPL art. 28 and 31
 ADULT_AGE = 18  # Civil Code art. 17
+# The longest name and phone kept: the patient.name and patient.phone_masked columns (a masked
+# phone keeps its length), well inside what HL7 v2.5 carries in PID-5 and PID-13. The API's
+# schema refuses longer values first; this is the use cases' own line behind it.
+MAX_NAME_LENGTH = 100
+MAX_PHONE_LENGTH = 20
 
 
-
+def check_lengths(name: str, phone: str = "") -> None:
+    """Refuse a name or phone longer than the adapter keeps (the refusal never quotes it)."""
+    if len(name) > 4 * MAX_NAME_LENGTH or len(normalize_name(name)) > MAX_NAME_LENGTH:
+        raise Refusal("name.too_long", limit=MAX_NAME_LENGTH)
+    if len(phone.strip()) > MAX_PHONE_LENGTH:
+        raise Refusal("phone.too_long", limit=MAX_PHONE_LENGTH)
 
 
 @dataclass

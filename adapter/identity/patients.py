@@ -14,10 +14,18 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from adapter.identity.dependants import CertifiedIdentity, Dependant, check_new_patient, match_self
+from adapter.identity.dependants import (
+    CertifiedIdentity,
+    Dependant,
+    check_lengths,
+    check_new_patient,
+    match_self,
+)
 from adapter.identity.documents import DocumentFacts
 from adapter.identity.names import normalize_name
-from adapter.models import Patient, WalletAccount
+from adapter.identity.notices import tell_first_guardian
+from adapter.identity.verification import mark_verified
+from adapter.models import Patient, Verification, WalletAccount
 from adapter.outbox import enqueue
 from adapter.ports import PatientIdentity, WalletGateway
 from adapter.protection import DataProtector, mask_document, mask_phone
@@ -63,6 +71,7 @@ def _store(
     session: Session, protector: DataProtector, account_id: int, relation: str, name: str,
     facts: DocumentFacts, sex: str, phone: str, consent: bool, now: dt.datetime,
 ) -> Patient:
+    check_lengths(name, phone)
     index = protector.blind_index(facts.number, facts.document_type)
     patient = session.scalar(
         select(Patient).where(
@@ -87,6 +96,8 @@ def _store(
         patient.guardian_consent_at = now
     patient.removed_at = None
     session.flush()
+    if relation == "self":
+        mark_verified(session, patient, Verification.SELF, now)
     if new:
         # Ask the HIS for them now, not in the morning rush (see delivery.deliver_his_patient).
         enqueue(session, "his_patient", ("patient", patient.id), now)
@@ -145,6 +156,9 @@ def add_dependant(
         raise Refusal("patient.exists")
     patient = _store(session, protector, account_id, dependant.relation, dependant.name, facts,
                      "", phone, consent=dependant.guardian_consent, now=now)
+    # Unverified until the HIS's record shows it is the person (delivery.deliver_his_patient);
+    # the person's first verified guardian hears of it meanwhile.
+    tell_first_guardian(session, patient, now)
     logger.info("patient %s added to wallet account %s (%s)", patient.id, account_id,
                 dependant.relation)
     return patient

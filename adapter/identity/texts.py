@@ -17,6 +17,8 @@ TEXTS = {
     "document.mismatch": N_("证件信息与实名认证的信息不一致，请使用本人实名认证的证件。"),
     "name.empty": N_("请输入姓名。"),
     "name.mismatch": N_("姓名与实名认证的姓名不一致，请核对后重新输入。"),
+    "name.too_long": N_("姓名过长，最多{limit}个字符，请核对后重新输入。"),
+    "phone.too_long": N_("电话号码过长，最多{limit}位，请核对后重新输入。"),
     "sex.mismatch": N_("证件号码中的性别与实名认证信息不一致，请核对证件号码。"),
     "birth_date.mismatch": N_("出生日期与证件号码中的出生日期不一致，请核对后重新输入。"),
     "patient.unknown": N_("找不到这位就诊人，请从您的就诊人列表中选择。"),

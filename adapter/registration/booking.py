@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import secrets
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select, text, update
@@ -19,12 +20,19 @@ from adapter.mappings import Mappings
 from adapter.models import (
     Booking,
     BookingStatus,
+    Patient,
     Slot,
+    Verification,
     WalletAccount,
 )
 from adapter.refusals import Refusal
 from adapter.registration.policy import RegistrationPolicy
-from adapter.registration.rules import BookingFact, BookingRules, check_booking_allowed
+from adapter.registration.rules import (
+    BookingFact,
+    BookingRules,
+    check_booking_allowed,
+    counted_bookings,
+)
 from adapter.registration.slots import release_at
 
 logger = logging.getLogger(__name__)
@@ -38,28 +46,33 @@ def _lock_person(session: Session, document_index: str) -> None:
     # SQLite: write_transaction() already holds the database's single write lock.
 
 
-def _history(session: Session, document_index: str, visit_date: dt.date) -> list[BookingFact]:
+def _facts(session: Session, *where: Any) -> list[BookingFact]:  # noqa: ANN401
+    """The person's bookings as the limits see them, with who booked them and through what
+    kind of link (verified or not: rules.counted_bookings decides which count)."""
     rows = session.execute(
-        select(Booking.visit_date, Booking.department_code, Booking.doctor_code, Booking.status)
-        .where(Booking.patient_document_index == document_index,
-               Booking.visit_date == visit_date)
+        select(Booking.visit_date, Booking.department_code, Booking.doctor_code, Booking.status,
+               Booking.wallet_account_id, Patient.verification)
+        .join(Patient, Patient.id == Booking.patient_id)
+        .where(*where)
     )
     return [
         BookingFact(day, department, doctor,
-                    "cancelled" if status not in BookingStatus.ACTIVE else "active")
-        for day, department, doctor, status in rows
+                    "cancelled" if status not in BookingStatus.ACTIVE else "active",
+                    account_id, verification in Verification.VERIFIED)
+        for day, department, doctor, status, account_id, verification in rows
     ]
 
 
+def _history(session: Session, document_index: str, visit_date: dt.date) -> list[BookingFact]:
+    return _facts(session, Booking.patient_document_index == document_index,
+                  Booking.visit_date == visit_date)
+
+
 def _no_shows(session: Session, document_index: str, today: dt.date,
-              window_days: int) -> list[dt.date]:
-    return list(session.scalars(
-        select(Booking.visit_date).where(
-            Booking.patient_document_index == document_index,
-            Booking.status == BookingStatus.NO_SHOW,
-            Booking.visit_date >= today - dt.timedelta(days=window_days),
-        )
-    ))
+              window_days: int) -> list[BookingFact]:
+    return _facts(session, Booking.patient_document_index == document_index,
+                  Booking.status == BookingStatus.NO_SHOW,
+                  Booking.visit_date >= today - dt.timedelta(days=window_days))
 
 
 def new_public_id(visit_date: dt.date) -> str:
@@ -96,9 +109,13 @@ def hold_slot(
         raise Refusal("slot.full")
     _lock_person(session, patient.document_index)
     today = now.astimezone(tz).date()
+    # Another account's bookings count here only by the rule for unverified dependants.
+    counted = partial(counted_bookings, rules, account_id=account_id,
+                      verified=patient.verification in Verification.VERIFIED)
     check_booking_allowed(
-        rules, _history(session, patient.document_index, visit_date),
-        _no_shows(session, patient.document_index, today, rules.no_show_window_days),
+        rules, counted(_history(session, patient.document_index, visit_date)),
+        [b.visit_date for b in counted(
+            _no_shows(session, patient.document_index, today, rules.no_show_window_days))],
         visit_date=visit_date, department_code=slot.department_code,
         doctor_code=slot.doctor_code, today=today,
     )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from adapter.faults import crash_point
 from adapter.flows import OutboxJob, Services
-from adapter.identity.delivery import find_or_register
+from adapter.identity.delivery import find_or_register, remember_his_patient
 from adapter.identity.patients import his_identity
 from adapter.models import Booking, BookingStatus, Patient, Slot
 from adapter.outbox import enqueue, finish
@@ -48,13 +48,14 @@ def deliver_his_book(services: Services, job: OutboxJob, now: dt.datetime) -> No
         with services.session_factory.begin() as session:
             finish(session, job, now)
         return
+    added = False
     if identity is not None:
-        his_patient_id = find_or_register(services, identity)
+        his_patient_id, added = find_or_register(services, identity)
     outcome = services.his.book_appointment(replace(request, his_patient_id=his_patient_id))
     crash_point("outbox.after_his_book")
     mappings, tz = services.mappings, services.config.tz
     with services.session_factory.begin() as session:
-        session.get(Patient, patient.id).his_patient_id = his_patient_id
+        remember_his_patient(session.get(Patient, patient.id), his_patient_id, added=added)
         booking = lock_booking(session, id=booking_id)
         if booking.status == BookingStatus.CONFIRMED:
             pass  # a twin delivery (this one outlived its lease) already confirmed it

@@ -9,6 +9,7 @@ import logging
 from sqlalchemy import select
 
 from adapter.db import write_transaction
+from adapter.failures import safe_code, stack
 from adapter.flows import Services
 from adapter.links import record_link
 from adapter.models import Booking, BookingStatus
@@ -45,9 +46,9 @@ def expire_holds(services: Services, limit: int = 100) -> int:
                     continue  # paid after all: the payment was applied instead
             except WalletUnavailable:
                 continue  # unknown: try again next round, never free a place that was paid
-            except Exception:  # noqa: BLE001 - one bad trade must not stop every other expiry
-                logger.exception("closing trade %s of booking %s failed", out_trade_no,
-                                 booking_id)
+            except Exception as exc:  # noqa: BLE001 - one bad trade must not stop the others
+                logger.error("closing trade %s of booking %s failed: %s\n%s", out_trade_no,
+                             booking_id, safe_code(exc), stack(exc))
                 continue
         with services.session_factory.begin() as session:
             write_transaction(session)

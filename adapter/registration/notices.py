@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from adapter.identity.delivery import tell_account
+from adapter.identity.notices import tell_account
 from adapter.mappings import Mappings
 from adapter.models import (
     Booking,

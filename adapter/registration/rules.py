@@ -17,6 +17,11 @@ logger = logging.getLogger(__name__)
 
 BOOKING_STATUSES = ("active", "cancelled", "no_show", "visited")
 
+# How bookings made through another account's unverified dependant link count (docs/identity.md).
+COUNT_PER_ACCOUNT = "count_per_account"  # only for the account that made them
+COUNT_UNVERIFIED_TOGETHER = "count_unverified_together"  # for every unverified link, not verified
+COUNT_SHARED = "count_shared"  # for everyone, verified or not (the rule before verification)
+UNVERIFIED_DEPENDANT_RULES = (COUNT_PER_ACCOUNT, COUNT_UNVERIFIED_TOGETHER, COUNT_SHARED)
 
 
 class BookingRulesError(ValueError):
@@ -33,6 +38,10 @@ class BookingRules:
     no_show_limit: int = 3
     no_show_window_days: int = 90
     ban_days: int = 90
+    # Dependant links (docs/identity.md): how another account's unverified link's bookings and
+    # no-shows count, and whether a HIS match must also carry the account holder's phone.
+    unverified_dependants: str = COUNT_PER_ACCOUNT
+    his_match_needs_phone: bool = True
 
 
 def load_booking_rules(path: Path) -> BookingRules:
@@ -47,8 +56,16 @@ def load_booking_rules(path: Path) -> BookingRules:
         raise BookingRulesError(f"{path.name}: unknown key(s) {', '.join(unknown)}; "
                                 f"known keys: {', '.join(known)}")
     for key, value in data.items():
+        if key == "unverified_dependants":
+            if value not in UNVERIFIED_DEPENDANT_RULES:
+                raise BookingRulesError(f"{path.name}: {key} must be one of "
+                                        f"{', '.join(UNVERIFIED_DEPENDANT_RULES)}, not {value!r}")
+        elif key == "his_match_needs_phone":
+            if not isinstance(value, bool):
+                raise BookingRulesError(f"{path.name}: {key} must be true or false, "
+                                        f"not {value!r}")
         # bool is an int in Python; "true" is not a limit.
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BookingRulesError(f"{path.name}: {key} must be a whole number of 1 or more, "
                                     f"not {value!r}")
     rules = BookingRules(**data)
@@ -66,6 +83,25 @@ class BookingFact:
     department_code: str
     doctor_code: str
     status: str  # "active" (booked, paid or confirmed), "cancelled", "no_show", "visited"
+    account_id: int = 0  # the wallet account that booked it
+    verified: bool = True  # made through a verified link (adapter.models.Verification)
+
+
+def counted_bookings(rules: BookingRules, bookings: list[BookingFact], *, account_id: int,
+                     verified: bool) -> list[BookingFact]:
+    """The person's bookings that count toward ``account_id``'s limits and no-show ban.
+
+    ``verified`` says whether the account's own link to the person is verified. Bookings made
+    through verified links count for every account, and an account's own bookings for itself;
+    bookings through another account's unverified link count as ``unverified_dependants``
+    says: only for that account (a stranger who added a child cannot use up the child's limits
+    or get them banned), for every unverified link too, or for everyone.
+    """
+    rule = rules.unverified_dependants
+    if rule == COUNT_SHARED:
+        return list(bookings)
+    together = rule == COUNT_UNVERIFIED_TOGETHER and not verified
+    return [b for b in bookings if b.verified or b.account_id == account_id or together]
 
 
 def check_booking_allowed(rules: BookingRules, history: list[BookingFact],

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from adapter.failures import safe_code, stack
 from adapter.flows import EventHandler, Services
 from adapter.his.inbound import read_event, routed_types
 from adapter.models import InboundMessage, InboundStatus
@@ -76,10 +77,12 @@ def process_inbound(services: Services,
                 logger.warning("inbound %s (%s) refused: %s", message.id, message.message_type,
                                exc)
             except Exception as exc:  # noqa: BLE001 - retried, then parked
-                logger.exception("inbound %s (%s) failed (attempt %d)", message.id,
-                                 message.message_type, message.attempts)
+                # The type and a safe code only: an error's text may quote a field's value.
+                logger.error("inbound %s (%s) failed (attempt %d): %s\n%s", message.id,
+                             message.message_type, message.attempts, safe_code(exc),
+                             stack(exc))
                 if message.attempts >= MAX_ATTEMPTS:
                     message.status = InboundStatus.FAILED
-                    message.error_text = type(exc).__name__
+                    message.error_text = safe_code(exc)
         session.commit()
     return done

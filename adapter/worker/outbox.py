@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from adapter.failures import safe_code, stack
 from adapter.flows import OutboxJob, OutboxKind, Services
 from adapter.links import record_link
 from adapter.models import OutboxMessage, OutboxStatus
@@ -154,14 +155,17 @@ def deliver_outbox(services: Services, kinds: Mapping[str, OutboxKind] | None = 
             failed_at = services.clock.now()
             # A probe of a link already down costs the item nothing: it only asked the link.
             probe = bool(link) and breakers.is_open(link)
-            _failed(services, kind, job, failed_at, type(exc).__name__, probe=probe)
+            _failed(services, kind, job, failed_at, safe_code(exc), probe=probe)
             if link and breakers.failed(link, failed_at):
                 logger.warning("link %s down: its outbox items wait for it", link)
-                record_link(services, link, False, type(exc).__name__)
+                record_link(services, link, False, safe_code(exc))
             continue
         except Exception as exc:  # noqa: BLE001 - recorded, retried, then parked
-            logger.exception("outbox %s (%s) failed", job.id, job.kind)
-            _failed(services, kind, job, services.clock.now(), type(exc).__name__)
+            # Never str(exc) nor logger.exception: the text of a builder's or a database's
+            # error can carry the patient's name or phone (adapter/failures.py).
+            logger.error("outbox %s (%s) failed: %s\n%s", job.id, job.kind, safe_code(exc),
+                         stack(exc))
+            _failed(services, kind, job, services.clock.now(), safe_code(exc))
             continue
         if link and breakers.succeeded(link):
             released = _release(services, by_link[link], services.clock.now())
@@ -183,7 +187,10 @@ def _failed(services: Services, kind: OutboxKind | None, job: OutboxJob, now: dt
 
 def retry_later(services: Services, session: Session, kind: OutboxKind | None, job: OutboxJob,
                 message: OutboxMessage, now: dt.datetime, error: str) -> None:
-    """After a failed attempt: give up (by the kind's rule), park, or try again later."""
+    """After a failed attempt: give up (by the kind's rule), park, or try again later.
+
+    ``error`` is stored and logged: a safe code (adapter.failures.safe_code), never an
+    exception's text."""
     message.last_error = error[:200]
     max_attempts = services.policy.outbox_max_attempts
     if kind is not None and kind.never_parked:

@@ -67,3 +67,33 @@ def test_outbox_rows_keep_their_subjects_across_0004(tmp_path):
     assert got["push"] == ("wallet_account", "3", {"message_kind": "confirmed", "text": "t",
                                                    "path": "/h5/bookings/B1"})
     assert got["his_patient"][:2] == ("patient", "7")
+
+
+def test_dependant_links_carry_over_to_0006_unverified_and_self_verified(tmp_path):
+    """Self links are verified by self; dependants are unverified, and one whose HIS record
+    may have been added by the adapter is marked so (it verifies nobody)."""
+    from sqlalchemy import text
+
+    from adapter.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate.upgrade(engine, "0004")
+    now = "2026-12-01 08:00:00.000000"
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO wallet_account (id, platform, user_id, is_certified, "
+                       "created_at, last_login_at) VALUES (3, 'alipay', 'U1', 1, :now, :now)"),
+                  {"now": now})
+        for pid, relation, index, his_id in ((7, "self", "a", "H1"), (8, "child", "b", "H2"),
+                                             (9, "child", "c", None)):
+            c.execute(text("INSERT INTO patient (id, wallet_account_id, relation, name, "
+                           "document_type, document_number_enc, document_index, "
+                           "document_masked, sex, phone_masked, his_patient_id, created_at) "
+                           "VALUES (:id, 3, :relation, 'x', 'RESIDENT_ID', x'00', :index, 'm', "
+                           "'M', '', :his, :now)"),
+                      {"id": pid, "relation": relation, "index": index, "his": his_id,
+                       "now": now})
+    migrate.upgrade(engine)
+    with engine.connect() as c:
+        got = {row[0]: tuple(row[1:]) for row in c.execute(text(
+            "SELECT id, verification, verified_at IS NOT NULL, his_added FROM patient"))}
+    assert got == {7: ("self", 1, 0), 8: ("unverified", 0, 1), 9: ("unverified", 0, 0)}
