@@ -16,15 +16,18 @@ from sqlalchemy import select
 
 from adapter import create_app
 from adapter.config import Address, load_config
+from adapter.flows import OutboxKind
 from adapter.his.mllp import MllpServer
 from adapter.his.profile import Hl7Profile
 from adapter.his.simulator import HisSimulator
 from adapter.mappings import load_mappings
 from adapter.models import Booking, OutboxMessage, Slot, Trade
+from adapter.outbox import enqueue, finish
 from adapter.payments.notices import apply_payment_notification
 from adapter.ports import PaymentNotice, TradeState
 from adapter.protection import DataProtector, generate_key_file, load_keyring
 from adapter.runtime import Runtime
+from adapter.worker.outbox import LEASE_SECONDS
 from tests.conftest import MAPPINGS
 from tests.fakes import FakeWallet, sign_in
 from tests.integration.test_registration import resident_id
@@ -93,12 +96,13 @@ def test_worker_killed_after_the_his_booked_it_books_once_after_restart(
     env = {**os.environ, "ADAPTER_DATABASE_URL": engine.url.render_as_string(False),
            "ADAPTER_DATA_DIR": str(tmp_path), "ADAPTER_DATA_KEY_FILE": str(key_file),
            "ADAPTER_HIS_MLLP": f"{address[0]}:{address[1]}", "ADAPTER_MAPPINGS_DIR": str(MAPPINGS),
-           "ADAPTER_MLLP_LISTEN": "127.0.0.1:1",
-           # short timeouts, so the crashed worker's lease on the message runs out quickly
-           "ADAPTER_HIS_CONNECT_TIMEOUT": "1", "ADAPTER_HIS_ACK_TIMEOUT": "2"}
+           # The HIS timeouts stay at their defaults (5 s + 30 s): the takeover must not
+           # depend on them, only on the lease its worker stopped renewing.
+           "ADAPTER_MLLP_LISTEN": "127.0.0.1:1"}
 
     crashed = _worker(env, crash_at="outbox.after_his_book")
     output, _ = crashed.communicate(timeout=60)
+    died = time.monotonic()
     assert crashed.returncode == 70, output  # died at the crash point, after the HIS said AA
     assert [a.placer_appointment_id for a in simulator.appointments.values()] == [held.json["id"]]
     with session_factory() as session:
@@ -114,10 +118,13 @@ def test_worker_killed_after_the_his_booked_it_books_once_after_restart(
             if status == "confirmed":
                 break
             time.sleep(0.3)
+        took_over = time.monotonic() - died
     finally:
         restarted.terminate()
         restarted.communicate(timeout=20)
     assert status == "confirmed"
+    # the lease ran out within its bound (plus the new worker's start), whatever the HIS timeouts
+    assert took_over < LEASE_SECONDS + 15, took_over
     with session_factory() as session:
         booking = session.scalar(select(Booking))
         outbox = session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "his_book"))
@@ -127,3 +134,37 @@ def test_worker_killed_after_the_his_booked_it_books_once_after_restart(
     assert booking.filler_appointment_id == appointment.filler_appointment_id
     # the crashed try counted (its lease ran out), its effect never committed
     assert outbox.status == "done" and outbox.attempts == 2
+
+
+def test_a_live_worker_keeps_its_item_while_the_his_is_slow(engine, session_factory,
+                                                            monkeypatch, tmp_path):
+    """The lease is renewed while the exchange runs: a slower HIS than the lease never puts
+    the item in two workers' hands (the HIS sees one request)."""
+    import threading
+
+    from adapter.worker import outbox as runner
+    monkeypatch.setattr(runner, "LEASE_SECONDS", 0.6)
+    key_file = tmp_path / "data.key"
+    generate_key_file(key_file)
+    runtime = Runtime(replace(load_config({}), secret_key="k", data_key_file=key_file), engine,
+                      session_factory, MAP, Hl7Profile())
+    calls = []
+
+    def slow(services, job, now):
+        calls.append(job.id)
+        time.sleep(2.0)  # more than three leases
+        with services.session_factory.begin() as session:
+            finish(session, job, services.clock.now())
+
+    kinds = {"slow": OutboxKind(slow, link="his")}
+    with session_factory.begin() as session:
+        enqueue(session, "slow", ("probe", "1"), runtime.clock.now())
+    first = threading.Thread(target=runner.deliver_outbox, args=(runtime, kinds))
+    first.start()
+    time.sleep(0.1)
+    others = 0
+    while first.is_alive():
+        others += runner.deliver_outbox(runtime, kinds)  # another worker, every 0.1 s
+        time.sleep(0.1)
+    first.join()
+    assert len(calls) == 1 and others == 0
