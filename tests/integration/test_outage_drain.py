@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from adapter.config import Address, load_config
@@ -21,8 +22,9 @@ from adapter.his.mllp import MllpServer
 from adapter.his.profile import Hl7Profile
 from adapter.his.simulator import HisSimulator
 from adapter.identity.patients import sign_in_with_wallet
-from adapter.models import Booking, BookingStatus, OutboxMessage, Slot
+from adapter.models import Booking, BookingStatus, OutboxMessage, Refund, Slot, Trade
 from adapter.payments.notices import apply_payment_notification
+from adapter.payments.refunds import refund_in_full
 from adapter.ports import PaymentNotice, TradeState
 from adapter.protection import KEY_BYTES, DataProtector, Keyring
 from adapter.registration.booking import hold_slot
@@ -30,10 +32,18 @@ from adapter.registration.payment import pay_booking
 from adapter.registration.policy import RegistrationPolicy
 from adapter.registration.rules import BookingRules
 from adapter.runtime import Runtime
+from adapter.wallet.alipay.gateway import AlipayWalletGateway
 from adapter.worker.outbox import deliver_outbox
 from tests.fakes import FakeClock, FakeWallet
 from tests.integration.test_crash_recovery import MAP
 from tests.integration.test_registration import resident_id
+from tests.integration.test_wallet_sandbox import (  # noqa: F401 - the sandbox's fixtures
+    ADULT,
+    app_keys,
+    client,
+    receiver,
+    sandbox,
+)
 
 BOOKINGS = 100
 OUTAGE_SECONDS = 60
@@ -137,3 +147,52 @@ def test_a_backlog_of_paid_bookings_drains_within_seconds_of_the_his_return(
           f"confirmed {runs} worker run(s) after the HIS returned, {drained:.2f} s of exchanges")
     booked = [a for a in simulator.appointments.values() if a.status == "booked"]
     assert len(booked) == BOOKINGS  # each once
+
+
+REFUNDS = 30
+
+
+@pytest.mark.slow
+def test_refunds_wait_through_a_wallet_outage_and_drain_when_it_returns(
+        engine, session_factory, sandbox, client):
+    now = dt.datetime.now(dt.UTC)
+    runtime = Runtime(replace(load_config({}), secret_key="k"), engine, session_factory, MAP,
+                      Hl7Profile(), clock=FakeClock(now))
+    runtime.wallet = AlipayWalletGateway(client)
+    with session_factory.begin() as session:
+        for n in range(REFUNDS):
+            out_trade_no = f"RB{n:04d}"
+            trade_no = client.trade_create(out_trade_no, 2500, "挂号费", ADULT,
+                                           now + dt.timedelta(minutes=15))
+            requests.post(f"{sandbox.url}/_sandbox/pay/{out_trade_no}",
+                          timeout=5).raise_for_status()
+            session.add(Trade(out_trade_no=out_trade_no, platform="alipay",
+                              purpose="registration", reference=str(n), subject="挂号费",
+                              total_fen=2500, buyer_id=ADULT, status="paid", trade_no=trade_no,
+                              paid_at=now, expire_at=now + dt.timedelta(minutes=15)))
+            session.flush()
+            refund_in_full(session, out_trade_no, "test", now)
+    sandbox.state.set_knobs({"system_error_rate": 1.0})  # the wallet cannot say anything
+    for _ in range(OUTAGE_SECONDS):
+        deliver_outbox(runtime)
+        runtime.clock.advance(seconds=1)
+    with session_factory() as session:
+        burnt = session.scalar(select(func.sum(OutboxMessage.attempts)))
+        done = session.scalar(select(func.count()).select_from(Refund)
+                              .where(Refund.status == "done"))
+    assert burnt <= 3 and done == 0, (burnt, done)
+    sandbox.state.set_knobs({"system_error_rate": 0.0})
+    runs = 0
+    while runs < 60:
+        deliver_outbox(runtime)
+        runtime.clock.advance(seconds=1)
+        runs += 1
+        with session_factory() as session:
+            done = session.scalar(select(func.count()).select_from(Refund)
+                                  .where(Refund.status == "done"))
+        if done == REFUNDS:
+            break
+    assert done == REFUNDS and runs <= 15, (done, runs)
+    for n in range(REFUNDS):  # each refunded once at the wallet
+        trade = requests.get(f"{sandbox.url}/_sandbox/trades/RB{n:04d}", timeout=5).json()
+        assert trade["refunded_amount"] == "25.00" and len(trade["refunds"]) == 1
