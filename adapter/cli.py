@@ -124,7 +124,8 @@ def db_upgrade(revision: str) -> None:
     config = _config()
     engine = make_engine(config.effective_database_url)
     migrate.upgrade(engine, revision)
-    click.echo(f"database at revision {revision}: {engine.url.render_as_string(hide_password=True)}")
+    url = engine.url.render_as_string(hide_password=True)
+    click.echo(f"database at revision {revision}: {url}")
 
 
 @main.command("check-mappings")
