@@ -64,6 +64,7 @@ class Config:
     mappings_dir: Path = field(default_factory=_default_mappings_dir)
     hospital_timezone: str = "Asia/Shanghai"
     slot_sync_interval: float = 300.0  # seconds between SQM^S25 pulls of the slot pool
+    link_check_interval: float = 15.0  # seconds between the worker's checks of HIS and wallets
     inbound_batch_size: int = 100
     public_url: str = ""  # base of the URLs the wallet calls back (notify) and redirects to
     secret_key: str = ""
@@ -150,6 +151,7 @@ class Config:
             ("ADAPTER_MLLP_IDLE_TIMEOUT", self.mllp_idle_timeout),
             ("ADAPTER_MLLP_FRAME_TIMEOUT", self.mllp_frame_timeout),
             ("ADAPTER_SLOT_SYNC_INTERVAL", self.slot_sync_interval),
+            ("ADAPTER_LINK_CHECK_INTERVAL", self.link_check_interval),
         ):
             if value <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
@@ -235,6 +237,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         ),
         "slot_sync_interval": _number(
             env, "ADAPTER_SLOT_SYNC_INTERVAL", defaults.slot_sync_interval
+        ),
+        "link_check_interval": _number(
+            env, "ADAPTER_LINK_CHECK_INTERVAL", defaults.link_check_interval
         ),
     }
     for key, name in (

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from adapter.clock import Clock
 from adapter.models import LinkState
@@ -97,3 +99,13 @@ class LinkBreakers:
             was_open = breaker.open
             breaker.failures, breaker.open, breaker.probe_at = 0, False, None
             return was_open
+
+
+def link_readiness(session: Session, now: dt.datetime, max_age: dt.timedelta,
+                   names: Collection[str]) -> dict[str, bool]:
+    """Up or down for each named link from its last recorded outcome: up only when it worked
+    and that was at most ``max_age`` ago (a check nobody made lately says nothing)."""
+    states = {s.name: s for s in session.scalars(
+        select(LinkState).where(LinkState.name.in_(sorted(names))))}
+    return {name: bool(states.get(name) and states[name].up
+                       and now - states[name].checked_at <= max_age) for name in names}

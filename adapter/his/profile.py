@@ -35,6 +35,9 @@ class Hl7Profile:
     cancel_message: str = "SRM^S04"  # or SIU^S15
     slot_sync: str = "query"  # query (SQM^S25), notify (SIU^S12/S15/S17) or both
     slot_sync_days: int = 7
+    # How the worker checks that the HIS application answers: "query" (a QBP^Q22 for a document
+    # number no patient has; any answer, AE included, proves it is up) or "none".
+    link_check: str = "query"
     # Inbound message types the listener accepts (AA); anything else is answered AR.
     inbound: tuple[str, ...] = field(
         default=("ORU^R01", "SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15", "SIU^S17",
@@ -53,6 +56,8 @@ class Hl7Profile:
             raise ProfileError(f"booking_message must be SRM^S01, not {self.booking_message!r}")
         if self.slot_sync not in SLOT_SYNC_MODES:
             raise ProfileError(f"slot_sync must be one of {', '.join(SLOT_SYNC_MODES)}")
+        if self.link_check not in ("query", "none"):
+            raise ProfileError("link_check must be query or none")
         if self.processing_id not in ("P", "T", "D"):
             raise ProfileError("processing_id must be P, T or D (HL7 table 0103)")
         if not 1 <= self.slot_sync_days <= 60:

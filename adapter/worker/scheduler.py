@@ -1,4 +1,5 @@
-"""The worker's APScheduler: the outbox and inbound runners and every flow's scheduled jobs.
+"""The worker's APScheduler: the outbox and inbound runners, the link checker and every flow's
+scheduled jobs.
 
 Each job opens its own session; work items are claimed in the database (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL) so two workers never apply the same message twice.
@@ -13,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from adapter.worker.inbound import process_inbound
+from adapter.worker.links import check_links
 from adapter.worker.outbox import deliver_outbox
 
 
@@ -31,6 +33,8 @@ def make_scheduler(runtime: Any, *, blocking: bool) -> BackgroundScheduler | Blo
 
     add("deliver_outbox", deliver_outbox, 1, (runtime, merged.outbox))
     add("process_inbound", process_inbound, 2, (runtime, merged.events))
+    add("check_links", check_links, runtime.config.link_check_interval, (runtime,),
+        at_start=True)
     for job in merged.jobs:
         if job.enabled(runtime):
             add(job.name, job.run, job.every(runtime), (runtime,), job.run_at_start)
