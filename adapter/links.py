@@ -40,6 +40,11 @@ FIRST_PROBE_SECONDS = 1.0
 MAX_PROBE_SECONDS = 5.0
 
 
+def wallet_link(platform: str) -> str:
+    """The link name of a wallet platform ("wallet:alipay")."""
+    return f"wallet:{platform}"
+
+
 def record_link(services: _Recorder, name: str, up: bool, detail: str) -> None:
     """Remember the last known state of a link for the status page and /readyz."""
     with services.session_factory.begin() as session:

@@ -1,43 +1,28 @@
-"""Liveness and readiness: /healthz (the process answers) and /readyz (it can do its work)."""
+"""Liveness and readiness: /healthz (the process answers) and /readyz (it can do its work).
+
+/readyz tells the public only up or down per dependency: the database (asked now), the HIS and
+each wallet (from the worker's recent link checks and the outbox's real exchanges, recorded in
+link_state: a HIS that accepts connections and closes them is down). Addresses, error details
+and latencies go to /metrics and the status page, never here.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-import socket
-import threading
-import time
 
 from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from adapter.config import Address
+from adapter.links import link_readiness, wallet_link
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
 
-_HIS_CHECK_TTL = 5.0  # seconds; a readiness probe every second must not hammer the HIS
-_his_cache: dict[str, tuple[float, bool, str]] = {}
-_his_lock = threading.Lock()
-
-
-def his_link_up(address: Address, timeout: float = 1.0) -> tuple[bool, str]:
-    """Whether the HIS accepts a TCP connection on its MLLP port (cached a few seconds)."""
-    key = str(address)
-    now = time.monotonic()
-    with _his_lock:
-        cached = _his_cache.get(key)
-        if cached and now - cached[0] < _HIS_CHECK_TTL:
-            return cached[1], cached[2]
-    try:
-        with socket.create_connection((address.host, address.port), timeout=timeout):
-            result = (True, "connected")
-    except OSError as exc:
-        result = (False, exc.strerror or type(exc).__name__)
-    with _his_lock:
-        _his_cache[key] = (now, *result)
-    return result
+# A link check older than this many check intervals says nothing (its worker may be gone).
+STALE_AFTER_CHECKS = 3
 
 
 @bp.get("/healthz")
@@ -48,20 +33,24 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    """The database answers and the HIS link is up; 503 otherwise, naming what is down."""
+    """Up or down for the database, the HIS and each wallet; 503 unless all are up."""
     runtime = current_app.extensions["adapter"]
-    checks: dict[str, dict[str, object]] = {}
+    checks: dict[str, dict[str, bool]] = {}
+    links = ["his", *(wallet_link(platform) for platform in runtime.wallets)]
     try:
-        with runtime.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = {"up": True}
+        with runtime.session_factory() as session:
+            session.execute(text("SELECT 1"))
+            checks["database"] = {"up": True}
+            max_age = dt.timedelta(
+                seconds=STALE_AFTER_CHECKS * runtime.config.link_check_interval)
+            ready = link_readiness(session, runtime.clock.now(), max_age, links)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         logger.warning("readiness: database check failed: %s", type(exc).__name__)
-        checks["database"] = {"up": False, "detail": type(exc).__name__}
-    up, detail = his_link_up(runtime.config.his_mllp)
-    checks["his"] = {"up": up, "detail": detail, "address": str(runtime.config.his_mllp)}
-    ready = all(c["up"] for c in checks.values())
-    return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+        checks["database"] = {"up": False}
+        ready = dict.fromkeys(links, False)
+    checks.update({name: {"up": up} for name, up in ready.items()})
+    ok = all(c["up"] for c in checks.values())
+    return jsonify(status="ready" if ok else "not ready", checks=checks), 200 if ok else 503
 
 
 def init_app(app: Flask) -> None:

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from adapter.clock import Clock
 from adapter.models import (
     Booking,
     InboundMessage,
@@ -31,10 +32,11 @@ bp = Blueprint("metrics", __name__)
 class DatabaseCollector(Collector):
     """Gauges of work items by state, and the HIS link."""
 
-    def __init__(self, session_factory: object) -> None:
+    def __init__(self, session_factory: object, clock: Clock) -> None:
         self._sessions = session_factory
+        self._clock = clock
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
         queries = (
             ("adapter_inbound_messages", "HL7 messages received, by status",
              InboundMessage.status),
@@ -55,9 +57,19 @@ class DatabaseCollector(Collector):
                 yield family
             link = GaugeMetricFamily("adapter_link_up", "1 when the link last worked",
                                      labels=["link"])
+            age = GaugeMetricFamily("adapter_link_checked_seconds_ago",
+                                    "Seconds since the link's last recorded outcome",
+                                    labels=["link"])
+            info = InfoMetricFamily("adapter_link", "The link's last outcome, in words",
+                                    labels=["link"])
+            now = self._clock.now()
             for state in session.scalars(select(LinkState)):
                 link.add_metric([state.name], 1.0 if state.up else 0.0)
+                age.add_metric([state.name], max(0.0, (now - state.checked_at).total_seconds()))
+                info.add_metric([state.name], {"detail": state.detail[:200]})
             yield link
+            yield age
+            yield info
 
 
 @bp.get("/metrics")
@@ -70,6 +82,7 @@ def metrics() -> Response:
 def init_app(app: Flask) -> None:
     """Register /metrics with a registry reading this app's database."""
     registry = CollectorRegistry()
-    registry.register(DatabaseCollector(app.extensions["adapter"].session_factory))
+    runtime = app.extensions["adapter"]
+    registry.register(DatabaseCollector(runtime.session_factory, runtime.clock))
     app.extensions["adapter_metrics"] = registry
     app.register_blueprint(bp)

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from adapter.failures import safe_code
-from adapter.links import record_link
+from adapter.links import record_link, wallet_link
 from adapter.ports import HisRefused, HisUnavailable, WalletRefused, WalletUnavailable
 
 logger = logging.getLogger(__name__)
@@ -20,11 +20,6 @@ logger = logging.getLogger(__name__)
 PROBE_OUT_TRADE_NO = "LINKCHECK"
 # Asked of the HIS: a document number no patient has; any answer (AA, or AE refusing it) is up.
 PROBE_DOCUMENT_NUMBER = "0" * 18
-
-
-def wallet_link(platform: str) -> str:
-    """The link name of a wallet platform."""
-    return f"wallet:{platform}"
 
 
 def check_links(runtime: Any) -> None:  # noqa: ANN401 - the adapter.runtime.Runtime
