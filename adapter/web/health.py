@@ -36,7 +36,9 @@ def readyz() -> ResponseReturnValue:
     """Up or down for the database, the HIS and each wallet; 503 unless all are up."""
     runtime = current_app.extensions["adapter"]
     checks: dict[str, dict[str, bool]] = {}
-    links = ["his", *(wallet_link(platform) for platform in runtime.wallets)]
+    # A HIS whose profile allows no check query is left out (nothing would ever say it is up).
+    his = ["his"] if runtime.profile.link_check != "none" else []
+    links = [*his, *(wallet_link(platform) for platform in runtime.wallets)]
     try:
         with runtime.session_factory() as session:
             session.execute(text("SELECT 1"))
