@@ -157,6 +157,53 @@ def data_key_rotate() -> None:
                f"re-indexed {report.reindexed}")
 
 
+@main.group("account")
+def account_group() -> None:
+    """Patients' wallet accounts: end their sessions, disable or enable one."""
+
+
+def _account_command(account_id: int, action: str) -> None:
+    from adapter.identity import sessions
+
+    runtime = _runtime()
+    _require_schema(runtime)
+    now = runtime.clock.now()
+    try:
+        with runtime.session_factory.begin() as db:
+            if action == "disable":
+                ended = sessions.disable_account(db, account_id, now=now)
+                click.echo(f"wallet account {account_id} disabled; {ended} session(s) ended")
+            elif action == "enable":
+                sessions.enable_account(db, account_id)
+                click.echo(f"wallet account {account_id} may sign in again")
+            else:
+                ended = sessions.end_account_sessions(db, account_id, now=now)
+                click.echo(f"{ended} session(s) of wallet account {account_id} ended")
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@account_group.command("disable")
+@click.argument("account_id", type=int)
+def account_disable(account_id: int) -> None:
+    """Refuse the account's sign-ins and end its sessions now."""
+    _account_command(account_id, "disable")
+
+
+@account_group.command("enable")
+@click.argument("account_id", type=int)
+def account_enable(account_id: int) -> None:
+    """Let a disabled account sign in again."""
+    _account_command(account_id, "enable")
+
+
+@account_group.command("end-sessions")
+@click.argument("account_id", type=int)
+def account_end_sessions(account_id: int) -> None:
+    """Sign the account out everywhere (a lost phone), without disabling it."""
+    _account_command(account_id, "end-sessions")
+
+
 @main.command("listener")
 def listener_command() -> None:
     """Serve HL7 from the HIS over MLLP on ADAPTER_MLLP_LISTEN."""
