@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -24,6 +24,7 @@ from adapter.models import (
     Trade,
     WalletNotification,
 )
+from adapter.web.health import run_checks
 
 bp = Blueprint("metrics", __name__)
 
@@ -60,6 +61,28 @@ class DatabaseCollector(Collector):
             yield link
 
 
+class ReadinessCollector(Collector):
+    """What /readyz checks, with the details /readyz keeps from the public: per dependency,
+    up, how long the check took, and what it saw (never an address)."""
+
+    def __init__(self, runtime: object) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+        results = run_checks(self._runtime)
+        up = GaugeMetricFamily("adapter_dependency_up", "1 when the readiness check passes",
+                               labels=["dependency"])
+        seconds = GaugeMetricFamily("adapter_dependency_check_seconds",
+                                    "How long the readiness check took", labels=["dependency"])
+        detail = InfoMetricFamily("adapter_dependency", "What the readiness check saw",
+                                  labels=["dependency"])
+        for name, result in results.items():
+            up.add_metric([name], 1.0 if result.up else 0.0)
+            seconds.add_metric([name], result.seconds)
+            detail.add_metric([name], {"detail": result.detail})
+        yield from (up, seconds, detail)
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus text exposition."""
@@ -71,5 +94,6 @@ def init_app(app: Flask) -> None:
     """Register /metrics with a registry reading this app's database."""
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(app.extensions["adapter"].session_factory))
+    registry.register(ReadinessCollector(app.extensions["adapter"]))
     app.extensions["adapter_metrics"] = registry
     app.register_blueprint(bp)

@@ -43,6 +43,25 @@ def test_readyz_names_the_his_link_when_it_is_down(make_client):
     assert response.json["checks"]["his"]["up"] is False
 
 
+def test_readyz_tells_the_public_up_or_down_only(make_client):
+    """No address, port or error text of a dependency in the public answer."""
+    port = _free_port()
+    response = make_client(port).get("/readyz")
+    assert response.json == {"status": "not ready",
+                             "checks": {"database": {"up": True}, "his": {"up": False}}}
+    assert str(port) not in response.text and "127.0.0.1" not in response.text
+
+
+def test_the_details_of_readiness_go_to_the_metrics(make_client):
+    port = _free_port()
+    body = make_client(port).get("/metrics").text
+    assert 'adapter_dependency_up{dependency="database"} 1.0' in body
+    assert 'adapter_dependency_up{dependency="his"} 0.0' in body
+    assert 'adapter_dependency_info{dependency="his",detail="Connection refused"} 1.0' in body
+    assert 'adapter_dependency_check_seconds{dependency="database"}' in body
+    assert str(port) not in body
+
+
 def test_readyz_ready_when_database_and_his_are_up(make_client):
     with socket.socket() as his:
         his.bind(("127.0.0.1", 0))
