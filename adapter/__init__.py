@@ -23,7 +23,10 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = runtime.config.environment == "production"
-    app.config["PERMANENT_SESSION_LIFETIME"] = 2 * 3600
+    # The cookie lives as long as the longest session; the server decides whether the session
+    # it names is still live (adapter.identity.sessions), so the cookie is not refreshed.
+    app.config["PERMANENT_SESSION_LIFETIME"] = int(runtime.config.session_max_hours * 3600)
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     app.extensions["adapter"] = runtime
 
     from adapter.web import api, h5, health, metrics, notify

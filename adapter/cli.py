@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask
@@ -22,6 +23,9 @@ from flask.cli import FlaskGroup
 from adapter import __version__, create_app
 from adapter.config import Config, ConfigError, load_config
 from adapter.runtime import Runtime
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +184,53 @@ def data_key_rotate() -> None:
                f"re-indexed {report.reindexed}")
 
 
+@main.group("account")
+def account_group() -> None:
+    """Patients' wallet accounts: end their sessions, disable or enable one."""
+
+
+def _account_command(account_id: int, action: str) -> None:
+    from adapter.identity import sessions
+
+    runtime = _runtime()
+    _require_schema(runtime)
+    now = runtime.clock.now()
+    try:
+        with runtime.session_factory.begin() as db:
+            if action == "disable":
+                ended = sessions.disable_account(db, account_id, now=now)
+                click.echo(f"wallet account {account_id} disabled; {ended} session(s) ended")
+            elif action == "enable":
+                sessions.enable_account(db, account_id)
+                click.echo(f"wallet account {account_id} may sign in again")
+            else:
+                ended = sessions.end_account_sessions(db, account_id, now=now)
+                click.echo(f"{ended} session(s) of wallet account {account_id} ended")
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@account_group.command("disable")
+@click.argument("account_id", type=int)
+def account_disable(account_id: int) -> None:
+    """Refuse the account's sign-ins and end its sessions now."""
+    _account_command(account_id, "disable")
+
+
+@account_group.command("enable")
+@click.argument("account_id", type=int)
+def account_enable(account_id: int) -> None:
+    """Let a disabled account sign in again."""
+    _account_command(account_id, "enable")
+
+
+@account_group.command("end-sessions")
+@click.argument("account_id", type=int)
+def account_end_sessions(account_id: int) -> None:
+    """Sign the account out everywhere (a lost phone), without disabling it."""
+    _account_command(account_id, "end-sessions")
+
+
 @main.command("listener")
 def listener_command() -> None:
     """Serve HL7 from the HIS over MLLP on ADAPTER_MLLP_LISTEN."""
@@ -234,8 +285,6 @@ def run_command(no_simulators: bool) -> None:
     import urllib.parse
     from dataclasses import replace
 
-    from werkzeug.serving import make_server
-
     from adapter import migrate
     from adapter.devkeys import app_public_key_file, sandbox_private_key_file
     from adapter.his.listener import make_listener
@@ -276,8 +325,7 @@ def run_command(no_simulators: bool) -> None:
     scheduler = make_scheduler(runtime, blocking=False)
     scheduler.start()
     app = create_app(runtime=runtime)
-    web = make_server(config.web_listen.host, config.web_listen.port, app, threaded=True,
-                      request_handler=_QuietQueryHandler)
+    web = make_web_server(config.web_listen.host, config.web_listen.port, app)
 
     stop = threading.Event()
 
@@ -315,19 +363,54 @@ def run_command(no_simulators: bool) -> None:
 
 
 def _make_quiet_handler() -> type:
+    from http import HTTPStatus
+
     from werkzeug.serving import WSGIRequestHandler
 
     class QuietQueryHandler(WSGIRequestHandler):
         """Access log lines without query strings: they carry wallet auth codes."""
 
+        # http.server answers a request line it cannot read as HTTP/0.9, without a status line
+        # a client could read; no client of the adapter speaks HTTP/0.9.
+        default_request_version = "HTTP/1.0"
+
+        def parse_request(self) -> bool:
+            if not super().parse_request():
+                return False
+            # RFC 9112 section 3.2: the request-target is visible ASCII; a control byte in it
+            # (NUL, a bare CR) makes the request malformed, not a path to route or to log.
+            if any(ord(c) < 0x21 or ord(c) == 0x7F for c in self.path):
+                self.send_error(HTTPStatus.BAD_REQUEST, "Bad request target")
+                return False
+            return True
+
+        def send_error(self, code: int, message: str | None = None,
+                       explain: str | None = None) -> None:
+            # http.server quotes a malformed request line in its message, which is logged and
+            # echoed: it may hold a query string (an auth code). Say only what was wrong.
+            if code == HTTPStatus.BAD_REQUEST:
+                message = "Bad request"
+            super().send_error(code, message, explain)
+
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            path = self.path.split("?", 1)[0]
-            self.log("info", '"%s %s" %s %s', self.command, path, code, size)
+            # A malformed request line is answered 400 before command and path are set.
+            command = getattr(self, "command", None) or "-"
+            path = (getattr(self, "path", None) or "-").split("?", 1)[0]
+            if any(ord(c) < 0x21 or ord(c) == 0x7F for c in path):
+                path = "-"
+            self.log("info", '"%s %s" %s %s', command, path, code, size)
 
     return QuietQueryHandler
 
 
 _QuietQueryHandler = _make_quiet_handler()
+
+
+def make_web_server(host: str, port: int, app: Flask) -> BaseWSGIServer:
+    """The web role of ``run``: werkzeug's threaded server with the quiet access log."""
+    from werkzeug.serving import make_server
+
+    return make_server(host, port, app, threaded=True, request_handler=_QuietQueryHandler)
 
 
 def _wait_for_port(

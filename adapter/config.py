@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from adapter.wallet.alipay.config import AlipayConfig
 
@@ -68,6 +69,10 @@ class Config:
     inbound_batch_size: int = 100
     public_url: str = ""  # base of the URLs the wallet calls back (notify) and redirects to
     secret_key: str = ""
+    session_idle_minutes: float = 30.0  # a patient session unused this long ends
+    session_max_hours: float = 12.0  # and every session ends this long after sign-in
+    # Origins besides ADAPTER_PUBLIC_URL's whose pages may write to /api/v1 with the cookie.
+    allowed_origins: tuple[str, ...] = ()
     alipay_gateway: str = "http://127.0.0.1:8900/gateway.do"  # the sandbox in development
     alipay_app_id: str = "2021000000000001"
     alipay_seller_id: str = ""  # the merchant's PID (2088...); checked on every notification
@@ -102,6 +107,11 @@ class Config:
     def effective_alipay_public_key_file(self) -> Path:
         """ADAPTER_ALIPAY_PUBLIC_KEY_FILE, or the wallet sandbox's key under data_dir."""
         return self.alipay_public_key_file or self.keys_dir / "alipay_public_key.pem"
+
+    @property
+    def public_origin(self) -> str:
+        """scheme://host[:port] of the effective public URL (what browsers send as Origin)."""
+        return origin_of(self.effective_public_url)
 
     @property
     def effective_public_url(self) -> str:
@@ -155,6 +165,16 @@ class Config:
         ):
             if value <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
+        if self.session_idle_minutes <= 0 or self.session_max_hours <= 0:
+            raise ConfigError(
+                "ADAPTER_SESSION_IDLE_MINUTES and ADAPTER_SESSION_MAX_HOURS must be positive")
+        if self.session_idle_minutes > self.session_max_hours * 60:
+            raise ConfigError("ADAPTER_SESSION_IDLE_MINUTES is longer than "
+                              "ADAPTER_SESSION_MAX_HOURS: the idle timeout would never apply")
+        for origin in self.allowed_origins:
+            if origin_of(origin) != origin:
+                raise ConfigError("ADAPTER_ALLOWED_ORIGINS must list origins such as "
+                                  f"https://h5.example.cn (no path, no slash), got {origin!r}")
         url = self.database_url
         if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
             raise ConfigError("ADAPTER_DATABASE_URL must be a sqlite:// or postgresql:// URL")
@@ -186,6 +206,14 @@ class Config:
                 ("http://", "https://")):
             raise ConfigError("ADAPTER_ALIPAY_AUTHORIZE_URL must be an http(s) URL")
         return self
+
+
+def origin_of(url: str) -> str:
+    """The origin (RFC 6454: scheme://host[:port], lower case) of an absolute URL; "" if none."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme or not parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -241,6 +269,13 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "link_check_interval": _number(
             env, "ADAPTER_LINK_CHECK_INTERVAL", defaults.link_check_interval
         ),
+        "session_idle_minutes": _number(
+            env, "ADAPTER_SESSION_IDLE_MINUTES", defaults.session_idle_minutes
+        ),
+        "session_max_hours": _number(env, "ADAPTER_SESSION_MAX_HOURS", defaults.session_max_hours),
+        "allowed_origins": tuple(
+            o.strip().rstrip("/").lower() for o in env.get("ADAPTER_ALLOWED_ORIGINS", "").split(",")
+            if o.strip()),
     }
     for key, name in (
         ("web_listen", "ADAPTER_WEB_LISTEN"),

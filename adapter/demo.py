@@ -140,7 +140,7 @@ class Demo:
         self.check(status == "confirmed", "SRM^S01 answered SRR^S01 AA: booking confirmed")
 
         self.step("cancel before the deadline")
-        cancelled = self.api("POST", f"/bookings/{booking_id}/cancel")
+        cancelled = self.api("POST", f"/bookings/{booking_id}/cancel", json={})
         self.check(cancelled.status_code == 200 and cancelled.json()["status"] == "cancelling",
                    "cancelling: SRM^S04 goes to the HIS")
         _wait("cancelled", lambda: self._status(booking_id) == "cancelled")

@@ -41,7 +41,7 @@ MAX_PROBE_SECONDS = 5.0
 
 
 def wallet_link(platform: str) -> str:
-    """The link name of a wallet platform ("wallet:alipay")."""
+    """The link name of a wallet platform ("wallet:<platform>")."""
     return f"wallet:{platform}"
 
 

@@ -113,6 +113,27 @@ class WalletAccount(Base):
     is_certified: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_login_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Set by staff (`hospital-adapter account disable`): no sign-in, every session ended.
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class PatientSession(Base):
+    """A signed-in browser: the cookie carries a random token, only its SHA-256 is kept here.
+
+    Revoking the row ends the session wherever the cookie was copied (adapter/identity/sessions.py).
+    """
+
+    __tablename__ = "patient_session"
+    __table_args__ = (Index("ix_patient_session_account", "wallet_account_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex
+    wallet_account_id: Mapped[int] = mapped_column(ForeignKey("wallet_account.id"))
+    # Which secret key the session was made under: a rotated key ends every older session.
+    key_id: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
 
 class Verification:

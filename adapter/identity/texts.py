@@ -23,6 +23,7 @@ TEXTS = {
     "birth_date.mismatch": N_("出生日期与证件号码中的出生日期不一致，请核对后重新输入。"),
     "patient.unknown": N_("找不到这位就诊人，请从您的就诊人列表中选择。"),
     "account.not_certified": N_("请先在钱包中完成实名认证，再添加就诊人或预约挂号。"),
+    "account.disabled": N_("此账户已停用，如有疑问请联系医院。"),
     "patient.exists": N_("这位就诊人已经在您的就诊人列表中。"),
     "patients.limit": N_("每个账户最多添加{limit}位就诊人（含本人），请先删除不再需要的就诊人。"),
     "relation.unknown": N_("请选择与就诊人的关系。"),

@@ -29,11 +29,12 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, get_locale, gettext
+
+from adapter.web.api.errors import patient_account_id
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +152,9 @@ def js_strings() -> dict[str, str]:
 
 
 def signed_in() -> bool:
-    """Whether the request carries a patient session (the one POST /api/v1/session sets)."""
-    return isinstance(session.get("account_id"), int)
+    """Whether the request carries a live patient session (the one POST /api/v1/session
+    starts), resolved exactly as the API's guard resolves it."""
+    return patient_account_id() is not None
 
 
 def _page(template: str, page: str, **context: Any) -> ResponseReturnValue:  # noqa: ANN401

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import replace
 from html.parser import HTMLParser
 
@@ -17,8 +18,11 @@ from adapter import create_app, migrate
 from adapter.config import load_config
 from adapter.db import make_engine, make_session_factory
 from adapter.his.profile import Hl7Profile
+from adapter.identity.sessions import key_id, start_session
 from adapter.mappings import load_mappings
+from adapter.models import WalletAccount
 from adapter.runtime import Runtime
+from adapter.web.api.errors import SESSION_FIELD
 from tests.conftest import MAPPINGS, REPO
 
 PAGES = {  # path: a text only that page has, zh-CN and en
@@ -49,9 +53,15 @@ def app(tmp_path_factory):
 @pytest.fixture
 def client(app):
     """A signed-in browser (the pages other than /h5/ send a stranger there first)."""
+    runtime = app.extensions["adapter"]
+    with runtime.session_factory.begin() as db:
+        account = WalletAccount(platform="fake", user_id=secrets.token_hex(8))
+        db.add(account)
+        db.flush()
+        token = start_session(db, account.id, key=key_id(SECRET_KEY), now=runtime.clock.now())
     client = app.test_client()
     with client.session_transaction() as session:
-        session["account_id"] = 1
+        session[SESSION_FIELD] = token
     return client
 
 

@@ -169,7 +169,7 @@ def test_someone_elses_patient_or_booking_is_not_reachable(system):
     held = _book(a, _slot_ids(runtime)[0], pa)
     assert _book(b, _slot_ids(runtime)[1], pa).json["error"] == "patient.unknown"
     assert b.get(f"/api/v1/bookings/{held.json['id']}").status_code == 404
-    assert b.post(f"/api/v1/bookings/{held.json['id']}/cancel").status_code == 404
+    assert b.post(f"/api/v1/bookings/{held.json['id']}/cancel", json={}).status_code == 404
 
 
 def test_his_refusal_cancels_refunds_and_frees_the_place(system):
@@ -270,7 +270,7 @@ def test_patient_cancels_before_the_deadline_refund_and_his_cancel(system):
     held = _book(client, slot_id, patient_id)
     out_trade_no = _pay(runtime, client, held.json["id"])
     deliver_outbox(runtime)
-    cancelling = client.post(f"/api/v1/bookings/{held.json['id']}/cancel")
+    cancelling = client.post(f"/api/v1/bookings/{held.json['id']}/cancel", json={})
     assert cancelling.status_code == 200 and cancelling.json["status"] == "cancelling"
     assert runtime.wallet.refunded_fen(out_trade_no) == 0  # not before the HIS agrees
     deliver_outbox(runtime)
@@ -289,7 +289,7 @@ def test_cancel_after_the_deadline_is_refused(system):
     _pay(runtime, client, held.json["id"])
     deliver_outbox(runtime)
     runtime.policy = replace(runtime.policy, cancel_deadline_days_before=5)
-    refused = client.post(f"/api/v1/bookings/{held.json['id']}/cancel?lang=en")
+    refused = client.post(f"/api/v1/bookings/{held.json['id']}/cancel?lang=en", json={})
     assert refused.status_code == 422 and refused.json["error"] == "cancel.deadline_passed"
     assert "deadline" in refused.json["message"]
 
@@ -306,7 +306,7 @@ def test_cancelling_an_unpaid_hold_closes_the_trade(system):
         "fake", {"trade_no": payment.json["trade_no"]}, None)
     with runtime.session_factory() as session:
         assert session.get(Trade, payment.json["out_trade_no"]).platform == "fake"
-    response = client.post(f"/api/v1/bookings/{held.json['id']}/cancel")
+    response = client.post(f"/api/v1/bookings/{held.json['id']}/cancel", json={})
     assert response.json["status"] == "cancelled"
     assert runtime.wallet.trades[payment.json["out_trade_no"]]["state"] is TradeState.CLOSED
 
@@ -535,3 +535,21 @@ def test_a_paid_registration_trade_without_its_booking_is_refunded(system):
     assert runtime.wallet.refunded_fen("REG-ORPHAN") == FEE
     with runtime.session_factory() as session:
         assert session.get(Trade, "REG-ORPHAN").status == "refunded"
+
+
+def test_a_cross_site_form_cannot_cancel_a_booking(system):
+    """A foreign page posting a form (or JSON) with the patient's cookie is refused; the
+    adapter's own page cancels."""
+    app, runtime = system
+    client, patient_id, _ = _patient(app, runtime)
+    held = _book(client, _slot_ids(runtime)[0], patient_id)
+    url = f"/api/v1/bookings/{held.json['id']}/cancel"
+    form = client.post(url, data={"x": "1"}, headers={"Origin": "https://evil.example"})
+    assert form.status_code == 403 and form.json["error"] == "origin.forbidden"
+    foreign_json = client.post(url, json={}, headers={"Origin": "https://evil.example"})
+    assert foreign_json.status_code == 403
+    own_form = client.post(url, data={"x": "1"}, headers={"Origin": "http://localhost"})
+    assert own_form.status_code == 415 and own_form.json["error"] == "content_type.unsupported"
+    assert _status(client, held.json["id"])["status"] == "pending_payment"
+    own = client.post(url, json={}, headers={"Origin": "http://localhost"})
+    assert own.status_code == 200 and own.json["status"] == "cancelled"

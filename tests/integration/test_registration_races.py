@@ -68,7 +68,7 @@ def test_hospital_close_then_reopen_never_overbooks(system):
     pats = [_patient(app, runtime, n) for n in range(1, 6)]
     a = _book(pats[0][0], slot_id, pats[0][1]).json["id"]
     # the place returns to the pool after the random delay (60 s here)
-    assert pats[0][0].post(f"/api/v1/bookings/{a}/cancel").status_code == 200
+    assert pats[0][0].post(f"/api/v1/bookings/{a}/cancel", json={}).status_code == 200
     assert _book(pats[1][0], slot_id, pats[1][1]).status_code == 201  # B active
     with runtime.session_factory.begin() as s:  # SIU^S15 (or the slot missing from a sync)
         close_slot(s, "CAP2", now=NOW(), on_closed=lambda s2, slot: cancel_for_closed_slot(
@@ -135,7 +135,7 @@ def test_no_refund_when_the_his_refuses_the_cancellation(system):
     deliver_outbox(runtime)
     assert _status(client, public_id)["status"] == "confirmed"
     runtime.his.cancel_appointment = lambda *a: HisOutcome(False, error_code="ALREADY_ARRIVED")
-    assert client.post(f"/api/v1/bookings/{public_id}/cancel").status_code == 200
+    assert client.post(f"/api/v1/bookings/{public_id}/cancel", json={}).status_code == 200
     assert _status(client, public_id)["status"] == "cancelling"
     for _ in range(15):
         _due_now(runtime)

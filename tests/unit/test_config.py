@@ -79,3 +79,20 @@ def test_production_needs_https_public_url(tmp_path):
         load_config(env)
     env["ADAPTER_PUBLIC_URL"] = "https://hospital.example.cn"
     assert load_config(env).effective_public_url == "https://hospital.example.cn"
+
+
+def test_session_timeouts_are_read_by_name_and_checked():
+    config = load_config({"ADAPTER_SESSION_IDLE_MINUTES": "15", "ADAPTER_SESSION_MAX_HOURS": "8"})
+    assert (config.session_idle_minutes, config.session_max_hours) == (15, 8)
+    assert (load_config({}).session_idle_minutes, load_config({}).session_max_hours) == (30, 12)
+    with pytest.raises(ConfigError, match="ADAPTER_SESSION_IDLE_MINUTES"):
+        load_config({"ADAPTER_SESSION_IDLE_MINUTES": "0"})
+    with pytest.raises(ConfigError, match="longer than ADAPTER_SESSION_MAX_HOURS"):
+        load_config({"ADAPTER_SESSION_IDLE_MINUTES": "120", "ADAPTER_SESSION_MAX_HOURS": "1"})
+
+
+def test_allowed_origins_must_be_origins():
+    with pytest.raises(ConfigError, match="ADAPTER_ALLOWED_ORIGINS"):
+        load_config({"ADAPTER_ALLOWED_ORIGINS": "https://a.example/h5"})
+    assert load_config({"ADAPTER_PUBLIC_URL": "https://H.example/base/"}).public_origin == \
+        "https://h.example"

@@ -41,9 +41,10 @@ export async function api(method, path, { body, params = {}, headers = {} } = {}
     credentials: "same-origin",
     headers: { Accept: "application/json", ...headers },
   };
-  if (body !== undefined) {
+  // Every write is JSON, bodyless ones too: the API refuses other writes (its CSRF defence).
+  if (body !== undefined || method !== "GET") {
     init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
+    if (body !== undefined) init.body = JSON.stringify(body);
   }
   let response;
   try {

@@ -7,12 +7,13 @@ in adapter.web.api.errors, Idempotency-Key in adapter.web.api.idempotency).
 from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from adapter.web.api import bookings, patients, payments, session, slots
+from adapter.web.api import bookings, csrf, patients, payments, session, slots
 from adapter.web.openapi import OPENAPI
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 for resource in (session, patients, slots, bookings, payments):
     bp.register_blueprint(resource.bp)
+bp.before_request(csrf.check_write)  # writes: own Origin and JSON only (docs/security.md)
 
 
 @bp.get("/openapi.json")

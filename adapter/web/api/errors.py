@@ -1,4 +1,4 @@
-"""The one error shape of /api/v1, the patient's language, and the session guard.
+"""The one error shape of /api/v1, the patient's language, and the patient session guard.
 
 A refusal comes back as ``{"error": code, "message": text}`` in the patient's language (zh-CN
 unless they ask for en), translated through the same catalogues as the pages (adapter.i18n).
@@ -11,10 +11,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import current_app, jsonify, request, session
+from flask import current_app, g, jsonify, request, session
 from flask.typing import ResponseReturnValue
 
 from adapter.i18n import N_, translate
+from adapter.identity.sessions import SessionPolicy, key_id, resolve_session
 from adapter.ports import WalletGateway
 from adapter.refusals import Refusal
 
@@ -62,13 +63,36 @@ def wallet_unavailable(wallet: WalletGateway) -> ResponseReturnValue:
                  503)
 
 
+# The key of the patient session token in Flask's signed cookie (adapter.identity.sessions).
+SESSION_FIELD = "sid"
+
+
+def session_key_id() -> str:
+    """The fingerprint of this app's secret key that sessions are bound to."""
+    return key_id(str(current_app.secret_key or ""))
+
+
+def patient_account_id() -> int | None:
+    """The wallet account of this request's live patient session, resolved once per request."""
+    if "patient_account_id" not in g:
+        token = session.get(SESSION_FIELD)
+        account_id = None
+        if isinstance(token, str) and token:
+            rt = runtime()
+            with rt.session_factory.begin() as db:
+                account_id = resolve_session(db, token, key=session_key_id(),
+                                             policy=SessionPolicy.of(rt.config), now=now())
+        g.patient_account_id = account_id
+    return g.patient_account_id
+
+
 def signed_in(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
     """Require a patient session; the view gets the wallet account id."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:  # noqa: ANN401
-        account_id = session.get("account_id")
-        if not isinstance(account_id, int):
+        account_id = patient_account_id()
+        if account_id is None:
             return error("session.required", say(N_("请先登录")), 401)
         return view(account_id, *args, **kwargs)
 

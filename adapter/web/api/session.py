@@ -10,9 +10,20 @@ from flask.typing import ResponseReturnValue
 
 from adapter.i18n import N_
 from adapter.identity.patients import list_patients, sign_in_with_wallet
+from adapter.identity.sessions import end_session, start_session
 from adapter.ports import WalletRefused, WalletUnavailable
 from adapter.refusals import Refusal
-from adapter.web.api.errors import error, now, refused, runtime, say, today, wallet_unavailable
+from adapter.web.api.errors import (
+    SESSION_FIELD,
+    error,
+    now,
+    refused,
+    runtime,
+    say,
+    session_key_id,
+    today,
+    wallet_unavailable,
+)
 from adapter.web.api.patients import patient_json
 
 logger = logging.getLogger(__name__)
@@ -39,6 +50,11 @@ def create_session() -> ResponseReturnValue:
             signed = sign_in_with_wallet(db, wallet, rt.protector, auth_code, today(),
                                          now=now())
             patients = [patient_json(p) for p in list_patients(db, signed.account_id)]
+            previous = session.get(SESSION_FIELD)
+            if isinstance(previous, str):  # signing in again: the old session ends
+                end_session(db, previous, now=now())
+            # A server-side session: the cookie carries only its random token.
+            token = start_session(db, signed.account_id, key=session_key_id(), now=now())
     except Refusal as refusal:
         return refused(refusal)
     except WalletRefused as exc:
@@ -47,14 +63,18 @@ def create_session() -> ResponseReturnValue:
     except WalletUnavailable:
         return wallet_unavailable(wallet)
     session.clear()
-    session["account_id"] = signed.account_id
+    session[SESSION_FIELD] = token
     session.permanent = True
     return jsonify(certified=signed.is_certified, patients=patients), 201
 
 
 @bp.delete("/session")
 def delete_session() -> ResponseReturnValue:
-    """Sign out."""
+    """Sign out: the session ends on the server, so a copied cookie is dead too."""
+    token = session.get(SESSION_FIELD)
+    if isinstance(token, str):
+        with runtime().session_factory.begin() as db:
+            end_session(db, token, now=now())
     session.clear()
     return "", 204
 
