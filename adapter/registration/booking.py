@@ -11,7 +11,7 @@ import logging
 import secrets
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from adapter.identity.patients import get_patient
@@ -24,7 +24,12 @@ from adapter.models import (
 )
 from adapter.refusals import Refusal
 from adapter.registration.policy import RegistrationPolicy
-from adapter.registration.rules import BookingFact, BookingRules, check_booking_allowed
+from adapter.registration.rules import (
+    BookingFact,
+    BookingRules,
+    check_booking_allowed,
+    check_unpaid_holds,
+)
 from adapter.registration.slots import release_at
 
 logger = logging.getLogger(__name__)
@@ -62,6 +67,17 @@ def _no_shows(session: Session, document_index: str, today: dt.date,
     ))
 
 
+def _unpaid_holds(session: Session, account_id: int, now: dt.datetime) -> int:
+    # A hold past its deadline no longer counts, even before the expiry job has swept it.
+    return session.scalar(
+        select(func.count()).select_from(Booking).where(
+            Booking.wallet_account_id == account_id,
+            Booking.status == BookingStatus.PENDING_PAYMENT,
+            Booking.hold_expires_at > now,
+        )
+    ) or 0
+
+
 def new_public_id(visit_date: dt.date) -> str:
     """A booking's public id (also the placer appointment id sent to the HIS)."""
     return f"B{visit_date:%y%m%d}{secrets.token_hex(6).upper()}"
@@ -75,7 +91,9 @@ def hold_slot(
 
     The caller's transaction must have been started with write_transaction(). Raises Refusal.
     """
-    account = session.get(WalletAccount, account_id)
+    # The account row is locked first: it serialises the account's holds, so two at once
+    # cannot both pass the unpaid-holds cap (SQLite: write_transaction() holds the write lock).
+    account = session.get(WalletAccount, account_id, with_for_update=True)
     if account is None or not account.is_certified:
         raise Refusal("account.not_certified")
     patient = get_patient(session, account_id, patient_id)
@@ -94,6 +112,7 @@ def hold_slot(
         # The rush's common answer, given before the per-person checks cost round trips; the
         # conditional UPDATE below still decides the close races.
         raise Refusal("slot.full")
+    check_unpaid_holds(rules, _unpaid_holds(session, account_id, now))
     _lock_person(session, patient.document_index)
     today = now.astimezone(tz).date()
     check_booking_allowed(

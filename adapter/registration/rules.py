@@ -33,6 +33,9 @@ class BookingRules:
     no_show_limit: int = 3
     no_show_window_days: int = 90
     ban_days: int = 90
+    # Held but not yet paid, across all the account's patients: a bot holding many places to
+    # resell them must pay for each, or let it go, before holding the next.
+    unpaid_holds_per_account: int = 2
 
 
 def load_booking_rules(path: Path) -> BookingRules:
@@ -94,6 +97,12 @@ def check_booking_allowed(rules: BookingRules, history: list[BookingFact],
     for code, limit, counted in checks:
         if len(counted) >= limit:
             raise Refusal(code, limit=limit, visit_date=visit_date.isoformat())
+
+
+def check_unpaid_holds(rules: BookingRules, unpaid_holds: int) -> None:
+    """Raise Refusal when the account already holds as many unpaid bookings as it may."""
+    if unpaid_holds >= rules.unpaid_holds_per_account:
+        raise Refusal("booking.unpaid_holds", limit=rules.unpaid_holds_per_account)
 
 
 def ban_ends(rules: BookingRules, no_shows: list[dt.date], today: dt.date) -> dt.date | None:
