@@ -76,6 +76,10 @@ class Config:
     alipay_public_key_file: Path | None = None  # the platform's key; default: the sandbox's
     alipay_authorize_url: str = ""  # the sign-in page; default: the one of the gateway
     data_key_file: Path | None = None  # AES-GCM + blind index keys; default: under data_dir
+    # /notify/<platform>: a larger body is 413 unread (a wallet's notice is a few KB); of the
+    # notices that are not signed only this many are kept, without their bodies.
+    notify_max_bytes: int = 64 * 1024
+    notify_refused_kept: int = 1000
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -153,6 +157,12 @@ class Config:
         ):
             if value <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
+        for name, count in (
+            ("ADAPTER_NOTIFY_MAX_BYTES", self.notify_max_bytes),
+            ("ADAPTER_NOTIFY_REFUSED_KEPT", self.notify_refused_kept),
+        ):
+            if count < 1:
+                raise ConfigError(f"{name} must be a whole number of 1 or more")
         url = self.database_url
         if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
             raise ConfigError("ADAPTER_DATABASE_URL must be a sqlite:// or postgresql:// URL")
@@ -196,6 +206,16 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
 def _secret(env: Mapping[str, str], name: str) -> str:
     """A secret from NAME, or from the file named by NAME_FILE (never from the repository)."""
     if env.get(name):
@@ -235,6 +255,10 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         ),
         "slot_sync_interval": _number(
             env, "ADAPTER_SLOT_SYNC_INTERVAL", defaults.slot_sync_interval
+        ),
+        "notify_max_bytes": _whole(env, "ADAPTER_NOTIFY_MAX_BYTES", defaults.notify_max_bytes),
+        "notify_refused_kept": _whole(
+            env, "ADAPTER_NOTIFY_REFUSED_KEPT", defaults.notify_refused_kept
         ),
     }
     for key, name in (
