@@ -168,3 +168,10 @@ def test_instances_sharing_redis_share_the_counts(system, redis_prefix):
     answers = [app.test_client().get(SLOTS).status_code for app in (first, second, first)]
     assert answers == [200, 200, 200]
     _throttled(second.test_client().get(SLOTS))
+
+
+def test_a_store_that_is_down_leaves_each_process_counting_for_itself(system):
+    app, _ = _rebuilt(system, throttle_storage="redis://127.0.0.1:1/0",
+                      throttles=Throttles(slots_per_ip="2/minute"))
+    client = app.test_client()
+    assert [client.get(SLOTS).status_code for _ in range(3)] == [200, 200, 429]
