@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from adapter.config import Config, load_config
 from adapter.runtime import Runtime
@@ -28,12 +29,17 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     app.config["PERMANENT_SESSION_LIFETIME"] = int(runtime.config.session_max_hours * 3600)
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     app.extensions["adapter"] = runtime
+    if runtime.config.trusted_proxies:
+        # The client's address as the trusted proxies saw it (throttles, notification peers).
+        hops = runtime.config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from adapter.web import api, h5, health, metrics, notify
+    from adapter.web import api, h5, health, metrics, notify, throttle
 
     health.init_app(app)
     metrics.init_app(app)
     notify.init_app(app)
     api.init_app(app)
     h5.init_app(app)
+    throttle.init_app(app)  # last: it guards endpoints the blueprints above registered
     return app

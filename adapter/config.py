@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +39,28 @@ def parse_address(value: str, name: str) -> Address:
     if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"{name} must be host:port (for example 127.0.0.1:2575), got {value!r}")
     return Address(host, int(port_text))
+
+
+@dataclass(frozen=True)
+class Throttles:
+    """Request rates allowed per client IP and per signed-in account, in Flask-Limiter's
+    notation ("10/minute;30/hour"): a patient never reaches them, a bot does. Per-IP rates are
+    generous because a hospital's Wi-Fi or a carrier's NAT puts many patients behind one IP."""
+
+    sign_in_per_ip: str = "60/minute"
+    sign_in_per_account: str = "10/minute"
+    booking_per_ip: str = "120/minute"
+    booking_per_account: str = "10/minute;30/hour"
+    payment_per_ip: str = "120/minute"
+    payment_per_account: str = "10/minute"
+    slots_per_ip: str = "600/minute"
+    slots_per_account: str = "60/minute"
+    # Only refused notices count: a wallet's genuine ones are never throttled.
+    notify_refused_per_ip: str = "120/minute"
+
+
+THROTTLE_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel",
+                            "redis+cluster")
 
 
 def _default_mappings_dir() -> Path:
@@ -82,6 +104,18 @@ class Config:
     alipay_public_key_file: Path | None = None  # the platform's key; default: the sandbox's
     alipay_authorize_url: str = ""  # the sign-in page; default: the one of the gateway
     data_key_file: Path | None = None  # AES-GCM + blind index keys; default: under data_dir
+    # /notify/<platform>: a larger body is 413 unread (a wallet's notice is a few KB); of the
+    # notices that are not signed only this many are kept, without their bodies.
+    notify_max_bytes: int = 64 * 1024
+    notify_refused_kept: int = 1000
+    throttle: bool = True  # ADAPTER_THROTTLE=off switches every throttle off (benchmarks)
+    # memory:// counts in each process; several workers or instances share a redis:// one.
+    throttle_storage: str = "memory://"
+    throttle_key_prefix: str = "hospital-adapter"
+    throttles: Throttles = field(default_factory=Throttles)
+    # Reverse proxies in front of the web role (nginx: 1) whose X-Forwarded-For is believed;
+    # 0 takes the connection's address, so a client cannot pick its own.
+    trusted_proxies: int = 0
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -175,6 +209,12 @@ class Config:
             if origin_of(origin) != origin:
                 raise ConfigError("ADAPTER_ALLOWED_ORIGINS must list origins such as "
                                   f"https://h5.example.cn (no path, no slash), got {origin!r}")
+        for name, count in (
+            ("ADAPTER_NOTIFY_MAX_BYTES", self.notify_max_bytes),
+            ("ADAPTER_NOTIFY_REFUSED_KEPT", self.notify_refused_kept),
+        ):
+            if count < 1:
+                raise ConfigError(f"{name} must be a whole number of 1 or more")
         url = self.database_url
         if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
             raise ConfigError("ADAPTER_DATABASE_URL must be a sqlite:// or postgresql:// URL")
@@ -200,12 +240,31 @@ class Config:
                     raise ConfigError(f"ADAPTER_ENV=production needs {name}")
             if not self.public_url.startswith("https://"):
                 raise ConfigError("ADAPTER_PUBLIC_URL must be https:// in production")
+        self._validate_throttles()
         if not self.alipay_gateway.startswith(("http://", "https://")):
             raise ConfigError("ADAPTER_ALIPAY_GATEWAY must be an http(s) URL")
         if self.alipay_authorize_url and not self.alipay_authorize_url.startswith(
                 ("http://", "https://")):
             raise ConfigError("ADAPTER_ALIPAY_AUTHORIZE_URL must be an http(s) URL")
         return self
+
+
+    def _validate_throttles(self) -> None:
+        from limits import parse_many
+
+        for item in fields(Throttles):
+            value = getattr(self.throttles, item.name)
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ConfigError(
+                    f"ADAPTER_THROTTLE_{item.name.upper()} must be rates like "
+                    f"10/minute;30/hour, got {value!r}") from None
+        scheme = self.throttle_storage.partition("://")[0]
+        if "://" not in self.throttle_storage or scheme not in THROTTLE_STORAGE_SCHEMES:
+            raise ConfigError("ADAPTER_THROTTLE_STORAGE must be memory:// or a redis:// URL")
+        if self.trusted_proxies < 0:
+            raise ConfigError("ADAPTER_TRUSTED_PROXIES must be 0 or more")
 
 
 def origin_of(url: str) -> str:
@@ -216,6 +275,17 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off, got {raw!r}")
+
+
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -224,6 +294,16 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 def _secret(env: Mapping[str, str], name: str) -> str:
@@ -276,6 +356,19 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "allowed_origins": tuple(
             o.strip().rstrip("/").lower() for o in env.get("ADAPTER_ALLOWED_ORIGINS", "").split(",")
             if o.strip()),
+        "notify_max_bytes": _whole(env, "ADAPTER_NOTIFY_MAX_BYTES", defaults.notify_max_bytes),
+        "notify_refused_kept": _whole(
+            env, "ADAPTER_NOTIFY_REFUSED_KEPT", defaults.notify_refused_kept
+        ),
+        "throttle": _switch(env, "ADAPTER_THROTTLE", defaults.throttle),
+        "throttle_storage": env.get("ADAPTER_THROTTLE_STORAGE") or defaults.throttle_storage,
+        "throttle_key_prefix": env.get("ADAPTER_THROTTLE_KEY_PREFIX")
+        or defaults.throttle_key_prefix,
+        "throttles": Throttles(**{
+            item.name: env.get(f"ADAPTER_THROTTLE_{item.name.upper()}") or item.default
+            for item in fields(Throttles)
+        }),
+        "trusted_proxies": _whole(env, "ADAPTER_TRUSTED_PROXIES", defaults.trusted_proxies),
     }
     for key, name in (
         ("web_listen", "ADAPTER_WEB_LISTEN"),

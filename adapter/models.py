@@ -243,16 +243,21 @@ class Refund(Base):
 
 
 class WalletNotification(Base):
-    """Every request to /notify/..., kept raw before anything is trusted (DESIGN invariant 4)."""
+    """A request to /notify/...: a notice the platform signed is kept raw before it is applied
+    (DESIGN invariant 4); one that is not signed (forged, garbled, too large) is kept without
+    its body, and only the latest of those (ADAPTER_NOTIFY_REFUSED_KEPT), so a flood of them
+    cannot fill the disk."""
 
     __tablename__ = "wallet_notification"
-    __table_args__ = (Index("ix_wallet_notification_notify_id", "platform", "notify_id"),)
+    __table_args__ = (Index("ix_wallet_notification_notify_id", "platform", "notify_id"),
+                      Index("ix_wallet_notification_outcome", "outcome", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     platform: Mapped[str] = mapped_column(String(16))  # WalletGateway.platform
     peer: Mapped[str] = mapped_column(String(64), default="")
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # None: not signed, body not kept
+    size: Mapped[int] = mapped_column(Integer, default=0)  # bytes received (or announced)
     notify_id: Mapped[str | None] = mapped_column(String(128))
     out_trade_no: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(12), default="received")

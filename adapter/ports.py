@@ -238,11 +238,14 @@ class WalletRefused(Exception):
 
 
 class InvalidNotification(Exception):
-    """A request that is not a notification the platform signed; ``reason`` says what failed."""
+    """A request that is not a notification the platform can stand by; ``reason`` says what
+    failed, ``signed`` whether the platform's signature verified all the same (a signed notice
+    is kept whole; anyone can send an unsigned one, so its body is not)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, signed: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.signed = signed
 
 
 class WalletGateway(Protocol):

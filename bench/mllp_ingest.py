@@ -208,6 +208,7 @@ def start_adapter(database_url: str, port: int, log) -> subprocess.Popen:
     env.update(
         ADAPTER_DATABASE_URL=database_url,
         ADAPTER_MLLP_LISTEN=f"127.0.0.1:{port}",
+        ADAPTER_THROTTLE="off",  # the listener has none; the same switch as every bench
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
     )
     subprocess.run([hospital_adapter(), "db", "upgrade"], env=env, check=True, cwd=REPO,

@@ -728,6 +728,8 @@ def main() -> int:  # noqa: C901 - one linear script
     parser.add_argument("--confirm-timeout", type=float, default=120)
     parser.add_argument("--timeout", type=float, default=30, help="per HTTP request")
     parser.add_argument("--log-level", default="INFO", help="ADAPTER_LOG_LEVEL of the roles")
+    parser.add_argument("--throttle", action="store_true",
+                        help="keep the web role's throttles on (ADAPTER_THROTTLE); off by default")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="record each gunicorn worker with py-spy during the bursts "
                              "(collapsed stacks, one file per worker and scene, into DIR)")
@@ -755,6 +757,9 @@ def main() -> int:  # noqa: C901 - one linear script
         "ADAPTER_ALIPAY_GATEWAY": f"{sandbox}/gateway.do",
         "ADAPTER_ALIPAY_SELLER_ID": SELLER_ID,
         "ADAPTER_LOG_LEVEL": args.log_level,
+        # Hundreds of patients from one address, each as fast as it can: throttles off unless
+        # the run is about them.
+        "ADAPTER_THROTTLE": "on" if args.throttle else "off",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     })
     system = System(workdir, env)

@@ -12,7 +12,7 @@ import secrets
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from adapter.identity.patients import get_patient
@@ -31,6 +31,7 @@ from adapter.registration.rules import (
     BookingFact,
     BookingRules,
     check_booking_allowed,
+    check_unpaid_holds,
     counted_bookings,
 )
 from adapter.registration.slots import release_at
@@ -75,6 +76,17 @@ def _no_shows(session: Session, document_index: str, today: dt.date,
                   Booking.visit_date >= today - dt.timedelta(days=window_days))
 
 
+def _unpaid_holds(session: Session, account_id: int, now: dt.datetime) -> int:
+    # A hold past its deadline no longer counts, even before the expiry job has swept it.
+    return session.scalar(
+        select(func.count()).select_from(Booking).where(
+            Booking.wallet_account_id == account_id,
+            Booking.status == BookingStatus.PENDING_PAYMENT,
+            Booking.hold_expires_at > now,
+        )
+    ) or 0
+
+
 def new_public_id(visit_date: dt.date) -> str:
     """A booking's public id (also the placer appointment id sent to the HIS)."""
     return f"B{visit_date:%y%m%d}{secrets.token_hex(6).upper()}"
@@ -88,7 +100,9 @@ def hold_slot(
 
     The caller's transaction must have been started with write_transaction(). Raises Refusal.
     """
-    account = session.get(WalletAccount, account_id)
+    # The account row is locked first: it serialises the account's holds, so two at once
+    # cannot both pass the unpaid-holds cap (SQLite: write_transaction() holds the write lock).
+    account = session.get(WalletAccount, account_id, with_for_update=True)
     if account is None or not account.is_certified:
         raise Refusal("account.not_certified")
     patient = get_patient(session, account_id, patient_id)
@@ -107,6 +121,7 @@ def hold_slot(
         # The rush's common answer, given before the per-person checks cost round trips; the
         # conditional UPDATE below still decides the close races.
         raise Refusal("slot.full")
+    check_unpaid_holds(rules, _unpaid_holds(session, account_id, now))
     _lock_person(session, patient.document_index)
     today = now.astimezone(tz).date()
     # Another account's bookings count here only by the rule for unverified dependants.

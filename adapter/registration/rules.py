@@ -42,6 +42,9 @@ class BookingRules:
     # no-shows count, and whether a HIS match must also carry the account holder's phone.
     unverified_dependants: str = COUNT_PER_ACCOUNT
     his_match_needs_phone: bool = True
+    # Held but not yet paid, across all the account's patients: a bot holding many places to
+    # resell them must pay for each, or let it go, before holding the next.
+    unpaid_holds_per_account: int = 2
 
 
 def load_booking_rules(path: Path) -> BookingRules:
@@ -130,6 +133,12 @@ def check_booking_allowed(rules: BookingRules, history: list[BookingFact],
     for code, limit, counted in checks:
         if len(counted) >= limit:
             raise Refusal(code, limit=limit, visit_date=visit_date.isoformat())
+
+
+def check_unpaid_holds(rules: BookingRules, unpaid_holds: int) -> None:
+    """Raise Refusal when the account already holds as many unpaid bookings as it may."""
+    if unpaid_holds >= rules.unpaid_holds_per_account:
+        raise Refusal("booking.unpaid_holds", limit=rules.unpaid_holds_per_account)
 
 
 def ban_ends(rules: BookingRules, no_shows: list[dt.date], today: dt.date) -> dt.date | None:

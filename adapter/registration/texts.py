@@ -19,6 +19,8 @@ TEXTS = {
     "booking.per_day": N_("每位就诊人同一天最多预约{limit}个号。"),
     "booking.per_department": N_("每位就诊人同一天同一科室最多预约{limit}个号。"),
     "booking.per_doctor": N_("每位就诊人同一天同一医生最多预约{limit}个号。"),
+    "booking.unpaid_holds": N_(
+        "您已有{limit}个待支付的预约，请先支付或取消后再预约。"),
     "booking.banned": N_("{window_days}天内爽约已达{limit}次，{allowed_from}起才能再次预约。"),
 }
 

@@ -29,7 +29,9 @@ from tests.integration.dependants_kit import (
 PARENT_MOBILE = "13800000001"
 STRANGER_MOBILE = "13900000002"
 # Limits per visit date: 2 a day (the slots share one doctor, so that limit is set above).
-RULES = dict(per_id_per_day=2, per_department_per_day=5, per_doctor_per_day=5)
+# The unpaid-holds cap is set out of the way: these tests are about the per-person limits.
+RULES = dict(per_id_per_day=2, per_department_per_day=5, per_doctor_per_day=5,
+             unpaid_holds_per_account=10)
 
 
 def known_child(runtime, phone: str = PARENT_MOBILE) -> None:

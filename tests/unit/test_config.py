@@ -96,3 +96,42 @@ def test_allowed_origins_must_be_origins():
         load_config({"ADAPTER_ALLOWED_ORIGINS": "https://a.example/h5"})
     assert load_config({"ADAPTER_PUBLIC_URL": "https://H.example/base/"}).public_origin == \
         "https://h.example"
+def test_throttles_are_on_with_rates_a_patient_never_reaches():
+    config = load_config({})
+    assert config.throttle and config.throttle_storage == "memory://"
+    assert config.throttles.booking_per_account == "10/minute;30/hour"
+    assert config.trusted_proxies == 0
+
+
+def test_throttle_variables_are_read_by_name():
+    config = load_config({
+        "ADAPTER_THROTTLE": "off",
+        "ADAPTER_THROTTLE_STORAGE": "redis://10.0.0.5:6379/2",
+        "ADAPTER_THROTTLE_BOOKING_PER_ACCOUNT": "5/minute;20/hour",
+        "ADAPTER_THROTTLE_NOTIFY_REFUSED_PER_IP": "30/minute",
+        "ADAPTER_TRUSTED_PROXIES": "1",
+        "ADAPTER_NOTIFY_MAX_BYTES": "32768",
+        "ADAPTER_NOTIFY_REFUSED_KEPT": "50",
+    })
+    assert not config.throttle and config.throttle_storage.startswith("redis://")
+    assert config.throttles.booking_per_account == "5/minute;20/hour"
+    assert config.throttles.notify_refused_per_ip == "30/minute"
+    assert config.throttles.slots_per_ip == "600/minute"  # the others keep their defaults
+    assert (config.trusted_proxies, config.notify_max_bytes, config.notify_refused_kept) == (
+        1, 32768, 50)
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"ADAPTER_THROTTLE": "maybe"}, "ADAPTER_THROTTLE"),
+        ({"ADAPTER_THROTTLE_SLOTS_PER_IP": "lots"}, "ADAPTER_THROTTLE_SLOTS_PER_IP"),
+        ({"ADAPTER_THROTTLE_STORAGE": "mysql://db/x"}, "ADAPTER_THROTTLE_STORAGE"),
+        ({"ADAPTER_TRUSTED_PROXIES": "nginx"}, "ADAPTER_TRUSTED_PROXIES"),
+        ({"ADAPTER_NOTIFY_MAX_BYTES": "0"}, "ADAPTER_NOTIFY_MAX_BYTES"),
+        ({"ADAPTER_NOTIFY_REFUSED_KEPT": "-1"}, "ADAPTER_NOTIFY_REFUSED_KEPT"),
+    ],
+)
+def test_bad_throttle_settings_fail_fast_naming_the_variable(env, name):
+    with pytest.raises(ConfigError, match=name):
+        load_config(env)

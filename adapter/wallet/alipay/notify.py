@@ -46,12 +46,13 @@ def decode_form(raw: bytes) -> dict[str, str]:
 
 
 def _time(value: str) -> dt.datetime | None:
+    # Read only from a notice whose signature verified.
     if not value:
         return None
     try:
         return dt.datetime.strptime(value, consts.TIME_FORMAT).replace(tzinfo=ALIPAY_TZ)
     except ValueError:
-        raise InvalidNotification("gmt_payment is not a time") from None
+        raise InvalidNotification("gmt_payment is not a time", signed=True) from None
 
 
 def read_notice(params: Mapping[str, str], platform_public_key: RSAPublicKey) -> PaymentNotice:
@@ -62,16 +63,17 @@ def read_notice(params: Mapping[str, str], platform_public_key: RSAPublicKey) ->
         raise InvalidNotification("sign_type is not RSA2")
     if not verify_notification(params, platform_public_key):
         raise InvalidNotification("signature does not verify")
+    # Past this point the platform signed what it sent: refusals say so (it is kept whole).
     for required in ("notify_id", "app_id", "out_trade_no", "trade_status", "total_amount"):
         if not params.get(required):
-            raise InvalidNotification(f"{required} missing")
+            raise InvalidNotification(f"{required} missing", signed=True)
     try:
         total_fen = fen(params["total_amount"])
     except ValueError:
-        raise InvalidNotification("total_amount is not an amount") from None
+        raise InvalidNotification("total_amount is not an amount", signed=True) from None
     state = consts.TRADE_STATES.get(params["trade_status"])
     if state is None:
-        raise InvalidNotification("trade_status is not one Alipay documents")
+        raise InvalidNotification("trade_status is not one Alipay documents", signed=True)
     return PaymentNotice(
         platform=consts.PLATFORM,
         notice_id=params["notify_id"],
