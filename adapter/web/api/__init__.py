@@ -7,20 +7,22 @@ in adapter.web.api.errors, Idempotency-Key in adapter.web.api.idempotency).
 from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from adapter.web.api import bookings, patients, payments, session, slots
-from adapter.web.openapi import OPENAPI
+from adapter.web import openapi as description
+from adapter.web.api import bookings, patients, payments, session, slots, validation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 for resource in (session, patients, slots, bookings, payments):
     bp.register_blueprint(resource.bp)
+validation.init_api(bp)
 
 
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
     """The OpenAPI description of /api/v1."""
-    return jsonify(OPENAPI)
+    return jsonify(description.openapi())
 
 
 def init_app(app: Flask) -> None:
     """Register the API."""
     app.register_blueprint(bp)
+    validation.init_app(app)
