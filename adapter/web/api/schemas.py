@@ -110,7 +110,7 @@ def _not_self(value: Any) -> Any:  # noqa: ANN401
     return value
 
 
-Id = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_ID, strict=True)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True), BeforeValidator(_whole_number)]
 PersonName = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX),
                        AfterValidator(_person_name),
                        Field(json_schema_extra={"pattern": NAME_PATTERN})]
