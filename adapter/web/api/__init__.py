@@ -1,7 +1,9 @@
 """The JSON API for the patient pages: /api/v1 (described by /api/v1/openapi.json).
 
-One module per resource; views only parse, call one use case and translate the result (errors
-in adapter.web.api.errors, Idempotency-Key in adapter.web.api.idempotency).
+One module per resource; views only parse, call one use case and translate the result. Input
+is declared in adapter.web.api.schemas and checked at the edge by adapter.web.api.validation
+(which also bounds every request); errors in adapter.web.api.errors, Idempotency-Key in
+adapter.web.api.idempotency.
 """
 
 from flask import Blueprint, Flask, jsonify
