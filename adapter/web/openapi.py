@@ -1,177 +1,176 @@
 """The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json.
 
-Written as data rather than generated: the API is small, and a test checks that every /api/v1
-route is described here and nothing else is.
+Generated from the models the views validate with (adapter.web.api.schemas), so what the
+document says and what the API accepts cannot drift; each operation lists every status it can
+answer. A test checks that every /api/v1 route is described here and nothing else is.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-_ERROR = {
-    "description": "Refused or failed; `message` is in the patient's language",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from adapter.web.api import schemas as s
+from adapter.web.api.validation import (
+    MAX_BODY_BYTES,
+    MAX_DEPTH,
+    MAX_QUERY_PARAMETERS,
+)
+
+REF = "#/components/schemas/{model}"
+
+_WHY = {
+    400: "Malformed: a value that is not of its declared type, length, pattern or range",
+    401: "Not signed in (`session.required`) or the wallet refused the sign-in",
+    403: "Refused: a write from another origin",
+    404: "Unknown (or someone else's)",
+    409: "Conflict with the current state (slot full, booking not payable)",
+    413: f"Too large: a body over {MAX_BODY_BYTES} bytes or more than "
+         f"{MAX_QUERY_PARAMETERS} query parameters",
+    415: "A write whose Content-Type is not application/json",
+    422: "A rule said no; `message` says which, in the patient's language",
+    429: "Too many requests; try again after Retry-After seconds",
+    503: "The wallet could not say (outcome unknown): try again shortly",
 }
 
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "Future Hospital Adapter patient API", "version": "1"},
-    "servers": [{"url": "/api/v1"}],
-    "paths": {
-        "/openapi.json": {"get": {"summary": "This description",
-                                  "responses": {"200": {"description": "OpenAPI document"}}}},
-        "/session": {
-            "post": {
-                "summary": "Exchange a wallet auth_code for a patient session (cookie)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["auth_code", "state"],
-                    "properties": {"auth_code": {"type": "string"},
-                                   "state": {"type": "string", "description":
-                                             "the state given by /session/login-url"}}}}}},
-                "responses": {
-                    "201": {"description": "Signed in", "content": {"application/json": {
-                        "schema": {"type": "object", "properties": {
-                            "certified": {"type": "boolean"},
-                            "patients": {"type": "array", "items": {
-                                "$ref": "#/components/schemas/Patient"}}}}}}},
-                    "400": _ERROR, "401": _ERROR, "422": _ERROR, "503": _ERROR,
-                },
-            },
-            "delete": {"summary": "Sign out", "responses": {"204": {"description": "Done"}}},
-        },
-        "/session/login-url": {"get": {
-            "summary": "The wallet's authorize URL, redirecting back with auth_code",
-            "parameters": [{"name": "redirect_uri", "in": "query", "required": True,
-                            "schema": {"type": "string"}},
-                           {"name": "platform", "in": "query", "required": False,
-                            "description": "the wallet (default: the first configured)",
-                            "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "{url, state, platform}"}, "400": _ERROR}}},
-        "/departments": {"get": {
-            "summary": "Departments with their doctors and slot release times",
-            "responses": {"200": {"description": "{departments: [...]}"}}}},
-        "/slots": {"get": {
-            "summary": "One day's slots of a department and/or doctor",
-            "parameters": [
-                {"name": "date", "in": "query", "required": True,
-                 "schema": {"type": "string", "format": "date"}},
-                {"name": "department", "in": "query", "schema": {"type": "string"}},
-                {"name": "doctor", "in": "query", "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "Slots", "content": {"application/json": {
-                "schema": {"type": "object", "properties": {"slots": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/Slot"}}}}}}},
-                "400": _ERROR}}},
-        "/bookings": {
-            "post": {
-                "summary": "Hold a slot for a patient until the payment deadline",
-                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": True,
-                                "schema": {"type": "string", "maxLength": 100}}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["slot_id", "patient_id"], "properties": {
-                        "slot_id": {"type": "integer"}, "patient_id": {"type": "integer"}}}}}},
-                "responses": {"201": {"description": "Held", "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/Booking"}}}},
-                    "400": _ERROR, "401": _ERROR, "404": _ERROR, "409": _ERROR,
-                    "422": _ERROR},
-            },
-            "get": {"summary": "The account's bookings",
-                    "responses": {"200": {"description": "{bookings: [Booking]}"},
-                                  "401": _ERROR}},
-        },
-        "/bookings/{public_id}": {"get": {
-            "summary": "One booking", "parameters": [{"$ref": "#/components/parameters/BookingId"}],
-            "responses": {"200": {"description": "Booking", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Booking"}}}},
-                "401": _ERROR, "404": _ERROR}}},
-        "/bookings/{public_id}/cancel": {"post": {
-            "summary": "Cancel (unpaid: at once; paid: before the deadline, refunded)",
-            "parameters": [{"$ref": "#/components/parameters/BookingId"}],
-            "responses": {"200": {"description": "Booking", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Booking"}}}},
-                "401": _ERROR, "404": _ERROR, "409": _ERROR, "422": _ERROR, "503": _ERROR}}},
-        "/payments": {"post": {
-            "summary": "Create (or return) the wallet trade paying a held booking",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["booking_id"], "properties": {
-                    "booking_id": {"type": "string"}, "return_url": {"type": "string"}}}}}},
-            "responses": {"201": {"description": "{out_trade_no, trade_no, amount, cashier_url, "
-                                                 "platform, pay}: cashier_url is null when the "
-                                                 "wallet pays in its own app, with pay"},
-                          "401": _ERROR, "404": _ERROR, "409": _ERROR, "503": _ERROR}}},
-        "/patients": {
-            "get": {
-                "summary": "The signed-in user's patients",
-                "responses": {"200": {"description": "Patients", "content": {
-                    "application/json": {"schema": {"type": "object", "properties": {
-                        "patients": {"type": "array", "items": {
-                            "$ref": "#/components/schemas/Patient"}}}}}}},
-                    "401": _ERROR},
-            },
-            "post": {
-                "summary": "Add a dependant (child, spouse, parent, other)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "$ref": "#/components/schemas/NewPatient"}}}},
-                "responses": {"201": {"description": "Added", "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/Patient"}}}},
-                    "400": _ERROR, "401": _ERROR, "422": _ERROR},
-            },
-        },
-    },
-    "components": {
-        "parameters": {
-            "BookingId": {"name": "public_id", "in": "path", "required": True,
-                          "schema": {"type": "string"}},
-        },
-        "schemas": {
-            "Booking": {"type": "object", "properties": {
-                "id": {"type": "string"},
-                "status": {"enum": ["pending_payment", "confirming", "confirmed", "cancelling",
-                                    "cancelled",
-                                    "expired", "rejected", "no_show"]},
-                "status_text": {"type": "string"},
-                "status_reason": {"type": "string"},
-                "refund": {"type": ["object", "null"], "properties": {
-                    "status": {"enum": ["pending", "done"]}, "amount": {"type": "string"}}},
-                "patient": {"type": "object"}, "department": {"type": "object"},
-                "doctor": {"type": "object"},
-                "visit_date": {"type": "string", "format": "date"},
-                "start_at": {"type": "string", "format": "date-time"},
-                "end_at": {"type": "string", "format": "date-time"},
-                "fee": {"type": "string", "description": "yuan, two decimals"},
-                "hold_expires_at": {"type": "string", "format": "date-time"},
-                "can_cancel": {"type": "boolean"}, "can_pay": {"type": "boolean"}}},
-            "Slot": {"type": "object", "properties": {
-                "id": {"type": "integer"}, "department_code": {"type": "string"},
-                "doctor_code": {"type": "string"}, "doctor_name": {"type": "string"},
-                "doctor_title": {"type": "string"},
-                "start_at": {"type": "string", "format": "date-time"},
-                "end_at": {"type": "string", "format": "date-time"},
-                "fee": {"type": "string"}, "fee_fen": {"type": "integer"},
-                "capacity": {"type": "integer"}, "remaining": {"type": "integer"},
-                "status": {"enum": ["open", "full", "closed", "not_released", "past"]},
-                "release_at": {"type": "string", "format": "date-time"}}},
-            "Error": {"type": "object", "required": ["error", "message"], "properties": {
-                "error": {"type": "string", "description": "stable machine code"},
-                "message": {"type": "string"}}},
-            "Patient": {"type": "object", "properties": {
-                "id": {"type": "integer"},
-                "relation": {"enum": ["self", "child", "spouse", "parent", "other"]},
-                "name": {"type": "string"},
-                "document_type": {"type": "string"},
-                "document_number": {"type": "string", "description": "masked"},
-                "birth_date": {"type": ["string", "null"], "format": "date"},
-                "sex": {"enum": ["F", "M", "U"]},
-                "phone": {"type": "string", "description": "masked"}}},
-            "NewPatient": {"type": "object",
-                           "required": ["name", "document_type", "document_number", "relation"],
-                           "properties": {
-                               "name": {"type": "string"},
-                               "document_type": {"type": "string"},
-                               "document_number": {"type": "string"},
-                               "relation": {"enum": ["child", "spouse", "parent", "other"]},
-                               "guardian_consent": {"type": "boolean"},
-                               "birth_date": {"type": "string", "format": "date"},
-                               "phone": {"type": "string"}}},
-        }
-    },
-}
+WRITE = (403, 413, 415)
+READ = (413,)
+THROTTLED = (429,)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation: the models that declare it and the statuses it answers."""
+
+    path: str
+    method: str
+    summary: str
+    ok: int
+    answer: type[BaseModel] | None = None
+    ok_description: str = ""
+    query: type[s.Query] = s.Query
+    body: type[s.Request] | None = None
+    headers: type[s.Request] | None = None
+    path_params: type[s.Request] | None = None
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+OPERATIONS = (
+    Operation("/openapi.json", "get", "This description", 200,
+              ok_description="OpenAPI document", errors=READ),
+    Operation("/session", "post", "Exchange a wallet auth_code for a patient session (cookie)",
+              201, s.SessionAnswer, body=s.SessionBody,
+              errors=(400, 401, 422, 503, *WRITE, *THROTTLED)),
+    Operation("/session", "delete", "Sign out", 204, ok_description="Done", errors=WRITE),
+    Operation("/session/login-url", "get",
+              "The wallet's authorize URL, redirecting back with auth_code", 200, s.LoginUrl,
+              query=s.LoginUrlQuery, errors=(400, *READ)),
+    Operation("/departments", "get", "Departments with their doctors and slot release times",
+              200, s.Departments, errors=READ),
+    Operation("/slots", "get", "One day's slots of a department and/or doctor", 200, s.Slots,
+              query=s.SlotsQuery, errors=(400, *READ, *THROTTLED),
+              description="Give `department` or `doctor` (or both); neither is a 400 "
+                          "`slots.filter`."),
+    Operation("/bookings", "post", "Hold a slot for a patient until the payment deadline", 201,
+              s.Booking, body=s.BookingBody, headers=s.IdempotencyHeaders,
+              errors=(400, 401, 404, 409, 422, *WRITE, *THROTTLED),
+              description="The same Idempotency-Key with the same body answers the first "
+                          "answer again; with another body, 422 `idempotency.mismatch`."),
+    Operation("/bookings", "get", "The account's bookings", 200, s.Bookings,
+              errors=(401, *READ)),
+    Operation("/bookings/{public_id}", "get", "One booking", 200, s.Booking,
+              path_params=s.BookingPath, errors=(401, 404, *READ)),
+    Operation("/bookings/{public_id}/cancel", "post",
+              "Cancel (unpaid: at once; paid: before the deadline, refunded)", 200, s.Booking,
+              path_params=s.BookingPath, errors=(401, 404, 409, 422, 503, *WRITE)),
+    Operation("/payments", "post", "Create (or return) the wallet trade paying a held booking",
+              201, s.Payment, body=s.PaymentBody,
+              errors=(400, 401, 404, 409, 422, 503, *WRITE, *THROTTLED)),
+    Operation("/patients", "get", "The signed-in user's patients", 200, s.Patients,
+              errors=(401, *READ)),
+    Operation("/patients", "post", "Add a dependant (child, spouse, parent, other)", 201,
+              s.Patient, body=s.NewPatient, errors=(400, 401, 422, *WRITE)),
+)
+
+
+def _parameters(model: type[s.Request], where: str, schemas: dict[str, Any]) -> list[dict]:
+    schema = schemas[model.__name__]
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        description = prop.pop("description", None)
+        parameter = {"name": name, "in": where, "required": where == "path" or name in required,
+                     "schema": prop}
+        if description:
+            parameter["description"] = description
+        parameters.append(parameter)
+    return parameters
+
+
+def _error(status: int) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": _WHY[status],
+        "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
+    if status == 429:
+        answer["headers"] = {"Retry-After": {"required": True, "description": "seconds",
+                                             "schema": {"type": "integer", "minimum": 0}}}
+    return answer
+
+
+def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+    parameters = _parameters(op.query, "query", schemas)
+    if op.path_params is not None:
+        parameters += _parameters(op.path_params, "path", schemas)
+    if op.headers is not None:
+        parameters += _parameters(op.headers, "header", schemas)
+    ok: dict[str, Any] = {"description": op.ok_description or op.summary}
+    if op.answer is not None:
+        ok["content"] = {"application/json": {"schema": {
+            "$ref": REF.format(model=op.answer.__name__)}}}
+    item: dict[str, Any] = {"summary": op.summary, "parameters": parameters,
+                            "responses": {str(op.ok): ok,
+                                          **{str(c): _error(c) for c in sorted(op.errors)}}}
+    if op.description:
+        item["description"] = op.description
+    if op.body is not None:
+        item["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"$ref": REF.format(model=op.body.__name__)}}}}
+    return item
+
+
+@cache
+def openapi() -> dict[str, Any]:
+    """The document (built once: it depends on the code only)."""
+    models: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in s.REQUESTS]
+    models += [(m, "validation") for op in OPERATIONS
+               for m in (op.query, op.headers, op.path_params) if m is not None]
+    models += [(m, "serialization") for m in s.ANSWERS]
+    unique = list(dict.fromkeys(models))
+    _, top = models_json_schema(unique, ref_template=REF)
+    schemas = top.get("$defs", {})
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, schemas)
+    parameter_models = {m.__name__ for op in OPERATIONS
+                        for m in (op.query, op.headers, op.path_params) if m is not None}
+    components = {name: schema for name, schema in schemas.items()
+                  if name not in parameter_models or name in {m.__name__ for m in s.REQUESTS}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Future Hospital Adapter patient API", "version": "1", "description": (
+            "Every answer that is not a success has the Error shape; its `message` is in the "
+            "patient's language (`lang` or Accept-Language) and never repeats a value sent. "
+            f"Bodies are JSON objects of at most {MAX_BODY_BYTES} bytes nesting at most "
+            f"{MAX_DEPTH} levels, with no keys but the declared ones; query parameters not "
+            f"declared are ignored, more than {MAX_QUERY_PARAMETERS} are refused (413).")},
+        "servers": [{"url": "/api/v1"}],
+        "paths": paths,
+        "components": {"schemas": components},
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import urllib.parse
 from dataclasses import replace
 
@@ -206,3 +207,16 @@ def test_a_notice_for_another_wallets_order_is_refused(app, session_factory):
     assert _trade(session_factory).status == TradeStatus.CREATED and app.paid == []
     with session_factory() as session:
         assert "platform" in session.scalar(select(WalletNotification)).reason
+
+
+def test_a_failure_logs_its_type_not_its_text(app, caplog):
+    """A database error's text carries the statement's parameters: it is never logged."""
+    runtime = app.extensions["adapter"]
+
+    def broken(session, trade):
+        raise RuntimeError("DETAIL: Key (buyer_logon_id)=(138****8000 李建国)")
+
+    runtime.paid_handlers["registration"] = broken
+    caplog.set_level(logging.DEBUG)
+    assert _post(app, _signed(_notice())).text == "fail"
+    assert "RuntimeError" in caplog.text and "李建国" not in caplog.text

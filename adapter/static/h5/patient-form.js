@@ -73,7 +73,8 @@ export function setupPatientForm(form, onAdded) {
       guardian_consent: field("relation").value === "child" && consent.checked,
     };
     if (!birthRow.hidden && field("birth_date").value) body.birth_date = field("birth_date").value;
-    if (field("phone").value.trim()) body.phone = field("phone").value.trim();
+    const phone = field("phone").value.replace(/\s+/g, "");
+    if (phone) body.phone = phone;
     submit.disabled = true;
     try {
       const patient = await api("POST", "/patients", { body });

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +21,6 @@ from adapter.registration.booking import hold_slot, own_booking
 from adapter.registration.cancelling import can_cancel, cancel_booking
 from adapter.web.api import idempotency
 from adapter.web.api.errors import (
-    error,
     locale,
     now,
     refused,
@@ -30,7 +29,9 @@ from adapter.web.api.errors import (
     signed_in,
     wallet_unavailable,
 )
+from adapter.web.api.schemas import BookingBody, BookingPath, IdempotencyHeaders
 from adapter.web.api.slots import name_of, title_of
+from adapter.web.api.validation import body, headers, valid
 
 bp = Blueprint("bookings", __name__)
 
@@ -94,23 +95,16 @@ def booking_json(db: Session, booking: Booking) -> dict[str, Any]:
 @signed_in
 def create_booking(account_id: int) -> ResponseReturnValue:
     """Hold a slot for a patient (Idempotency-Key: same key and body, same answer)."""
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if not key or len(key) > idempotency.MAX_KEY_LENGTH:
-        return error("idempotency.key_required", "an Idempotency-Key header is required", 400)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not all(
-            isinstance(body.get(f), int) and not isinstance(body.get(f), bool)
-            for f in ("slot_id", "patient_id")):
-        return error("booking_request.fields", "slot_id and patient_id are required integers", 400)
+    key = headers(IdempotencyHeaders).key
+    asked = body(BookingBody)
     rt = runtime()
-    digest = idempotency.request_digest({"slot_id": body["slot_id"],
-                                         "patient_id": body["patient_id"]})
+    digest = idempotency.request_digest(asked.model_dump())
     # The rush's common case is a slot already gone: answer it from one read, without taking
     # the write lock. Not recorded under the key: the same intent may succeed once a place
     # comes back. A slot that looks free is decided by the write transaction below.
     with rt.session_factory() as db:
         gone = db.execute(select(Slot.id).where(
-            Slot.id == body["slot_id"], Slot.status == "open",
+            Slot.id == asked.slot_id, Slot.status == "open",
             Slot.booked >= Slot.capacity)).first()
         # Read after the slot: if a twin of this request (same key) took the last place, its
         # record committed with it, so the twin's answer is found here and replayed.
@@ -129,8 +123,8 @@ def create_booking(account_id: int) -> ResponseReturnValue:
             try:
                 with db.begin_nested():
                     booking = hold_slot(
-                        db, account_id=account_id, patient_id=body["patient_id"],
-                        slot_id=body["slot_id"], mappings=rt.mappings,
+                        db, account_id=account_id, patient_id=asked.patient_id,
+                        slot_id=asked.slot_id, mappings=rt.mappings,
                         rules=rt.booking_rules, policy=rt.policy,
                         tz=rt.config.tz, now=now())
                 status, payload = 201, booking_json(db, booking)
@@ -161,7 +155,8 @@ def list_bookings(account_id: int) -> ResponseReturnValue:
 def get_booking(account_id: int, public_id: str) -> ResponseReturnValue:
     """One of the account's bookings."""
     with runtime().session_factory() as db:
-        booking = own_booking(db, account_id, public_id)
+        booking = own_booking(db, account_id, public_id) \
+            if valid(BookingPath, public_id=public_id) else None
         if booking is None:
             return refused(Refusal("booking.unknown"), 404)
         return jsonify(booking_json(db, booking))
@@ -172,6 +167,8 @@ def get_booking(account_id: int, public_id: str) -> ResponseReturnValue:
 def cancel(account_id: int, public_id: str) -> ResponseReturnValue:
     """Cancel: an unpaid hold at once; a confirmed booking before the deadline, refunded."""
     rt = runtime()
+    if not valid(BookingPath, public_id=public_id):
+        return refused(Refusal("booking.unknown"), 404)
     try:
         cancel_booking(rt, account_id, public_id, now(), _rng)
     except Refusal as refusal:

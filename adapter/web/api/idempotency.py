@@ -19,8 +19,6 @@ from adapter.models import IdempotencyRecord
 from adapter.refusals import Refusal
 from adapter.web.api.errors import refused, runtime
 
-MAX_KEY_LENGTH = 100
-
 
 def request_digest(body: Any) -> str:  # noqa: ANN401 - any JSON value
     """A stable digest of a JSON request body."""

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from adapter.identity.dependants import Dependant
 from adapter.identity.patients import add_dependant, list_patients
 from adapter.models import Patient
 from adapter.refusals import Refusal
-from adapter.web.api.errors import error, now, refused, runtime, signed_in, today
+from adapter.web.api.errors import now, refused, runtime, signed_in, today
+from adapter.web.api.schemas import NewPatient
+from adapter.web.api.validation import body
 
 bp = Blueprint("patients", __name__)
 
@@ -43,27 +44,16 @@ def get_patients(account_id: int) -> ResponseReturnValue:
 @signed_in
 def post_patient(account_id: int) -> ResponseReturnValue:
     """Add a dependant (a child needs relation "child" and the guardian's consent)."""
-    body = request.get_json(silent=True) or {}
-    fields = ("name", "document_type", "document_number", "relation")
-    if not all(isinstance(body.get(f), str) for f in fields):
-        return error("patient.fields", f"{', '.join(fields)} are required strings", 400)
-    birth_date = None
-    if body.get("birth_date"):
-        try:
-            birth_date = dt.date.fromisoformat(str(body["birth_date"]))
-        except ValueError:
-            return error("birth_date.format", "birth_date must be YYYY-MM-DD", 400)
+    new = body(NewPatient)
     dependant = Dependant(
-        name=body["name"], document_type=body["document_type"],
-        document_number=body["document_number"], relation=body["relation"],
-        guardian_consent=body.get("guardian_consent") is True, birth_date=birth_date,
+        name=new.name, document_type=new.document_type, document_number=new.document_number,
+        relation=new.relation, guardian_consent=new.guardian_consent, birth_date=new.birth_date,
     )
-    phone = body.get("phone") if isinstance(body.get("phone"), str) else ""
     rt = runtime()
     try:
         with rt.session_factory.begin() as db:
             patient = add_dependant(db, rt.protector, account_id, dependant, today(),
-                                    phone=phone, now=now())
+                                    phone=new.phone, now=now())
             result = patient_json(patient)
     except Refusal as refusal:
         return refused(refusal)

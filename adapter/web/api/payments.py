@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from adapter.money import yuan
@@ -10,7 +10,9 @@ from adapter.ports import WalletUnavailable
 from adapter.refusals import Refusal
 from adapter.registration.payment import pay_booking
 from adapter.web.api.bookings import REFUSAL_STATUS
-from adapter.web.api.errors import error, now, refused, runtime, signed_in, wallet_unavailable
+from adapter.web.api.errors import now, refused, runtime, signed_in, wallet_unavailable
+from adapter.web.api.schemas import PaymentBody
+from adapter.web.api.validation import body
 
 bp = Blueprint("payments", __name__)
 
@@ -19,22 +21,16 @@ bp = Blueprint("payments", __name__)
 @signed_in
 def create_payment(account_id: int) -> ResponseReturnValue:
     """Create (or return) the wallet trade that pays a held booking."""
-    body = request.get_json(silent=True) or {}
-    public_id = body.get("booking_id")
-    if not isinstance(public_id, str):
-        return error("payment.fields", "booking_id is required", 400)
+    asked = body(PaymentBody)
     rt = runtime()
     try:
-        started = pay_booking(rt, account_id, public_id, now())
+        started = pay_booking(rt, account_id, asked.booking_id, now())
     except Refusal as refusal:
         return refused(refusal, REFUSAL_STATUS.get(refusal.code, 422))
     except WalletUnavailable:
         return wallet_unavailable(rt.wallet)
     wallet = rt.wallet_for(started.platform)
-    return_url = body.get("return_url")
-    if not (isinstance(return_url, str) and return_url.startswith(("http://", "https://"))):
-        return_url = ""
-    pay = wallet.pay_parameters(started.out_trade_no, started.trade_no, return_url)
+    pay = wallet.pay_parameters(started.out_trade_no, started.trade_no, asked.return_url)
     return jsonify(out_trade_no=started.out_trade_no, trade_no=started.trade_no,
                    amount=yuan(started.total_fen), cashier_url=pay.get("cashier_url"),
                    platform=wallet.platform, pay=pay), 201

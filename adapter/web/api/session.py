@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Blueprint, jsonify, request, session
+from flask import Blueprint, jsonify, session
 from flask.typing import ResponseReturnValue
 
 from adapter.i18n import N_
@@ -25,6 +25,8 @@ from adapter.web.api.errors import (
     wallet_unavailable,
 )
 from adapter.web.api.patients import patient_json
+from adapter.web.api.schemas import LoginUrlQuery, SessionBody
+from adapter.web.api.validation import body, query
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +36,13 @@ bp = Blueprint("session", __name__)
 @bp.post("/session")
 def create_session() -> ResponseReturnValue:
     """Wallet auth_code in, patient session out."""
-    body = request.get_json(silent=True) or {}
-    auth_code = body.get("auth_code")
-    if not isinstance(auth_code, str) or not auth_code:
-        return error("auth_code.required", "auth_code is required", 400)
-    expected = session.pop("login_state", None)
-    platform = session.pop("login_platform", None)
-    if not expected or not secrets.compare_digest(str(body.get("state", "")), expected):
+    try:
+        asked = body(SessionBody)
+    finally:  # a state is used once, even by a malformed request
+        expected = session.pop("login_state", None)
+        platform = session.pop("login_platform", None)
+    auth_code = asked.auth_code
+    if not expected or not secrets.compare_digest(asked.state, expected):
         return error("login.state_mismatch", say(N_("登录已失效，请重新登录")), 400)
     rt = runtime()
     # The wallet whose sign-in page /session/login-url handed out with this state.
@@ -83,12 +85,10 @@ def delete_session() -> ResponseReturnValue:
 def login_url() -> ResponseReturnValue:
     """The wallet's authorize URL that redirects back to redirect_uri with an auth_code."""
     rt = runtime()
-    redirect_uri = request.args.get("redirect_uri", "")
-    if not redirect_uri.startswith(("http://", "https://")):
-        return error("redirect_uri.invalid", "redirect_uri must be an http(s) URL", 400)
-    platform = request.args.get("platform")
-    if platform is not None and platform not in rt.wallets:
-        return error("platform.unknown", "platform names no configured wallet", 400)
+    asked = query(LoginUrlQuery)
+    redirect_uri, platform = asked.redirect_uri, asked.platform
+    if platform and platform not in rt.wallets:
+        return error("platform.unknown", say(N_("没有这个钱包")), 400)
     wallet = rt.wallet_for(platform) if platform else rt.wallet
     # OAuth 2.0 state (RFC 6749 section 10.12): POST /session accepts an auth_code only with
     # the state this browser was given, so nobody can sign a victim into the attacker's

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from adapter.money import yuan
 from adapter.registration.slots import browse_slots
-from adapter.web.api.errors import error, locale, now, runtime
+from adapter.web.api.errors import locale, now, runtime
+from adapter.web.api.schemas import SlotsQuery
+from adapter.web.api.validation import query
 
 bp = Blueprint("slots", __name__)
 
@@ -45,13 +46,8 @@ def departments() -> ResponseReturnValue:
 def slots() -> ResponseReturnValue:
     """One day's slots of a department and/or doctor."""
     rt = runtime()
-    department, doctor = request.args.get("department", ""), request.args.get("doctor", "")
-    try:
-        visit_date = dt.date.fromisoformat(request.args.get("date", ""))
-    except ValueError:
-        return error("date.format", "date must be YYYY-MM-DD", 400)
-    if not department and not doctor:
-        return error("slots.filter", "give department or doctor", 400)
+    asked = query(SlotsQuery)
+    department, doctor, visit_date = asked.department, asked.doctor, asked.date
     tz, mappings = rt.config.tz, rt.mappings
     with rt.session_factory() as db:
         views = browse_slots(db, mappings, tz, visit_date=visit_date,
