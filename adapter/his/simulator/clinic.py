@@ -83,7 +83,7 @@ def clinic_doctors(seed: int, count: int = 6, codes: tuple[str, ...] = ()) -> tu
         slot = rng.choice((8, 10, 12, 15))
         out.append(ClinicDoctor(
             code=code, room=f"{n + 101}", slot_minutes=slot,
-            consult_median=round(slot * rng.uniform(0.45, 1.25), 2),
+            consult_median=round(slot * rng.uniform(0.5, 1.15), 2),
             consult_sigma=round(rng.uniform(0.3, 0.6), 2),
             late_median=rng.choice((0.0, 3.0, 6.0, 12.0, 20.0)),
             gap_minutes=round(rng.uniform(0.3, 1.0), 2)))
@@ -188,7 +188,9 @@ class _Session:
                         self.later(t_gone + rng.uniform(8, 35), "recall", visit)
                 t = t_gone + doctor.gap_minutes
                 continue
-            duration = doctor.consult_median * math.exp(rng.gauss(0, doctor.consult_sigma))
+            # Doctors hurry a little when the line is long.
+            hurry = 1 / (1 + 0.03 * max(len(waiting) - 6, 0))
+            duration = hurry * doctor.consult_median * math.exp(rng.gauss(0, doctor.consult_sigma))
             t_end = t + max(duration, 0.5)
             self._happen_until(t_end)
             visit.state = "finished"
