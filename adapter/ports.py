@@ -105,10 +105,6 @@ class HisGateway(Protocol):
         """Read the wallet channel's slot pool for a date range (SQM^S25 -> SQR^S25)."""
         ...
 
-    def patient_arrived(self, arrival: PatientArrival) -> HisOutcome:
-        """Tell the HIS a patient checked in (ADT^A10 -> ACK)."""
-        ...
-
 
 # Events the HIS tells the adapter about, read from stored inbound messages by adapter/his/
 # inbound.py and handled by the flows that declare a handler for them (adapter/flows.py).
@@ -188,18 +184,6 @@ class QueueSnapshot:
     session: str
     taken_at: dt.datetime
     lines: tuple[QueueSnapshotLine, ...]
-
-
-@dataclass(frozen=True)
-class PatientArrival:
-    """What the HIS is told when a patient checks in (ADT^A10)."""
-
-    placer_id: str  # our booking's public id
-    filler_appointment_id: str  # the HIS's registration number
-    his_patient_id: str
-    location: str  # PV1-3.1, the clinic's point of care (departments.csv)
-    department_code: str
-    arrived_at: dt.datetime
 
 
 class InboundRefused(Exception):
