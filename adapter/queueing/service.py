@@ -154,7 +154,7 @@ def push_thresholds(session: Session, queue: Queue, policy: QueuePolicy,
             session.add(QueueNotice(booking_id=booking.id, notice=notice, pushed=last,
                                     created_at=now))
             if last:
-                words = translate(text, "zh-CN").format(doctor=booking.doctor_code, **fields)
+                words = translate(text, "zh-CN").format(**fields)
                 tell_account(session, booking.wallet_account_id, words,
                              f"/h5/bookings/{booking.public_id}", now,
                              message_kind=f"queue_{notice}")
