@@ -360,3 +360,45 @@ class OutboxMessage(Base):
     last_error: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class QueueEventRecord(Base):
+    """A queue event the HIS sent (adapter.ports.QueueEvent), kept once by its event id; a
+    doctor's session queue is folded from its events (adapter/queueing/line.py)."""
+
+    __tablename__ = "queue_event"
+    __table_args__ = (
+        UniqueConstraint("event_id", name="uq_queue_event_id"),
+        Index("ix_queue_event_session", "doctor_code", "visit_date", "session"),
+        Index("ix_queue_event_placer", "placer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(199))  # MSH-10, or snap:... from a snapshot
+    doctor_code: Mapped[str] = mapped_column(String(40))
+    visit_date: Mapped[dt.date] = mapped_column(Date)
+    session: Mapped[str] = mapped_column(String(2))  # am | pm
+    visit_number: Mapped[str] = mapped_column(String(80))  # the HIS's registration number
+    kind: Mapped[str] = mapped_column(String(12))  # QueueEventKind
+    occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    queue_number: Mapped[int] = mapped_column(Integer, default=0)
+    his_patient_id: Mapped[str] = mapped_column(String(40), default="")
+    placer_id: Mapped[str] = mapped_column(String(32), default="")  # our booking's public id
+    room: Mapped[str] = mapped_column(String(40), default="")
+    slot_start: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class QueueNotice(Base):
+    """A queue push decided for a booking (checked in, N ahead, your turn, missed call): one
+    row per booking and notice, so a threshold crossed twice (a recall) is pushed once."""
+
+    __tablename__ = "queue_notice"
+    __table_args__ = (UniqueConstraint("booking_id", "notice", name="uq_queue_notice"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey(Booking.id))
+    notice: Mapped[str] = mapped_column(String(20))  # checked_in | ahead_5 | your_turn ...
+    pushed: Mapped[bool] = mapped_column(default=True)  # False: passed by a closer one
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

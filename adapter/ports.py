@@ -131,6 +131,61 @@ class AppointmentMissed:
     filler_appointment_id: str
 
 
+class QueueEventKind(StrEnum):
+    """What happened to a registration in a doctor's queue, in the adapter's words (the HIS's
+    codes are mapped in mappings/queue.toml)."""
+
+    REGISTERED = "registered"  # in the HIS's queue (a wallet booking, the window, a walk-in)
+    ARRIVED = "arrived"  # checked in (签到): waiting to be called
+    CALLED = "called"  # called to the room (叫号)
+    FINISHED = "finished"  # the consult ended
+    NO_SHOW = "no_show"  # called and absent (过号), or never came
+    RECALLED = "recalled"  # a missed patient is back in the line
+    CANCELLED = "cancelled"  # the registration was withdrawn (退号)
+
+
+@dataclass(frozen=True)
+class QueueEvent:
+    """One change to a doctor's queue for a session (SIU^S14 with SCH-25, docs/hl7-profile.md)."""
+
+    event_id: str  # the HIS's id of the event (MSH-10): a replay carries the same id
+    doctor_code: str
+    visit_date: dt.date  # in the hospital's zone
+    session: str  # "am" or "pm"
+    visit_number: str  # the HIS's registration number (SCH-2): one line of the queue
+    kind: QueueEventKind
+    occurred_at: dt.datetime  # aware
+    sequence: int = 0  # the HIS's event sequence number (MSH-13); 0 when it sends none
+    queue_number: int = 0  # 号序 (SCH-3), the order the HIS calls in
+    his_patient_id: str = ""  # PID-3, when the HIS knows the person
+    placer_id: str = ""  # our booking's public id (SCH-1), for registrations made through us
+    room: str = ""  # PV1-3.2, the consulting room
+    slot_start: dt.datetime | None = None  # TQ1-7: the registration's time
+
+
+@dataclass(frozen=True)
+class QueueSnapshotLine:
+    """One registration of a queue snapshot, as the HIS has it now."""
+
+    visit_number: str
+    kind: QueueEventKind  # the last thing that happened to it
+    queue_number: int = 0
+    his_patient_id: str = ""
+    placer_id: str = ""
+    room: str = ""
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """The HIS's whole queue of one doctor's session at ``taken_at`` (where the HIS offers it)."""
+
+    doctor_code: str
+    visit_date: dt.date
+    session: str
+    taken_at: dt.datetime
+    lines: tuple[QueueSnapshotLine, ...]
+
+
 class InboundRefused(Exception):
     """A stored inbound message is refused for good: unreadable, or refused by its handler
     (shown to admins, not retried)."""

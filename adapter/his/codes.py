@@ -59,3 +59,17 @@ SLOT_CANCELLED = "Cancelled"
 SLOT_DELETED = "Deleted"
 # Statuses (compared in lower case) that take a slot out of the pool; "Dc" is discontinued.
 CLOSED_STATUSES = frozenset({"blocked", "cancelled", "deleted", "dc"})
+
+# Queue events (SIU^S14, SCH-6 identifier QUEUE): SCH-25 filler status -> what happened, compared
+# in lower case. Table 0278 names Booked, Started, Complete, Noshow, Cancelled; "Arrived" and
+# "Recalled" are local values (0278 has no code for a check-in or a return to the line).
+QUEUE_REASON = "QUEUE"
+QUEUE_STATUSES = {
+    "booked": "registered",
+    "arrived": "arrived",
+    "started": "called",
+    "complete": "finished",
+    "noshow": "no_show",
+    "recalled": "recalled",
+    "cancelled": "cancelled",
+}

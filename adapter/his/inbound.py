@@ -12,11 +12,13 @@ from collections.abc import Callable
 
 from adapter.his.header import HeaderError, decode_message
 from adapter.his.profile import Hl7Profile
+from adapter.his.queue import QUEUE_TRIGGER, is_queue_event, parse_queue_event
 from adapter.his.schedule import parse_siu
 from adapter.his.segments import MessageError
 from adapter.ports import (
     AppointmentMissed,
     InboundRefused,
+    QueueEvent,
     SlotOffered,
     SlotWithdrawn,
 )
@@ -26,14 +28,17 @@ SLOT_OPENED = ("S12", "S13", "S14")
 SLOT_CLOSED = ("S15", "S17")
 NO_SHOW = "S26"
 
-HisEvent = SlotOffered | SlotWithdrawn | AppointmentMissed
+HisEvent = SlotOffered | SlotWithdrawn | AppointmentMissed | QueueEvent
 
 
 def routed_types(profile: Hl7Profile) -> dict[str, type]:
     """Message type -> the event it becomes, for the types this hospital's profile routes."""
-    routes: dict[str, type] = {f"SIU^{NO_SHOW}": AppointmentMissed}
+    routes: dict[str, type] = {f"SIU^{NO_SHOW}": AppointmentMissed,
+                               f"SIU^{QUEUE_TRIGGER}": QueueEvent}
     if profile.slot_sync in ("notify", "both"):
-        routes.update({f"SIU^{t}": SlotOffered for t in SLOT_OPENED})
+        # SIU^S14 carries both slot changes and queue events (told apart by SCH-6): routed as
+        # either, it is read as what it says.
+        routes.update({f"SIU^{t}": SlotOffered for t in SLOT_OPENED if t not in routes})
         routes.update({f"SIU^{t}": SlotWithdrawn for t in SLOT_CLOSED})
     return {kind: event for kind, event in routes.items() if kind in profile.inbound}
 
@@ -44,6 +49,11 @@ def read_event(raw: bytes, tz: dt.tzinfo, fee_of: Callable[[str], int]) -> HisEv
         text = decode_message(raw)[0]
     except HeaderError as exc:  # stored as received, so this would be a listener bug
         raise InboundRefused(f"undecodable ({exc.code})") from None
+    if is_queue_event(text):
+        try:
+            return parse_queue_event(text, tz)
+        except MessageError as exc:
+            raise InboundRefused(f"{exc.code} {exc.text}") from None
     try:
         siu = parse_siu(text, tz, fee_of)
     except MessageError as exc:

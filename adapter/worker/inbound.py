@@ -66,7 +66,7 @@ def process_inbound(services: Services,
                 with session.begin_nested():
                     event = read_event(message.raw, tz, fee_of)
                     now = services.clock.now()
-                    for handle in handlers[type(event)]:
+                    for handle in handlers.get(type(event), ()):
                         handle(services, session, event, now)
                 message.status = InboundStatus.PROCESSED
                 message.processed_at = services.clock.now()

@@ -1,0 +1,29 @@
+"""Smart queueing (智能排队): the HIS's queue per doctor and session, built from its events and
+reconciled with its snapshots, the wait estimated as a range, and wallet pushes at thresholds.
+
+The flow's contributions: the handler of the HIS's queue events (SIU^S14, adapter.his.queue).
+Its pushes travel as identity's ``push`` outbox kind (link ``wallet``), each decided once per
+booking and threshold (queue_notice).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from adapter.flows import Flow, Services
+from adapter.ports import QueueEvent
+from adapter.queueing import texts  # noqa: F401 - registers the patient texts
+from adapter.queueing.policy import load_queue_policy
+from adapter.queueing.service import record_queue_event
+
+
+def queue_event(services: Services, session: Session, event: QueueEvent,
+                now: dt.datetime) -> None:
+    """Apply one queue event from the HIS."""
+    record_queue_event(session, event, load_queue_policy(services.config.mappings_dir
+                                                         / "queue.toml"), now)
+
+
+FLOW = Flow(name="queueing", events={QueueEvent: queue_event})
