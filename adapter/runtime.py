@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapter import identity, payments, registration
+from adapter import identity, payments, registration, results
 from adapter.clock import Clock, SystemClock
 from adapter.config import Config, ConfigError
 from adapter.db import make_engine, make_session_factory
@@ -32,6 +32,7 @@ FLOWS: tuple[Flow, ...] = (
     identity.FLOW,
     payments.FLOW,
     registration.FLOW,
+    results.FLOW,
 )
 
 
