@@ -402,3 +402,108 @@ class QueueNotice(Base):
     notice: Mapped[str] = mapped_column(String(20))  # checked_in | ahead_5 | your_turn ...
     pushed: Mapped[bool] = mapped_column(default=True)  # False: passed by a closer one
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+class ResultState:
+    """Whether a result order is shown to its patient (docs/results.md)."""
+
+    UNMATCHED = "unmatched"  # held for staff: no patient, or the identity on file disagrees
+    PENDING = "pending"  # preliminary: kept, shown to no one until final
+    HELD = "held"  # a sensitive kind: waiting for a doctor to release it, or release_at
+    RELEASED = "released"  # shown to the person's verified links; announced
+    WITHDRAWN = "withdrawn"  # the order was cancelled (OBR-25 X): shown to no one
+
+    SHOWN = (RELEASED,)
+
+
+class Result(Base):
+    """One order's results (an OBR of an ORU^R01) as last reported, and who may see it.
+
+    Values live in result_observation; no value, name or number of it is ever logged.
+    """
+
+    __tablename__ = "result"
+    __table_args__ = (
+        UniqueConstraint("order_key", name="uq_result_order"),
+        Index("ix_result_person", "document_index", "state"),
+        Index("ix_result_state_release", "state", "release_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # The order's identity across messages: sender, filler (else placer) order number, kind.
+    order_key: Mapped[str] = mapped_column(String(200))
+    sender: Mapped[str] = mapped_column(String(200), default="")
+    placer_order: Mapped[str] = mapped_column(String(80), default="")
+    filler_order: Mapped[str] = mapped_column(String(80), default="")
+    kind: Mapped[str] = mapped_column(String(80), default="")  # OBR-4.1
+    kind_name: Mapped[str] = mapped_column(String(200), default="")  # OBR-4.2
+    observed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(12))  # adapter.ports.ResultStatus
+    corrected: Mapped[bool] = mapped_column(default=False)
+    critical: Mapped[bool] = mapped_column(default=False)
+    # Who the message says it is about (PID-3 under the HIS's authority) and, once matched,
+    # the person (the blind index of their document, as on their patient links).
+    his_patient_id: Mapped[str] = mapped_column(String(40), default="")
+    document_index: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(12))
+    hold_reason: Mapped[str] = mapped_column(String(40), default="")  # a code, never a value
+    release_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    released_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    released_by: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)  # each change of what is shown
+    announced_version: Mapped[int] = mapped_column(Integer, default=0)
+    content_digest: Mapped[str] = mapped_column(String(64), default="")
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ResultObservation(Base):
+    """One OBX of a result as last reported (a correction replaces them all)."""
+
+    __tablename__ = "result_observation"
+    __table_args__ = (Index("ix_result_observation_result", "result_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("result.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    set_id: Mapped[str] = mapped_column(String(20), default="")
+    value_type: Mapped[str] = mapped_column(String(10), default="")
+    code: Mapped[str] = mapped_column(String(80), default="")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    number: Mapped[str] = mapped_column(String(40), default="")  # a decimal string, never float
+    comparator: Mapped[str] = mapped_column(String(2), default="")
+    units: Mapped[str] = mapped_column(String(60), default="")
+    reference_range: Mapped[str] = mapped_column(String(120), default="")
+    abnormal_flags: Mapped[str] = mapped_column(String(40), default="")  # "~"-joined
+    status: Mapped[str] = mapped_column(String(2), default="")
+    critical: Mapped[bool] = mapped_column(default=False)
+    attachment_id: Mapped[int | None] = mapped_column(ForeignKey("result_attachment.id"))
+    attachment_problem: Mapped[str] = mapped_column(String(20), default="")
+
+
+class ResultAttachment(Base):
+    """A report's bytes (an ED observation: a PDF), decoded, with the type it is served as."""
+
+    __tablename__ = "result_attachment"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("result.id", ondelete="CASCADE"))
+    content_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CriticalAlert(Base):
+    """A critical value raised for staff: open until a staff user acknowledges it; escalated
+    when nobody has within the configured time."""
+
+    __tablename__ = "critical_alert"
+    __table_args__ = (Index("ix_critical_alert_open", "acknowledged_at", "raised_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("result.id"))
+    result_version: Mapped[int] = mapped_column(Integer)
+    raised_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -184,6 +184,79 @@ class QueueSnapshot:
     session: str
     taken_at: dt.datetime
     lines: tuple[QueueSnapshotLine, ...]
+class ResultStatus(StrEnum):
+    """Where a result order stands (OBR-25, HL7 table 0123), in the adapter's words."""
+
+    PRELIMINARY = "preliminary"  # P (and A, R, I...: some results, not verified)
+    FINAL = "final"  # F
+    CORRECTED = "corrected"  # C: replaces what was sent before
+    CANCELLED = "cancelled"  # X: the order was cancelled; nothing to show
+
+
+# Result values, names and document numbers are kept out of repr(): a dataclass's repr can end
+# up in an exception text or a log line.
+
+
+@dataclass(frozen=True)
+class ResultAttachment:
+    """A report sent inside an OBX of type ED (a PDF), decoded; ``problem`` says why there are
+    no bytes (too_large, unreadable)."""
+
+    content_type: str
+    data: bytes = field(default=b"", repr=False)
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One OBX of a result order."""
+
+    set_id: str
+    value_type: str  # OBX-2: NM, ST, TX, FT, CWE, CE, SN, ED...
+    code: str  # OBX-3.1
+    name: str = field(default="", repr=False)  # OBX-3.2
+    text: str = field(default="", repr=False)  # the value as shown (repetitions joined)
+    number: str = field(default="", repr=False)  # NM and SN: a decimal string, never a float
+    comparator: str = field(default="", repr=False)  # SN: <, >, <=, >=, =, <>
+    units: str = ""  # OBX-6.1
+    reference_range: str = field(default="", repr=False)  # OBX-7
+    abnormal_flags: tuple[str, ...] = ()  # OBX-8, table 0078 (HH, LL, AA are critical)
+    status: str = ""  # OBX-11, table 0085
+    attachment: ResultAttachment | None = None
+
+
+@dataclass(frozen=True)
+class ResultOrder:
+    """One order's results (an OBR and its OBX)."""
+
+    placer_order: str  # OBR-2.1
+    filler_order: str  # OBR-3.1
+    kind: str  # OBR-4.1, the universal service id: what mappings/result_release.toml names
+    kind_name: str = field(default="", repr=False)  # OBR-4.2
+    observed_at: dt.datetime | None = None  # OBR-7
+    status: ResultStatus = ResultStatus.FINAL  # OBR-25
+    observations: tuple[Observation, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResultReport:
+    """One patient's part of an ORU^R01: who it says it is about, and their orders."""
+
+    his_patient_id: str  # PID-3 under the HIS's own assigning authority; "" when absent
+    name: str = field(default="", repr=False)  # PID-5
+    birth_date: dt.date | None = None  # PID-7
+    document_type: str = ""  # a PID-3 document repetition (mappings/document_types.csv code)
+    document_number: str = field(default="", repr=False)
+    orders: tuple[ResultOrder, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResultsReported:
+    """The HIS (or LIS, PACS) sent results (ORU^R01)."""
+
+    control_id: str  # MSH-10
+    sender: str  # MSH-3^MSH-4
+    reports: tuple[ResultReport, ...] = ()
 
 
 class InboundRefused(Exception):

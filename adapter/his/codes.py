@@ -73,3 +73,10 @@ QUEUE_STATUSES = {
     "recalled": "recalled",
     "cancelled": "cancelled",
 }
+# Result status (OBR-25, table 0123) and observation result status (OBX-11, table 0085).
+RESULT_FINAL = "F"
+RESULT_CORRECTED = "C"
+RESULT_CANCELLED = "X"
+OBSERVATION_DELETED = ("D", "W")  # D deleted, W posted to the wrong patient: never shown
+# Abnormal flags (OBX-8, table 0078) that mark a critical (panic) value.
+CRITICAL_FLAGS = ("HH", "LL", "AA")

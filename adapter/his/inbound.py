@@ -13,12 +13,14 @@ from collections.abc import Callable
 from adapter.his.header import HeaderError, decode_message
 from adapter.his.profile import Hl7Profile
 from adapter.his.queue import QUEUE_TRIGGER, is_queue_event, parse_queue_event
+from adapter.his.results import ORU_R01, parse_oru_r01
 from adapter.his.schedule import parse_siu
 from adapter.his.segments import MessageError
 from adapter.ports import (
     AppointmentMissed,
     InboundRefused,
     QueueEvent,
+    ResultsReported,
     SlotOffered,
     SlotWithdrawn,
 )
@@ -28,13 +30,13 @@ SLOT_OPENED = ("S12", "S13", "S14")
 SLOT_CLOSED = ("S15", "S17")
 NO_SHOW = "S26"
 
-HisEvent = SlotOffered | SlotWithdrawn | AppointmentMissed | QueueEvent
+HisEvent = SlotOffered | SlotWithdrawn | AppointmentMissed | QueueEvent | ResultsReported
 
 
 def routed_types(profile: Hl7Profile) -> dict[str, type]:
     """Message type -> the event it becomes, for the types this hospital's profile routes."""
     routes: dict[str, type] = {f"SIU^{NO_SHOW}": AppointmentMissed,
-                               f"SIU^{QUEUE_TRIGGER}": QueueEvent}
+                               f"SIU^{QUEUE_TRIGGER}": QueueEvent, ORU_R01: ResultsReported}
     if profile.slot_sync in ("notify", "both"):
         # SIU^S14 carries both slot changes and queue events (told apart by SCH-6): routed as
         # either, it is read as what it says.
@@ -43,12 +45,20 @@ def routed_types(profile: Hl7Profile) -> dict[str, type]:
     return {kind: event for kind, event in routes.items() if kind in profile.inbound}
 
 
-def read_event(raw: bytes, tz: dt.tzinfo, fee_of: Callable[[str], int]) -> HisEvent:
+def read_event(raw: bytes, tz: dt.tzinfo, fee_of: Callable[[str], int], *,
+               profile: Hl7Profile | None = None,
+               document_types_by_hl7: dict[str, str] | None = None) -> HisEvent:
     """The event a stored message tells of; raises InboundRefused when it cannot say one."""
     try:
-        text = decode_message(raw)[0]
+        text, header = decode_message(raw)
     except HeaderError as exc:  # stored as received, so this would be a listener bug
         raise InboundRefused(f"undecodable ({exc.code})") from None
+    if header.message_type == ORU_R01:
+        try:
+            return parse_oru_r01(text, header, profile or Hl7Profile(), tz=tz,
+                                 document_types_by_hl7=document_types_by_hl7 or {})
+        except MessageError as exc:  # its text names fields, never their values
+            raise InboundRefused(f"{exc.code} {exc.text}") from None
     if is_queue_event(text):
         try:
             return parse_queue_event(text, tz)

@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 # Segments a message must carry before the adapter accepts responsibility for it (AA). The
 # use cases check the fields; this is only the shape without which nothing can be applied.
 REQUIRED_SEGMENTS: dict[str, tuple[str, ...]] = {
-    "ORU": ("PID", "OBR", "OBX"),
+    "ORU": ("PID", "OBR"),  # no OBX: a cancelled order (OBR-25 X) carries no results
     "SIU": ("SCH",),
     "DFT": ("PID", "FT1"),
     "ADT": ("PID",),

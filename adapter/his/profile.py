@@ -38,6 +38,8 @@ class Hl7Profile:
     # How the worker checks that the HIS application answers: "query" (a QBP^Q22 for a document
     # number no patient has; any answer, AE included, proves it is up) or "none".
     link_check: str = "query"
+    # Largest report (OBX of type ED, e.g. a PDF) kept from an ORU^R01, in decoded bytes.
+    result_attachment_max_bytes: int = 8 * 1024 * 1024
     # Inbound message types the listener accepts (AA); anything else is answered AR.
     inbound: tuple[str, ...] = field(
         default=("ORU^R01", "SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15", "SIU^S17",
@@ -62,6 +64,8 @@ class Hl7Profile:
             raise ProfileError("processing_id must be P, T or D (HL7 table 0103)")
         if not 1 <= self.slot_sync_days <= 60:
             raise ProfileError("slot_sync_days must be between 1 and 60")
+        if not 0 < self.result_attachment_max_bytes <= 16 * 1024 * 1024:
+            raise ProfileError("result_attachment_max_bytes must be between 1 and 16777216")
         for mtype in self.inbound:
             code, _, event = mtype.partition("^")
             if len(code) != 3 or len(event) != 3:

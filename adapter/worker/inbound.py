@@ -55,6 +55,8 @@ def process_inbound(services: Services,
     if not routes:
         return 0
     tz, fee_of = services.config.tz, services.mappings.fee_fen
+    document_types_by_hl7 = {d.hl7_type: code
+                             for code, d in services.mappings.document_types.items()}
     done = 0
     with services.session_factory() as session:
         if session.get_bind().dialect.name == "postgresql" and not session.scalar(
@@ -64,7 +66,8 @@ def process_inbound(services: Services,
             message.attempts += 1
             try:
                 with session.begin_nested():
-                    event = read_event(message.raw, tz, fee_of)
+                    event = read_event(message.raw, tz, fee_of, profile=services.profile,
+                                       document_types_by_hl7=document_types_by_hl7)
                     now = services.clock.now()
                     for handle in handlers.get(type(event), ()):
                         handle(services, session, event, now)

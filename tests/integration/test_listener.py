@@ -73,7 +73,7 @@ def test_other_message_reusing_a_control_id_is_refused_and_kept(client, session_
     [
         (oru_r01("X1").replace("ORU^R01^ORU_R01", "ORU^R30^ORU_R30"), "AR", "201"),
         (oru_r01("X2").replace("ORU^R01^ORU_R01", "ZZZ^Z01"), "AR", "200"),
-        (oru_r01("X3", segments=("PID", "OBR")), "AE", "100"),
+        (oru_r01("X3", segments=("PID", "OBX")), "AE", "100"),
         (oru_r01("X4").replace("|2.5|", "|3.0|"), "AR", "203"),
     ],
 )
