@@ -23,7 +23,8 @@ TODAY = dt.datetime.now(TZ).date()
 
 @pytest.fixture
 def his():
-    simulator = HisSimulator(MAPPINGS, tz=TZ, seed=3)
+    # The same "today" as the test (a run across midnight in the hospital's zone stays whole).
+    simulator = HisSimulator(MAPPINGS, tz=TZ, seed=3, today=TODAY)
     server = MllpServer("127.0.0.1", 0, simulator.handle, on_connect=simulator.on_connect)
     server.start()
     yield simulator, server.server_address
