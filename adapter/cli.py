@@ -162,6 +162,29 @@ def data_key_group() -> None:
     """The key that encrypts ID and phone numbers (ADAPTER_DATA_KEY_FILE)."""
 
 
+@data_key_group.command("init")
+@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the key (default: ADAPTER_DATA_KEY_FILE).")
+def data_key_init(path: Path | None) -> None:
+    """Create the data key file, readable by its owner only; never overwrite one."""
+    from adapter.protection import generate_key_file, load_keyring
+
+    target = path or load_config().effective_data_key_file
+    if target.exists():
+        raise click.ClickException(
+            f"{target} exists; it holds the key of the data already stored and is never "
+            "overwritten (a new key goes in with `hospital-adapter data-key add`)")
+    if not target.parent.is_dir():
+        raise click.ClickException(f"{target.parent} is not a directory")
+    try:
+        generate_key_file(target)
+    except FileExistsError:
+        raise click.ClickException(f"{target} was created meanwhile; left as it is") from None
+    keyring = load_keyring(target)
+    click.echo(f"data key {keyring.active} written to {target} (mode 0600); keep a copy "
+               "apart from the database backups: without it the stored ID numbers are lost")
+
+
 @data_key_group.command("add")
 def data_key_add() -> None:
     """Add a new data key and make it active (then restart, then `data-key rotate`)."""
@@ -229,6 +252,59 @@ def account_enable(account_id: int) -> None:
 def account_end_sessions(account_id: int) -> None:
     """Sign the account out everywhere (a lost phone), without disabling it."""
     _account_command(account_id, "end-sessions")
+
+
+@main.command("check-his")
+@click.option("--days", default=None, type=click.IntRange(1, 60),
+              help="Days of the slot pool to ask for (default: the profile's slot_sync_days).")
+def check_his_command(days: int | None) -> None:
+    """A dry run against the HIS: the link probe and a slot pool query, printing counts only."""
+    from adapter.failures import safe_code
+    from adapter.ports import HisRefused, HisUnavailable
+    from adapter.worker.links import PROBE_DOCUMENT_NUMBER
+
+    runtime = _runtime()
+    profile = runtime.profile
+    click.echo(f"HIS at {runtime.config.his_mllp} (MSH-5 {profile.his_application}, MSH-11 "
+               f"{profile.processing_id}, slot sync by {profile.slot_sync})")
+    document_type = next(iter(runtime.mappings.document_types))
+    failed = False
+    for what, ask in (
+        ("patient query (QBP^Q22) for a number no patient has",
+         lambda: runtime.his.find_patient(document_type, PROBE_DOCUMENT_NUMBER)),
+        ("slot pool query (SQM^S25)", lambda: _slot_pool_counts(runtime, days)),
+    ):
+        started = time.monotonic()
+        try:
+            answer = ask()
+        except HisRefused as exc:
+            answer = f"refused: {safe_code(exc)}"
+        except HisUnavailable as exc:
+            answer, failed = f"no answer: {safe_code(exc)}", True
+        millis = round((time.monotonic() - started) * 1000)
+        click.echo(f"- {what}: {answer if isinstance(answer, str) else 'answered'} "
+                   f"({millis} ms)")
+        if failed:
+            break  # the next question would wait through the same retries
+    if failed:
+        raise click.ClickException("the HIS did not answer; check ADAPTER_HIS_MLLP, its firewall "
+                                   "and hl7_profile.toml")
+
+
+def _slot_pool_counts(runtime: Runtime, days: int | None) -> str:
+    import datetime
+
+    today = runtime.clock.now().astimezone(runtime.config.tz).date()
+    end = today + datetime.timedelta(days=(days or runtime.profile.slot_sync_days) - 1)
+    slots = runtime.his.query_slot_pool(today, end)
+    known = runtime.mappings.departments
+    unmapped = {s.department_code for s in slots if s.department_code not in known}
+    text = (f"{len(slots)} slots from {today} to {end} in "
+            f"{len({s.department_code for s in slots})} departments")
+    if unmapped:
+        text += (f"; department codes missing from departments.csv: "
+                 f"{', '.join(sorted(unmapped)[:10])}")
+    return text
 
 
 @main.command("listener")

@@ -126,3 +126,50 @@ def test_run_never_overwrites_a_named_wallet_key_with_the_sandboxs(tmp_path):
                          "ADAPTER_ALIPAY_PUBLIC_KEY_FILE": str(named)})
     assert result.returncode != 0 and "ADAPTER_ALIPAY_PUBLIC_KEY_FILE" in result.stderr
     assert named.read_text() == "the hospital's file\n"
+
+
+def test_data_key_init_writes_an_owner_only_key_and_never_overwrites_one(tmp_path):
+    from adapter.protection import load_keyring
+
+    target = tmp_path / "data.key"
+    env = {"ADAPTER_DATA_KEY_FILE": str(target)}
+    result = CliRunner().invoke(main, ["data-key", "init"], env=env)
+    assert result.exit_code == 0, result.output
+    assert target.stat().st_mode & 0o777 == 0o600
+    first = target.read_bytes()
+    assert load_keyring(target).active in result.output
+
+    again = CliRunner().invoke(main, ["data-key", "init"], env=env)
+    assert again.exit_code != 0
+    assert "never overwritten" in again.output
+    assert target.read_bytes() == first
+
+
+def test_check_his_asks_the_his_and_prints_counts_only(tmp_path):
+    import zoneinfo
+
+    from adapter.his.mllp import MllpServer
+    from adapter.his.simulator import HisSimulator
+    from adapter.mappings import load_mappings
+
+    simulator = HisSimulator(load_mappings(MAPPINGS), tz=zoneinfo.ZoneInfo("Asia/Shanghai"),
+                             seed=3)
+    server = MllpServer("127.0.0.1", 0, simulator.handle, on_connect=simulator.on_connect)
+    server.start()
+    host, port = server.server_address
+    env = {"ADAPTER_HIS_MLLP": f"{host}:{port}", "ADAPTER_MAPPINGS_DIR": str(MAPPINGS),
+           "ADAPTER_DATA_DIR": str(tmp_path / "var"),
+           "ADAPTER_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    try:
+        result = CliRunner().invoke(main, ["check-his", "--days", "3"], env=env)
+    finally:
+        server.shutdown()
+    assert result.exit_code == 0, result.output
+    assert "patient query (QBP^Q22)" in result.output
+    assert "slots from" in result.output and "departments" in result.output
+
+    down = CliRunner().invoke(main, ["check-his"], env={**env, "ADAPTER_HIS_MLLP": f"{host}:{port}",
+                                                         "ADAPTER_HIS_CONNECT_TIMEOUT": "0.5"})
+    assert down.exit_code != 0
+    assert "did not answer" in down.output
+    assert "Traceback" not in down.output
