@@ -89,6 +89,9 @@ class Config:
     slot_sync_interval: float = 300.0  # seconds between SQM^S25 pulls of the slot pool
     link_check_interval: float = 15.0  # seconds between the worker's checks of HIS and wallets
     inbound_batch_size: int = 100
+    # Outbox items one worker delivers at once, and MLLP connections it keeps open to the HIS.
+    outbox_concurrency: int = 4
+    his_connections: int = 4
     public_url: str = ""  # base of the URLs the wallet calls back (notify) and redirects to
     secret_key: str = ""
     session_idle_minutes: float = 30.0  # a patient session unused this long ends
@@ -265,6 +268,10 @@ class Config:
             raise ConfigError("ADAPTER_THROTTLE_STORAGE must be memory:// or a redis:// URL")
         if self.trusted_proxies < 0:
             raise ConfigError("ADAPTER_TRUSTED_PROXIES must be 0 or more")
+        for name, count in (("ADAPTER_OUTBOX_CONCURRENCY", self.outbox_concurrency),
+                            ("ADAPTER_HIS_CONNECTIONS", self.his_connections)):
+            if not 1 <= count <= 64:
+                raise ConfigError(f"{name} must be a whole number from 1 to 64")
 
 
 def origin_of(url: str) -> str:
@@ -346,6 +353,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "slot_sync_interval": _number(
             env, "ADAPTER_SLOT_SYNC_INTERVAL", defaults.slot_sync_interval
         ),
+        "outbox_concurrency": _whole(env, "ADAPTER_OUTBOX_CONCURRENCY",
+                                     defaults.outbox_concurrency),
+        "his_connections": _whole(env, "ADAPTER_HIS_CONNECTIONS", defaults.his_connections),
         "link_check_interval": _number(
             env, "ADAPTER_LINK_CHECK_INTERVAL", defaults.link_check_interval
         ),

@@ -11,7 +11,7 @@ from adapter.his import patients, schedule
 from adapter.his.codes import APPLICATION_INTERNAL_ERROR, ERROR_ACK_CODES
 from adapter.his.control_ids import ControlIds
 from adapter.his.header import HeaderError, decode_message, encode_message, parse_ack
-from adapter.his.mllp_client import AckMismatch, MllpClient
+from adapter.his.mllp_client import AckMismatch, MllpClient, MllpClientPool
 from adapter.his.profile import Hl7Profile
 from adapter.his.segments import MessageError, refusal_of
 from adapter.mappings import Mappings
@@ -33,11 +33,11 @@ TRANSIENT_ERROR_CODES = frozenset({APPLICATION_INTERNAL_ERROR})
 
 
 class MllpHisGateway:
-    """The HIS reached over one persistent MLLP connection (thread-safe)."""
+    """The HIS reached over persistent MLLP connections (thread-safe)."""
 
     def __init__(
         self,
-        client: MllpClient,
+        client: MllpClient | MllpClientPool,
         profile: Hl7Profile,
         mappings: Mappings,
         tz: dt.tzinfo,
@@ -54,18 +54,19 @@ class MllpHisGateway:
 
     @classmethod
     def from_runtime(cls, runtime: object) -> MllpHisGateway:
-        """Build from a Runtime: ADAPTER_HIS_MLLP and its timeouts."""
+        """Build from a Runtime: ADAPTER_HIS_MLLP, its timeouts and ADAPTER_HIS_CONNECTIONS."""
         config = runtime.config  # type: ignore[attr-defined]
-        client = MllpClient(
+        client = MllpClientPool(
             config.his_mllp.host,
             config.his_mllp.port,
+            config.his_connections,
             connect_timeout=config.his_connect_timeout,
             ack_timeout=config.his_ack_timeout,
         )
         return cls(client, runtime.profile, runtime.mappings, config.tz)  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        """Close the MLLP connection."""
+        """Close the MLLP connections."""
         self._client.close()
 
     # -- plumbing --------------------------------------------------------------------------

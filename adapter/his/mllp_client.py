@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import random
 import socket
 import threading
@@ -238,3 +239,46 @@ class _Broken(Exception):
     def __init__(self, received: int) -> None:
         super().__init__("connection broken")
         self.received = received
+
+
+class MllpClientPool:
+    """Up to ``size`` MllpClient connections to one peer, each carrying one message at a time.
+
+    HL7 original mode has one message in flight per connection, so concurrency toward the HIS
+    is a number of connections. Each is opened on its first use and reused afterwards (last
+    used first, so an idle surplus is closed by the peer and costs nothing). A caller waits for
+    a free connection; it never opens more than ``size``.
+    """
+
+    def __init__(self, host: str, port: int, size: int, **client_options: float) -> None:
+        if size < 1:
+            raise ValueError("an MLLP pool needs at least one connection")
+        self.host, self.port, self.size = host, port, size
+        self._idle: queue.LifoQueue[MllpClient] = queue.LifoQueue()
+        self._clients = [MllpClient(host, port, **client_options) for _ in range(size)]
+        for client in self._clients:
+            self._idle.put(client)
+
+    def send(self, payload: bytes) -> bytes:
+        """Send one message on a free connection and return the response payload."""
+        client = self._idle.get()
+        try:
+            return client.send(payload)
+        finally:
+            self._idle.put(client)
+
+    def close(self) -> None:
+        """Close every connection; the next sends open new ones."""
+        for client in self._clients:
+            client.close()
+
+    def __enter__(self) -> MllpClientPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,6 +1,9 @@
-"""The outbox runner: lease due items one at a time, deliver each by its kind's declared
-delivery function, and retry, park or give up by its kind's declared policy. No business
-decision lives here; the flows declare them (adapter/flows.py).
+"""The outbox runner: lease due items, deliver each by its kind's declared delivery function
+(several at once, ADAPTER_OUTBOX_CONCURRENCY), and retry, park or give up by its kind's
+declared policy. No business decision lives here; the flows declare them (adapter/flows.py).
+
+Items about the same subject (a booking, a refund, a patient) are never in flight together in
+one worker: they are delivered in the order they were written, as with a single thread.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
 from adapter.failures import safe_code, stack
@@ -30,9 +34,14 @@ def backoff(attempts: int, cap_seconds: int = 600) -> dt.timedelta:
     return dt.timedelta(seconds=min(2 ** min(attempts, 30), cap_seconds))
 
 
+Subject = tuple[str, str]
+
+
 def claim_outbox(session: Session, now: dt.datetime, limit: int,
-                 waiting_kinds: Collection[str] = ()) -> list[OutboxMessage]:
-    """Lock due outbox messages no other worker holds (none of ``waiting_kinds``)."""
+                 waiting_kinds: Collection[str] = (),
+                 busy_subjects: Collection[Subject] = ()) -> list[OutboxMessage]:
+    """Lock due outbox messages no other worker holds (none of ``waiting_kinds``, none about
+    one of ``busy_subjects``)."""
     query = (
         select(OutboxMessage)
         .where(OutboxMessage.status == OutboxStatus.PENDING,
@@ -42,6 +51,9 @@ def claim_outbox(session: Session, now: dt.datetime, limit: int,
     )
     if waiting_kinds:
         query = query.where(OutboxMessage.kind.not_in(sorted(waiting_kinds)))
+    if busy_subjects:
+        query = query.where(tuple_(OutboxMessage.subject_type, OutboxMessage.subject_id)
+                            .not_in(sorted(busy_subjects)))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return list(session.scalars(query))
@@ -54,7 +66,8 @@ LEASE_SECONDS = 15.0
 
 
 def lease_outbox(services: Services, now: dt.datetime,
-                 waiting_kinds: Collection[str] = ()) -> OutboxJob | None:
+                 waiting_kinds: Collection[str] = (),
+                 busy_subjects: Collection[Subject] = ()) -> OutboxJob | None:
     """Take the oldest due message for this worker and commit that at once.
 
     The HIS or wallet exchange then runs outside any transaction (no row lock, and on SQLite
@@ -63,7 +76,7 @@ def lease_outbox(services: Services, now: dt.datetime,
     the far end (the placer id at the HIS, out_request_no and out_trade_no at the wallet).
     """
     with services.session_factory.begin() as session:
-        claimed = claim_outbox(session, now, 1, waiting_kinds)
+        claimed = claim_outbox(session, now, 1, waiting_kinds, busy_subjects)
         if not claimed:
             return None
         message = claimed[0]
@@ -122,33 +135,115 @@ def _release(services: Services, kinds: Collection[str], now: dt.datetime) -> in
 
 
 def deliver_outbox(services: Services, kinds: Mapping[str, OutboxKind] | None = None,
-                   limit: int = 500, budget_seconds: float = 10.0) -> int:
-    """Deliver due outbox messages one by one until none is due (or this run's time budget is
-    spent; the next run goes on). ``kinds`` defaults to the merged flows' kinds."""
+                   limit: int = 500, budget_seconds: float = 10.0,
+                   concurrency: int | None = None) -> int:
+    """Deliver due outbox messages until none is due (or ``limit`` were taken, or this run's
+    time budget is spent; the next run goes on), ``concurrency`` at a time
+    (ADAPTER_OUTBOX_CONCURRENCY by default). ``kinds`` defaults to the merged flows' kinds."""
     kinds = services.flows.outbox if kinds is None else kinds
-    by_link: dict[str, set[str]] = {}
-    for name, declared in kinds.items():
-        if declared.link:
-            by_link.setdefault(declared.link, set()).add(name)
-    breakers = services.links
-    done = 0
-    deadline = time.monotonic() + budget_seconds
-    for _ in range(limit):
-        if time.monotonic() > deadline:
-            break
+    if concurrency is None:
+        concurrency = services.config.outbox_concurrency
+    run = _Run(services, kinds, limit, time.monotonic() + budget_seconds)
+    first = run.lease()
+    if first is None:
+        return 0  # the common case, every second: one query, no thread started
+    if concurrency <= 1:
+        return run.loop(first)
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="outbox") as pool:
+        others = [pool.submit(run.loop) for _ in range(concurrency - 1)]
+        done = run.loop(first)
+    return done + sum(future.result() for future in others)
+
+
+class _Run:
+    """One run of the outbox: what its delivery threads share."""
+
+    def __init__(self, services: Services, kinds: Mapping[str, OutboxKind], limit: int,
+                 deadline: float) -> None:
+        self.services, self.kinds, self.deadline = services, kinds, deadline
+        self.by_link: dict[str, set[str]] = {}
+        for name, declared in kinds.items():
+            if declared.link:
+                self.by_link.setdefault(declared.link, set()).add(name)
+        self.left = limit
+        self.busy: set[Subject] = set()
+        # A link gets one item at a time until one succeeds in this run, and again after a
+        # failure: a HIS that went down costs as many attempts as with one thread (then its
+        # breaker opens), and is not hit by every thread at once.
+        self.suspect: set[str] = set(self.by_link)
+        self.in_flight: dict[str, int] = {}
+        # Held while leasing, so that a subject is marked busy before any other thread's claim;
+        # notified when an item is settled (what it held back may be due now).
+        self.settled = threading.Condition()
+
+    def lease(self, wait: bool = False) -> OutboxJob | None:
+        """The next due item no thread of this run holds a sibling of, or None when none is
+        due. With ``wait``, an item held back (its subject or its suspect link busy in another
+        thread) is waited for while any item of this run is in flight."""
+        breakers = self.services.links
+        with self.settled:
+            while True:
+                if self.left <= 0 or time.monotonic() > self.deadline:
+                    return None
+                now = self.services.clock.now()
+                held = breakers.blocked(now) | {link for link in self.suspect
+                                                if self.in_flight.get(link)}
+                waiting = {k for link in held for k in self.by_link.get(link, ())}
+                job = lease_outbox(self.services, now, waiting, self.busy)
+                if job is not None:
+                    self.left -= 1
+                    self.busy.add((job.subject_type, job.subject_id))
+                    link = self._link(job)
+                    self.in_flight[link] = self.in_flight.get(link, 0) + 1
+                    return job
+                if not wait or not any(self.in_flight.values()):
+                    return None
+                self.settled.wait(timeout=1.0)
+
+    def _link(self, job: OutboxJob) -> str:
+        kind = self.kinds.get(job.kind)
+        return kind.link if kind is not None else ""
+
+    def _settle(self, job: OutboxJob, link_failed: bool | None) -> None:
+        """The item is out of this worker's hands; what its attempt said of its link."""
+        link = self._link(job)
+        with self.settled:
+            self.busy.discard((job.subject_type, job.subject_id))
+            self.in_flight[link] -= 1
+            if link_failed:
+                self.suspect.add(link)
+            elif link_failed is False:
+                self.suspect.discard(link)
+            self.settled.notify_all()
+
+    def loop(self, job: OutboxJob | None = None) -> int:
+        """Deliver items until none is due; the number delivered."""
+        done = 0
+        while True:
+            if job is None:
+                job = self.lease(wait=True)
+                if job is None:
+                    return done
+            outcome: bool | None = None
+            try:
+                outcome = self.deliver(job)
+                done += outcome is True
+            finally:
+                self._settle(job, None if outcome is None else outcome is False)
+            job = None
+
+    def deliver(self, job: OutboxJob) -> bool | None:
+        """One attempt at one item: True when delivered, False when its link was unavailable,
+        None when it failed otherwise (the link said nothing)."""
+        services, breakers = self.services, self.services.links
         now = services.clock.now()
-        waiting = {k for link in breakers.blocked(now) for k in by_link.get(link, ())}
-        job = lease_outbox(services, now, waiting)
-        if job is None:
-            break
-        kind = kinds.get(job.kind)
+        kind = self.kinds.get(job.kind)
         link = kind.link if kind is not None else ""
         try:
             if kind is None:
                 raise LookupError(f"no flow declares outbox kind {job.kind}")
             with _heartbeat(services, job):
                 kind.deliver(services, job, now)
-            done += 1
         except (HisUnavailable, WalletUnavailable) as exc:
             # The backoff runs from the failure: an attempt that timed out may have taken
             # longer than its backoff, and would otherwise be retried at once.
@@ -159,19 +254,19 @@ def deliver_outbox(services: Services, kinds: Mapping[str, OutboxKind] | None = 
             if link and breakers.failed(link, failed_at):
                 logger.warning("link %s down: its outbox items wait for it", link)
                 record_link(services, link, False, safe_code(exc))
-            continue
+            return False
         except Exception as exc:  # noqa: BLE001 - recorded, retried, then parked
             # Never str(exc) nor logger.exception: the text of a builder's or a database's
             # error can carry the patient's name or phone (adapter/failures.py).
             logger.error("outbox %s (%s) failed: %s\n%s", job.id, job.kind, safe_code(exc),
                          stack(exc))
             _failed(services, kind, job, services.clock.now(), safe_code(exc))
-            continue
+            return None
         if link and breakers.succeeded(link):
-            released = _release(services, by_link[link], services.clock.now())
+            released = _release(services, self.by_link[link], services.clock.now())
             logger.info("link %s back: %d waiting outbox item(s) due now", link, released)
             record_link(services, link, True, "outbox delivered")
-    return done
+        return True
 
 
 def _failed(services: Services, kind: OutboxKind | None, job: OutboxJob, now: dt.datetime,

@@ -64,7 +64,9 @@ def memory_engine() -> Engine:
 @pytest.fixture
 def runtime(memory_engine: Engine) -> Runtime:
     """A Runtime with the fakes in place of the HIS and the wallet, and a FakeClock."""
-    config = replace(load_config({}), secret_key="k")
+    # One delivery thread: these tests are about each item's fate (and share one in-memory
+    # connection); concurrency is tested on real databases (tests/integration).
+    config = replace(load_config({}), secret_key="k", outbox_concurrency=1)
     policy = RegistrationPolicy(release_delay_min_seconds=RELEASE_DELAY,
                                 release_delay_max_seconds=RELEASE_DELAY, outbox_max_attempts=3)
     runtime = Runtime(config, memory_engine, make_session_factory(memory_engine), MAP,
