@@ -31,10 +31,21 @@ logger = logging.getLogger(__name__)
 
 
 def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=os.environ.get("ADAPTER_LOG_LEVEL", level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Text lines, or one JSON object a line with ADAPTER_LOG_FORMAT=json (for a log
+    collector: each request's line carries request_id, method, route, status, duration_ms)."""
+    log_format = os.environ.get("ADAPTER_LOG_FORMAT", "text")
+    if log_format not in ("text", "json"):
+        raise click.ClickException("configuration: ADAPTER_LOG_FORMAT must be text or json")
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=os.environ.get("ADAPTER_LOG_LEVEL", level), handlers=[handler])
     # One line per job run every second drowns what matters; job failures still show.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -336,6 +347,9 @@ def web_command(workers: int) -> None:
     """Serve the web role (API, pages, notify, admin, health) under gunicorn."""
     from gunicorn.app.base import BaseApplication
 
+    from adapter.web.gunicorn_hooks import child_exit, multiprocess_metrics, on_exit
+
+    multiprocess_metrics(workers)  # before any metric exists
     runtime = _role_runtime()
     listen = str(runtime.config.web_listen)
 
@@ -345,6 +359,8 @@ def web_command(workers: int) -> None:
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", 8)
+            self.cfg.set("child_exit", child_exit)
+            self.cfg.set("on_exit", on_exit)
 
         def load(self) -> Flask:
             return create_app(runtime=Runtime.from_config(runtime.config))

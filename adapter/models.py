@@ -101,6 +101,20 @@ class LinkState(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+class JobRun(Base):
+    """How a worker's scheduled job last ran, over every worker (for /metrics)."""
+
+    __tablename__ = "job_run"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_milliseconds: Mapped[int] = mapped_column(Integer, default=0)
+    last_ok: Mapped[bool] = mapped_column(default=True)
+    last_error: Mapped[str] = mapped_column(String(200), default="")  # a safe code
+
+
 class WalletAccount(Base):
     """A wallet user who signed in (their platform's user id, certified or not)."""
 

@@ -109,5 +109,5 @@ def test_metrics_count_work_by_state(make_system, session_factory):
     InboundHandler(session_factory, Hl7Profile())(oru_r01("M1").encode())
     _runtime, client = make_system(_free_port())
     body = client.get("/metrics").text
-    assert 'adapter_inbound_messages{status="received"} 1.0' in body
+    assert 'adapter_inbound_messages{message_type="ORU^R01",status="received"} 1.0' in body
     assert "# TYPE adapter_bookings gauge" in body
