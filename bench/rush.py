@@ -566,8 +566,10 @@ def scene_one(bench: Bench, patient: Patient, start: float, release: float, quer
     patient.refusals.setdefault("one", "gave up")
 
 
-def pay(bench: Bench, patient: Patient, scene: str, paid: dict[str, tuple[Patient, str, float]],
-        lock: threading.Lock) -> None:
+Paid = dict[str, tuple["Patient", str, float, float]]  # booking -> (who, trade, monotonic, wall)
+
+
+def pay(bench: Bench, patient: Patient, scene: str, paid: Paid, lock: threading.Lock) -> None:
     booking = patient.bookings[scene]
     status, body = call(bench.stat("POST /api/v1/payments"), patient.session, "POST",
                         f"{bench.web}/api/v1/payments", bench.args.timeout,
@@ -583,7 +585,8 @@ def pay(bench: Bench, patient: Patient, scene: str, paid: dict[str, tuple[Patien
         patient.refusals[f"{scene} payment"] = f"sandbox pay {status} {answer.get('error', '')}"
         return
     with lock:
-        paid[str(booking["id"])] = (patient, body["out_trade_no"], time.monotonic())
+        paid[str(booking["id"])] = (patient, body["out_trade_no"], time.monotonic(),
+                                      time.time())
 
 
 def healthz(bench: Bench, patient: Patient, count: int, start: float, stop: float) -> None:
@@ -607,6 +610,25 @@ def run_healthz(bench: Bench, pool: ThreadPoolExecutor, patients: list[Patient],
         f.result()
     return cpu_used(before, cpu(), time.monotonic() - t0,
                     web_requests(bench, p0, time.perf_counter()))
+
+
+def paid_to_confirmed(url: str, paid_at: dict[str, float]) -> list[float]:
+    """Seconds from the buyer's payment (the sandbox's answer, on this machine's clock) to the
+    HIS's answer to the booking's SRM^S01 (the outbox item's done_at, same clock), sorted. The
+    wallet's notification, the adapter's handling and the worker's delivery are all inside."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("""
+                SELECT b.public_id, extract(epoch FROM o.done_at)
+                FROM booking b
+                JOIN outbox_message o ON o.kind = 'his_book' AND o.subject_type = 'booking'
+                                     AND o.subject_id = CAST(b.id AS TEXT)
+                WHERE o.done_at IS NOT NULL AND b.status = 'confirmed'""")).all()
+            return sorted(float(done) - paid_at[public_id] for public_id, done in rows
+                          if public_id in paid_at)
+    finally:
+        engine.dispose()
 
 
 def db_checks(url: str) -> dict[str, Any]:
@@ -704,6 +726,8 @@ def main() -> int:  # noqa: C901 - one linear script
                         default="postgresql+psycopg://postgres@127.0.0.1:5432/rush",
                         help="recreated for every run")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--worker-processes", type=int, default=1,
+                        help="worker role processes (outbox, inbound, jobs) on the one database")
     parser.add_argument("--duration", type=float, default=900,
                         help="cap on the whole run in seconds (everything stops by then)")
     parser.add_argument("--many-department", default="PED")
@@ -810,7 +834,8 @@ def main() -> int:  # noqa: C901 - one linear script
                      "--notify-time-scale", "1")
         system.wait_port("his", ports["his"])
         system.wait_port("sandbox", ports["sandbox"])
-        system.start("worker", "worker")
+        for n in range(args.worker_processes):
+            system.start("worker" if n == 0 else f"worker{n + 1}", "worker")
         system.start("web", "web", "--workers", str(args.web_workers))
         system.wait_http("web", f"{web}/healthz")
 
@@ -947,7 +972,7 @@ def main() -> int:  # noqa: C901 - one linear script
             healthz_cpu = run_healthz(bench, pool, signed, min(20.0, bench.left() - 5), cpu)
 
         # -- payments ------------------------------------------------------------------------
-        paid: dict[str, tuple[Patient, str, float]] = {}
+        paid: dict[str, tuple[Patient, str, float, float]] = {}
         paid_lock = threading.Lock()
         winners = [(p, s) for p in signed for s in scenes if s in p.bookings]
         before, t0, p0 = cpu(), time.monotonic(), time.perf_counter()
@@ -966,8 +991,8 @@ def main() -> int:  # noqa: C901 - one linear script
             if not pending:
                 break
 
-            def look(item: tuple[str, tuple[Patient, str, float]]) -> None:
-                bid, (patient, _out, _paid_at) = item
+            def look(item: tuple[str, tuple[Patient, str, float, float]]) -> None:
+                bid, (patient, _out, _paid_at, _wall) = item
                 status, body = call(bench.stat("GET /api/v1/bookings/<id>"), patient.session,
                                     "GET", f"{web}/api/v1/bookings/{bid}", args.timeout)
                 if status == 200:
@@ -978,6 +1003,7 @@ def main() -> int:  # noqa: C901 - one linear script
             list(pool.map(look, pending))
             time.sleep(1.0)
         to_confirm = sorted(confirmed[b] - paid[b][2] for b in confirmed)
+        recorded = paid_to_confirmed(args.database_url, {b: v[3] for b, v in paid.items()})
 
         # -- the report ---------------------------------------------------------------------
         checks = db_checks(args.database_url)
@@ -997,6 +1023,12 @@ def main() -> int:  # noqa: C901 - one linear script
                          f"max {to_confirm[-1]:.1f}s (polled every ~1 s); "
                          f"{len(confirmed) / max(span, 1e-6):.1f} confirmations/s over "
                          f"{span:.1f}s")
+        if recorded:
+            lines.append(f"  paid -> confirmed (the buyer's payment -> the HIS's answer to the "
+                         f"SRM^S01, as recorded): p50 {percentile(recorded, 50):.2f}s, "
+                         f"p99 {percentile(recorded, 99):.2f}s, max {recorded[-1]:.2f}s over "
+                         f"{len(recorded)} bookings ({args.worker_processes} worker "
+                         f"process(es))")
         overbooked = [checks.get("slots with booked > capacity"),
                       checks.get("slots with more active bookings than capacity")]
         lost = checks.get("lost: paid, neither confirmed nor confirming nor refunded")
