@@ -43,6 +43,7 @@ class InboundMessage(Base):
         # digest tells a true retransmission from another message that reuses the id.
         UniqueConstraint("sender", "control_id", "digest", name="uq_inbound_retransmission"),
         Index("ix_inbound_status_id", "status", "id"),
+        Index("ix_inbound_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -290,6 +291,7 @@ class Booking(Base):
         Index("ix_booking_patient_date", "patient_document_index", "visit_date"),
         Index("ix_booking_status_hold", "status", "hold_expires_at"),
         Index("ix_booking_slot", "slot_id", "status"),
+        Index("ix_booking_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -347,6 +349,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_subject", "subject_type", "subject_id"),
+        Index("ix_outbox_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

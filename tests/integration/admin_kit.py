@@ -18,7 +18,7 @@ from adapter.mappings import load_mappings
 from adapter.runtime import Runtime
 from adapter.staff.accounts import StaffUser, create_account
 from tests.conftest import MAPPINGS
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeWallet
 
 T0 = dt.datetime(2030, 3, 7, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai
 PASSWORD = "correct horse battery staple"
@@ -32,6 +32,7 @@ def make_app(engine, **config) -> Flask:  # noqa: ANN001
     settings = replace(load_config({}), secret_key=SECRET_KEY, **config)
     runtime = Runtime(settings, engine, make_session_factory(engine), load_mappings(MAPPINGS),
                       Hl7Profile(), clock=FakeClock(T0))
+    runtime.wallet = FakeWallet()
     return create_app(runtime=runtime)
 
 

@@ -1,4 +1,5 @@
-"""staff: accounts, sessions and audit trail of /admin/; results keep OBR-16; link latency
+"""staff: accounts, sessions and audit trail of /admin/; results keep OBR-16; link latency;
+time indexes for the dashboard
 
 Revision ID: 0010
 Revises: 0009
@@ -64,9 +65,16 @@ def upgrade() -> None:
                                    server_default=""))
     with op.batch_alter_table("link_state") as batch:
         batch.add_column(sa.Column("latency_ms", sa.Integer(), nullable=True))
+    # The dashboard's last 24 hours and the message browser's time searches.
+    op.create_index("ix_inbound_received_at", "inbound_message", ["received_at"])
+    op.create_index("ix_booking_created_at", "booking", ["created_at"])
+    op.create_index("ix_outbox_created_at", "outbox_message", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_created_at", table_name="outbox_message")
+    op.drop_index("ix_booking_created_at", table_name="booking")
+    op.drop_index("ix_inbound_received_at", table_name="inbound_message")
     with op.batch_alter_table("link_state") as batch:
         batch.drop_column("latency_ms")
     with op.batch_alter_table("result") as batch:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from adapter.web.admin import auth, dashboard, results, texts  # noqa: F401 - the views
+from adapter.web.admin import auth, dashboard, messages, results, texts  # noqa: F401 - views
 from adapter.web.admin.guard import bp, csrf
 
 

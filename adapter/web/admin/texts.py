@@ -43,6 +43,11 @@ def when(moment: dt.datetime | None) -> str:
     return format_datetime(moment, "yyyy-MM-dd HH:mm") if moment else ""
 
 
+def hour_label(moment: dt.datetime) -> str:
+    """The hour of a time in the hospital's zone ("08:00")."""
+    return format_datetime(moment, "HH:mm")
+
+
 def doctor_name(code: str) -> str:
     """A HIS doctor code with the doctor's name from mappings/doctors.csv, when known."""
     if not code:
@@ -61,5 +66,5 @@ def _context() -> dict[str, Any]:
         "staff_user": user,
         "staff_may": lambda permission: user is not None and user.may(Permission(permission)),
         "role_name": role_name, "state_name": state_name, "when": when,
-        "doctor_name": doctor_name,
+        "doctor_name": doctor_name, "hour_label": hour_label,
     }

@@ -1,0 +1,162 @@
+"""The message browser's search: every HL7 message in (inbound_message), every HL7 message and
+wallet call out (outbox_message) and every wallet notification (wallet_notification), by time,
+type, state, control id and business keys (docs/staff.md).
+
+One rule says which state a row is in, for the browser and the dashboard's counters alike
+(``state_of``): queued (waiting), failed (to be retried or reprocessed), parked (given up or
+refused for good: waits for staff) or done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from adapter.models import (
+    Booking,
+    InboundMessage,
+    InboundStatus,
+    OutboxMessage,
+    OutboxStatus,
+    WalletNotification,
+)
+
+
+class Source(StrEnum):
+    """Where a message is kept."""
+
+    INBOUND = "inbound"  # HL7 from the HIS
+    OUTBOX = "outbox"  # HL7 to the HIS and wallet calls
+    NOTIFICATION = "notification"  # wallet notifications in
+
+
+class State(StrEnum):
+    """A message's state as staff see it, whatever its source."""
+
+    QUEUED = "queued"
+    FAILED = "failed"
+    PARKED = "parked"
+    DONE = "done"
+
+
+# Wallet notification outcomes besides those the notify endpoint records as applied.
+_NOTICE_STATES = {"received": State.QUEUED, "error": State.FAILED, "refused": State.PARKED}
+
+
+def state_of(source: Source) -> ColumnElement[Any]:
+    """The SQL expression of a row's State in ``source``."""
+    if source is Source.INBOUND:
+        return case(
+            (InboundMessage.status == InboundStatus.RECEIVED, literal(State.QUEUED.value)),
+            (InboundMessage.status == InboundStatus.FAILED, literal(State.FAILED.value)),
+            (InboundMessage.status.in_((InboundStatus.ERROR, InboundStatus.REJECTED)),
+             literal(State.PARKED.value)),
+            else_=literal(State.DONE.value))
+    if source is Source.OUTBOX:
+        return case(
+            (OutboxMessage.status == OutboxStatus.DONE, literal(State.DONE.value)),
+            (OutboxMessage.status == OutboxStatus.FAILED, literal(State.PARKED.value)),
+            (OutboxMessage.attempts > 0, literal(State.FAILED.value)),
+            else_=literal(State.QUEUED.value))
+    return case(*((WalletNotification.outcome == outcome, literal(state.value))
+                  for outcome, state in _NOTICE_STATES.items()),
+                else_=literal(State.DONE.value))
+
+
+@dataclass(frozen=True)
+class MessageQuery:
+    """A search of one source; empty fields do not filter."""
+
+    source: Source = Source.INBOUND
+    type: str = ""  # message type (ORU^R01), outbox kind (book), or wallet platform
+    state: State | None = None
+    control_id: str = ""  # MSH-10 of an inbound message
+    booking: str = ""  # a booking's public id (placer id)
+    trade: str = ""  # an out_trade_no
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class MessageLine:
+    """One row of the browser (never a message's content: ids, codes and states only)."""
+
+    source: Source
+    id: int
+    at: dt.datetime
+    type: str
+    state: str
+    key: str  # the control id, the outbox subject, or the trade number
+    problem: str  # the error code or reason kept with it
+
+
+def table_of(source: Source) -> tuple[Any, Any, Any]:
+    """(model, time column, type column) of a source."""
+    if source is Source.INBOUND:
+        return InboundMessage, InboundMessage.received_at, InboundMessage.message_type
+    if source is Source.OUTBOX:
+        return OutboxMessage, OutboxMessage.created_at, OutboxMessage.kind
+    return WalletNotification, WalletNotification.received_at, WalletNotification.platform
+
+
+def _conditions(session: Session, query: MessageQuery) -> list[ColumnElement[bool]] | None:
+    """The WHERE of a query; None when a business key matches nothing at all."""
+    model, at, kind = table_of(query.source)
+    where: list[ColumnElement[bool]] = []
+    if query.type:
+        where.append(kind == query.type)
+    if query.state is not None:
+        where.append(state_of(query.source) == query.state.value)
+    if query.since is not None:
+        where.append(at >= query.since)
+    if query.until is not None:
+        where.append(at < query.until)
+    if query.control_id:
+        if query.source is not Source.INBOUND:
+            return None
+        where.append(InboundMessage.control_id == query.control_id)
+    if query.booking:
+        booking_id = session.scalar(select(Booking.id).where(Booking.public_id == query.booking))
+        if booking_id is None or query.source is not Source.OUTBOX:
+            return None  # what is kept of inbound messages and notices names no booking
+        where.append(and_(OutboxMessage.subject_type == "booking",
+                          OutboxMessage.subject_id == str(booking_id)))
+    if query.trade:
+        if query.source is Source.NOTIFICATION:
+            where.append(WalletNotification.out_trade_no == query.trade)
+        elif query.source is Source.OUTBOX:
+            where.append(or_(OutboxMessage.subject_id == query.trade,
+                             OutboxMessage.subject_id.startswith(f"{query.trade}-",
+                                                                 autoescape=True),
+                             OutboxMessage.payload.contains(f'"{query.trade}"',
+                                                            autoescape=True)))
+        else:
+            return None
+    return where
+
+
+def search_messages(session: Session, query: MessageQuery) -> tuple[list[MessageLine], int]:
+    """The newest rows matching ``query`` (at most ``limit``) and how many match in all."""
+    where = _conditions(session, query)
+    if where is None:
+        return [], 0
+    model, at, kind = table_of(query.source)
+    total = int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+    if query.source is Source.INBOUND:
+        key, problem = InboundMessage.control_id, InboundMessage.error_code
+    elif query.source is Source.OUTBOX:
+        key = OutboxMessage.subject_type + literal(":") + OutboxMessage.subject_id
+        problem = OutboxMessage.last_error
+    else:
+        key, problem = WalletNotification.out_trade_no, WalletNotification.reason
+    rows = session.execute(
+        select(model.id, at, kind, state_of(query.source), key, problem).where(*where)
+        .order_by(model.id.desc()).limit(query.limit))
+    return [MessageLine(query.source, row[0], row[1], row[2] or "", row[3], row[4] or "",
+                        row[5] or "") for row in rows], total
