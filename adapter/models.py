@@ -63,6 +63,10 @@ class InboundMessage(Base):
     ack: Mapped[bytes] = mapped_column(LargeBinary)  # exactly the bytes answered
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Set by staff from the message browser: a failure seen and handled leaves the dashboard's
+    # error counts (reprocessing clears it).
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Slot(Base):
@@ -265,6 +269,10 @@ class WalletNotification(Base):
     out_trade_no: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(12), default="received")
     reason: Mapped[str] = mapped_column(String(200), default="")
+    # Set by staff from the message browser: a failure seen and handled leaves the dashboard's
+    # error counts (reprocessing clears it).
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class BookingStatus:
@@ -365,6 +373,10 @@ class OutboxMessage(Base):
     last_error: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Set by staff from the message browser: a failure seen and handled leaves the dashboard's
+    # error counts (reprocessing clears it).
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class QueueEventRecord(Base):
@@ -517,17 +529,6 @@ class CriticalAlert(Base):
     escalated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
 
-class StaffRole:
-    """What a staff account may do (adapter/staff/accounts.py GRANTS)."""
-
-    ADMIN = "admin"  # everything, raw message content and the audit trail included
-    OPERATOR = "operator"  # the status pages and their actions
-    VIEWER = "viewer"  # the status pages, no action
-    DOCTOR = "doctor"  # only the doctor pages: their own patients' results
-
-    ALL = (ADMIN, OPERATOR, VIEWER, DOCTOR)
-
-
 class StaffAccount(Base):
     """A hospital staff user of /admin/: an Argon2 password hash, never the password."""
 
@@ -537,7 +538,7 @@ class StaffAccount(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(12))
+    role: Mapped[str] = mapped_column(String(12))  # adapter.staff.accounts.StaffRole
     # A doctor's HIS doctor code (mappings/doctors.csv, OBR-16 of their orders).
     doctor_code: Mapped[str | None] = mapped_column(String(40))
     failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)  # since the last success

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapter.models import StaffAccount, StaffRole
+from adapter.models import StaffAccount
 from adapter.refusals import Refusal
 from adapter.staff.audit import Action, record
 from adapter.staff.passwords import (
@@ -31,6 +31,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class StaffRole:
+    """What a staff account may do (GRANTS)."""
+    """What a staff account may do (adapter/staff/accounts.py GRANTS)."""
+
+    ADMIN = "admin"  # everything, raw message content and the audit trail included
+    OPERATOR = "operator"  # the status pages and their actions
+    VIEWER = "viewer"  # the status pages, no action
+    DOCTOR = "doctor"  # only the doctor pages: their own patients' results
+
+    ALL = (ADMIN, OPERATOR, VIEWER, DOCTOR)
 
 
 class Permission(StrEnum):

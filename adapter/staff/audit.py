@@ -25,6 +25,10 @@ class Action(StrEnum):
     RESULT_VIEWED = "result_viewed"
     RESULT_RELEASED = "result_released"
     ALERT_ACKNOWLEDGED = "alert_acknowledged"
+    PATIENT_SEARCHED = "patient_searched"
+    MESSAGE_VIEWED = "message_viewed"
+    MESSAGE_REPROCESSED = "message_reprocessed"
+    MESSAGE_ACKNOWLEDGED = "message_acknowledged"
 
 
 def record(session: Session, actor: str, action: Action, target: str, remote: str,

@@ -27,7 +27,7 @@ from adapter.models import (
     Trade,
 )
 from adapter.results.announcing import KIND as RESULT_PUSH
-from adapter.staff.messages import Source, State, state_of, table_of
+from adapter.staff.messages import Source, State, state_of, table_of, unacknowledged
 
 HOURS = 24
 
@@ -182,7 +182,8 @@ def _counters(session: Session, since: dt.datetime) -> list[Counter]:
         state = state_of(source)
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for name, in_state, n in session.execute(
-                select(kind, state, func.count()).where(state != State.DONE.value)
+                select(kind, state, func.count())
+                .where(state != State.DONE.value, unacknowledged(source))
                 .group_by(kind, state)):
             counts[name or "?"][in_state] += n
         for name, n in session.execute(

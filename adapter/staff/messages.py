@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from adapter.models import (
@@ -23,8 +23,10 @@ from adapter.models import (
     InboundStatus,
     OutboxMessage,
     OutboxStatus,
+    Patient,
     WalletNotification,
 )
+from adapter.staff.audit import Action, record
 
 
 class Source(StrEnum):
@@ -78,6 +80,9 @@ class MessageQuery:
     control_id: str = ""  # MSH-10 of an inbound message
     booking: str = ""  # a booking's public id (placer id)
     trade: str = ""  # an out_trade_no
+    # A person, by the blind indexes of their document (adapter/protection.py), never by the
+    # number itself: their bookings' and patient links' messages and notices.
+    patient_indexes: tuple[str, ...] = ()
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     limit: int = 100
@@ -94,6 +99,7 @@ class MessageLine:
     state: str
     key: str  # the control id, the outbox subject, or the trade number
     problem: str  # the error code or reason kept with it
+    acknowledged_by: str = ""  # the staff user who marked the failure as handled
 
 
 def table_of(source: Source) -> tuple[Any, Any, Any]:
@@ -138,7 +144,30 @@ def _conditions(session: Session, query: MessageQuery) -> list[ColumnElement[boo
                                                             autoescape=True)))
         else:
             return None
+    if query.patient_indexes:
+        person = _person_condition(query)
+        if person is None:
+            return None
+        where.append(person)
     return where
+
+
+def _person_condition(query: MessageQuery) -> ColumnElement[bool] | None:
+    if query.source is Source.OUTBOX:
+        # Subjects are kept as text ("booking", "42"): the ids are compared as text.
+        bookings = select(cast(Booking.id, String)).where(
+            Booking.patient_document_index.in_(query.patient_indexes))
+        links = select(cast(Patient.id, String)).where(
+            Patient.document_index.in_(query.patient_indexes))
+        return or_(and_(OutboxMessage.subject_type == "booking",
+                        OutboxMessage.subject_id.in_(bookings)),
+                   and_(OutboxMessage.subject_type == "patient",
+                        OutboxMessage.subject_id.in_(links)))
+    if query.source is Source.NOTIFICATION:
+        return WalletNotification.out_trade_no.in_(select(Booking.out_trade_no).where(
+            Booking.patient_document_index.in_(query.patient_indexes),
+            Booking.out_trade_no.is_not(None)))
+    return None  # what is kept of an inbound message names the HIS's patient id only
 
 
 def search_messages(session: Session, query: MessageQuery) -> tuple[list[MessageLine], int]:
@@ -146,17 +175,100 @@ def search_messages(session: Session, query: MessageQuery) -> tuple[list[Message
     where = _conditions(session, query)
     if where is None:
         return [], 0
-    model, at, kind = table_of(query.source)
+    model = table_of(query.source)[0]
     total = int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
-    if query.source is Source.INBOUND:
+    return _lines(session, query.source, where, query.limit)[0], total
+
+
+def _lines(session: Session, source: Source, where: list[ColumnElement[bool]],
+           limit: int) -> tuple[list[MessageLine], None]:
+    model, at, kind = table_of(source)
+    if source is Source.INBOUND:
         key, problem = InboundMessage.control_id, InboundMessage.error_code
-    elif query.source is Source.OUTBOX:
+    elif source is Source.OUTBOX:
         key = OutboxMessage.subject_type + literal(":") + OutboxMessage.subject_id
         problem = OutboxMessage.last_error
     else:
         key, problem = WalletNotification.out_trade_no, WalletNotification.reason
     rows = session.execute(
-        select(model.id, at, kind, state_of(query.source), key, problem).where(*where)
-        .order_by(model.id.desc()).limit(query.limit))
-    return [MessageLine(query.source, row[0], row[1], row[2] or "", row[3], row[4] or "",
-                        row[5] or "") for row in rows], total
+        select(model.id, at, kind, state_of(source), key, problem, model.acknowledged_by)
+        .where(*where).order_by(model.id.desc()).limit(limit))
+    return [MessageLine(source, row[0], row[1], row[2] or "", row[3], row[4] or "",
+                        row[5] or "", row[6] or "") for row in rows], None
+
+
+def unacknowledged(source: Source) -> ColumnElement[bool]:
+    """Rows no staff user has marked as handled."""
+    return table_of(source)[0].acknowledged_at.is_(None)
+
+
+# The most rows one action of the browser touches: a search wider than this is narrowed first.
+MAX_ACTION_ROWS = 10_000
+
+
+def _matching(session: Session, query: MessageQuery, *extra: ColumnElement[bool]) -> list[Any]:
+    where = _conditions(session, query)
+    if where is None:
+        return []
+    model = table_of(query.source)[0]
+    return list(session.scalars(select(model).where(*where, *extra).order_by(model.id)
+                                .limit(MAX_ACTION_ROWS).with_for_update()))
+
+
+def reprocess_messages(session: Session, query: MessageQuery, *, actor: str, remote: str,
+                       now: dt.datetime) -> list[int]:
+    """Process again exactly the searched messages that can be: failed inbound messages go
+    back to the inbound runner, failed and parked outbox items are due now with their attempts
+    reset. Notifications are not ours to resend (the wallet retries them). Each is audited."""
+    failing = state_of(query.source).in_((State.FAILED.value, State.PARKED.value))
+    if query.source is Source.INBOUND:
+        rows = _matching(session, query, InboundMessage.status == InboundStatus.FAILED)
+        for row in rows:
+            row.status, row.attempts, row.error_text = InboundStatus.RECEIVED, 0, ""
+    elif query.source is Source.OUTBOX:
+        rows = _matching(session, query, failing)
+        for row in rows:
+            row.status, row.attempts, row.next_attempt_at = OutboxStatus.PENDING, 0, now
+            row.last_error = ""
+    else:
+        return []
+    for row in rows:
+        row.acknowledged_at, row.acknowledged_by = None, None
+        record(session, actor, Action.MESSAGE_REPROCESSED, f"{query.source}:{row.id}", remote,
+               now)
+    return [row.id for row in rows]
+
+
+def acknowledge_messages(session: Session, query: MessageQuery, *, actor: str, remote: str,
+                         now: dt.datetime) -> list[int]:
+    """Mark exactly the searched failed and parked messages as handled: they leave the
+    dashboard's error counts. Each is audited."""
+    failing = state_of(query.source).in_((State.FAILED.value, State.PARKED.value))
+    rows = _matching(session, query, failing, unacknowledged(query.source))
+    for row in rows:
+        row.acknowledged_at, row.acknowledged_by = now, actor[:64]
+        record(session, actor, Action.MESSAGE_ACKNOWLEDGED, f"{query.source}:{row.id}", remote,
+               now)
+    return [row.id for row in rows]
+
+
+def raw_message(session: Session, source: Source, message_id: int, *, actor: str,
+                remote: str, now: dt.datetime) -> tuple[MessageLine, bytes, str] | None:
+    """A message's kept bytes (HL7 as received, the outbox payload, the notice's body) and
+    their declared encoding (MSH-18; "" for UTF-8), for an admin to read once masked; the view
+    is audited. None when there is no such message."""
+    model, _, _ = table_of(source)
+    where = [model.id == message_id]
+    lines, _ = _lines(session, source, where, 1)
+    if not lines:
+        return None
+    row = session.get(model, message_id)
+    charset = ""
+    if source is Source.INBOUND:
+        content, charset = row.raw, row.charset
+    elif source is Source.OUTBOX:
+        content = row.payload.encode("utf-8")
+    else:
+        content = row.raw or b""
+    record(session, actor, Action.MESSAGE_VIEWED, f"{source}:{message_id}", remote, now)
+    return lines[0], content, charset

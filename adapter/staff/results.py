@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from adapter.models import CriticalAlert, Result, ResultObservation, StaffRole
+from adapter.models import CriticalAlert, Result, ResultObservation
 from adapter.refusals import Refusal
 from adapter.results.alerts import acknowledge_alert
 from adapter.results.release import release_result
-from adapter.staff.accounts import StaffUser
+from adapter.staff.accounts import StaffRole, StaffUser
 from adapter.staff.audit import Action, record
 
 

@@ -15,10 +15,10 @@ from adapter.models import (
     InboundStatus,
     LinkState,
     Refund,
-    StaffRole,
     Trade,
     TradeStatus,
 )
+from adapter.staff.accounts import StaffRole
 from tests.integration.admin_kit import T0, make_app, signed_in
 
 

@@ -15,8 +15,8 @@ from adapter.models import (
     ResultObservation,
     ResultState,
     StaffAudit,
-    StaffRole,
 )
+from adapter.staff.accounts import StaffRole
 from tests.integration.admin_kit import DOCTOR_CODE, T0, csrf_token, make_app, signed_in
 
 

@@ -10,7 +10,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from adapter.models import StaffAudit, StaffRole
+from adapter.models import StaffAudit
+from adapter.staff.accounts import StaffRole
 from adapter.web.admin.guard import STAFF_COOKIE
 from tests.integration.admin_kit import (
     DOCTOR_CODE,

@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import select
 
 from adapter.identity.sessions import SessionPolicy
-from adapter.models import StaffAccount, StaffAudit, StaffRole
+from adapter.models import StaffAccount, StaffAudit
 from adapter.refusals import Refusal
 from adapter.staff.accounts import (
     GRANTS,
     LockoutPolicy,
     Permission,
+    StaffRole,
     any_admin,
     create_account,
     may,

@@ -8,12 +8,12 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from adapter.models import CriticalAlert, Result, ResultState, StaffAudit, StaffRole
+from adapter.models import CriticalAlert, Result, ResultState, StaffAudit
 from adapter.ports import ResultOrder
 from adapter.refusals import Refusal
 from adapter.results.alerts import escalate_alerts
 from adapter.results.policy import ReleasePolicy
-from adapter.staff.accounts import StaffUser
+from adapter.staff.accounts import StaffRole, StaffUser
 from adapter.staff.results import (
     acknowledge,
     alerts_awaiting,

@@ -1,5 +1,5 @@
 """staff: accounts, sessions and audit trail of /admin/; results keep OBR-16; link latency;
-time indexes for the dashboard
+time indexes for the dashboard; acknowledged failures
 
 Revision ID: 0010
 Revises: 0009
@@ -16,6 +16,8 @@ depends_on = None
 
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 TIME = sa.DateTime(timezone=True)
+# Failures staff have seen and handled (the message browser's acknowledge).
+ACKNOWLEDGED = ("inbound_message", "outbox_message", "wallet_notification")
 
 
 def upgrade() -> None:
@@ -65,6 +67,10 @@ def upgrade() -> None:
                                    server_default=""))
     with op.batch_alter_table("link_state") as batch:
         batch.add_column(sa.Column("latency_ms", sa.Integer(), nullable=True))
+    for table in ACKNOWLEDGED:
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("acknowledged_at", TIME, nullable=True))
+            batch.add_column(sa.Column("acknowledged_by", sa.String(length=64), nullable=True))
     # The dashboard's last 24 hours and the message browser's time searches.
     op.create_index("ix_inbound_received_at", "inbound_message", ["received_at"])
     op.create_index("ix_booking_created_at", "booking", ["created_at"])
@@ -72,6 +78,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in ACKNOWLEDGED:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("acknowledged_by")
+            batch.drop_column("acknowledged_at")
     op.drop_index("ix_outbox_created_at", table_name="outbox_message")
     op.drop_index("ix_booking_created_at", table_name="booking")
     op.drop_index("ix_inbound_received_at", table_name="inbound_message")

@@ -6,9 +6,8 @@ from flask import current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from adapter.identity.sessions import key_id
-from adapter.models import StaffRole
 from adapter.refusals import Refusal
-from adapter.staff.accounts import LockoutPolicy, sign_in
+from adapter.staff.accounts import LockoutPolicy, StaffRole, sign_in
 from adapter.staff.audit import Action, record
 from adapter.staff.sessions import end_staff_session, start_staff_session
 from adapter.web.admin.guard import (

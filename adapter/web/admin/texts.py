@@ -9,8 +9,8 @@ from flask import g
 from flask_babel import format_datetime, get_locale, gettext
 
 from adapter.i18n import N_
-from adapter.models import ResultState, StaffRole
-from adapter.staff.accounts import Permission
+from adapter.models import ResultState
+from adapter.staff.accounts import Permission, StaffRole
 from adapter.web.admin.guard import bp, runtime
 
 ROLES = {
