@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from adapter.web.admin import auth, dashboard, messages, results, texts  # noqa: F401 - views
+from adapter.web.admin import (  # noqa: F401 - they register the views
+    audit,
+    auth,
+    dashboard,
+    messages,
+    results,
+    texts,
+)
 from adapter.web.admin.guard import bp, csrf
 
 

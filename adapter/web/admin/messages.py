@@ -33,7 +33,7 @@ class BadQuery(ValueError):
     """A search field the browser cannot use; the page says which."""
 
 
-def _field(name: str) -> str:
+def field(name: str) -> str:
     # The search comes in the query string (GET) or the action form's hidden fields (POST).
     value = request.values.get(name, "").strip()
     if len(value) > MAX_FIELD or any(ord(c) < 0x20 for c in value):
@@ -41,9 +41,9 @@ def _field(name: str) -> str:
     return value
 
 
-def _time(name: str) -> dt.datetime | None:
+def search_time(name: str) -> dt.datetime | None:
     """A local date or date-time of the hospital's zone (the browser's datetime-local)."""
-    value = _field(name)
+    value = field(name)
     if not value:
         return None
     try:
@@ -56,7 +56,7 @@ def _time(name: str) -> dt.datetime | None:
 
 
 def _query() -> MessageQuery:
-    source, state = _field("source") or Source.INBOUND.value, _field("status")
+    source, state = field("source") or Source.INBOUND.value, field("status")
     if source not in {s.value for s in Source}:
         raise BadQuery("source")
     if state and state not in {s.value for s in State}:
@@ -64,10 +64,11 @@ def _query() -> MessageQuery:
     indexes = tuple(request.values.getlist("patient_index"))
     if len(indexes) > 2 or not all(BLIND_INDEX.fullmatch(i) for i in indexes):
         raise BadQuery("patient_index")
-    return MessageQuery(source=Source(source), type=_field("type"),
-                        state=State(state) if state else None, control_id=_field("control_id"),
-                        booking=_field("booking"), trade=_field("trade"),
-                        since=_time("since"), until=_time("until"), patient_indexes=indexes)
+    return MessageQuery(source=Source(source), type=field("type"),
+                        state=State(state) if state else None, control_id=field("control_id"),
+                        booking=field("booking"), trade=field("trade"),
+                        since=search_time("since"), until=search_time("until"),
+                        patient_indexes=indexes)
 
 
 def _search_args() -> dict[str, object]:
@@ -124,7 +125,7 @@ def messages_of_patient() -> ResponseReturnValue:
     indexes = rt.protector.lookup_indexes(number, document_type)
     with rt.session_factory.begin() as db:
         record(db, staff().username, Action.PATIENT_SEARCHED, "", remote(), rt.clock.now())
-    return redirect(url_for("admin.messages", source=_field("source") or "outbox",
+    return redirect(url_for("admin.messages", source=field("source") or "outbox",
                             patient_index=indexes), code=303)
 
 
