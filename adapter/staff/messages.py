@@ -24,6 +24,7 @@ from adapter.models import (
     OutboxMessage,
     OutboxStatus,
     Patient,
+    QueueEventRecord,
     WalletNotification,
 )
 from adapter.staff.audit import Action, record
@@ -129,10 +130,14 @@ def _conditions(session: Session, query: MessageQuery) -> list[ColumnElement[boo
         where.append(InboundMessage.control_id == query.control_id)
     if query.booking:
         booking_id = session.scalar(select(Booking.id).where(Booking.public_id == query.booking))
-        if booking_id is None or query.source is not Source.OUTBOX:
-            return None  # what is kept of inbound messages and notices names no booking
-        where.append(and_(OutboxMessage.subject_type == "booking",
-                          OutboxMessage.subject_id == str(booking_id)))
+        if booking_id is None or query.source is Source.NOTIFICATION:
+            return None  # a notice names its trade: search by trade number
+        if query.source is Source.OUTBOX:
+            where.append(and_(OutboxMessage.subject_type == "booking",
+                              OutboxMessage.subject_id == str(booking_id)))
+        else:  # the HIS's queue events name our booking by its placer id
+            where.append(InboundMessage.control_id.in_(select(QueueEventRecord.event_id).where(
+                QueueEventRecord.placer_id == query.booking)))
     if query.trade:
         if query.source is Source.NOTIFICATION:
             where.append(WalletNotification.out_trade_no == query.trade)
@@ -167,7 +172,12 @@ def _person_condition(query: MessageQuery) -> ColumnElement[bool] | None:
         return WalletNotification.out_trade_no.in_(select(Booking.out_trade_no).where(
             Booking.patient_document_index.in_(query.patient_indexes),
             Booking.out_trade_no.is_not(None)))
-    return None  # what is kept of an inbound message names the HIS's patient id only
+    # Inbound: the queue events of the HIS patient ids the person's links carry (what is kept
+    # of other inbound messages names no person the adapter can look up without reading them).
+    his_ids = select(Patient.his_patient_id).where(
+        Patient.document_index.in_(query.patient_indexes), Patient.his_patient_id.is_not(None))
+    return InboundMessage.control_id.in_(select(QueueEventRecord.event_id).where(
+        QueueEventRecord.his_patient_id.in_(his_ids)))
 
 
 def search_messages(session: Session, query: MessageQuery) -> tuple[list[MessageLine], int]:

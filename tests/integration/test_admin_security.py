@@ -215,3 +215,20 @@ def test_the_sign_in_page_never_redirects_off_the_admin_pages(app):
     response = client.post("/admin/login", data={
         "username": "admin1", "password": PASSWORD, "csrf_token": token, "next": "/admin/alerts"})
     assert response.headers["Location"] == "/admin/alerts"
+
+
+def test_signing_in_again_ends_the_browsers_previous_session(app):
+    make_staff(app, "admin1", StaffRole.ADMIN)
+    client = app.test_client()
+    sign_in(client, "admin1")
+    old = client.get_cookie(STAFF_COOKIE, path="/admin").value
+    def again(password):
+        return client.post("/admin/login", data={"username": "admin1", "password": password,
+                                                 "csrf_token": csrf_token(client, "/admin/")})
+    assert again("a wrong password").status_code == 401  # a failed attempt keeps the session
+    assert client.get("/admin/").status_code == 200
+    assert again(PASSWORD).status_code == 303
+    copy = app.test_client()
+    copy.set_cookie(STAFF_COOKIE, old, path="/admin")
+    assert copy.get("/admin/").status_code == 302
+    assert client.get("/admin/").status_code == 200

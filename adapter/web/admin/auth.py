@@ -64,6 +64,8 @@ def login() -> ResponseReturnValue:
             try:
                 user = sign_in(db, username, password, lockout=LockoutPolicy.of(rt.config),
                                now=now, remote=remote())
+                # A session this browser had before ends: no cookie of it outlives a sign-in.
+                end_staff_session(db, request.cookies.get(STAFF_COOKIE, "")[:100], now=now)
                 token = start_staff_session(db, user, key=key_id(current_app.secret_key or ""),
                                             now=now)
             except Refusal as exc:  # the failure and its audit row are committed
