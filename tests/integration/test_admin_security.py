@@ -6,10 +6,12 @@ absolute lifetime and at sign-out; the cookie is HttpOnly, SameSite=Strict, for 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 
+from adapter.config import Throttles
 from adapter.models import StaffAudit
 from adapter.staff.accounts import Permission, StaffRole
 from adapter.web.admin.guard import STAFF_COOKIE
@@ -232,3 +234,11 @@ def test_signing_in_again_ends_the_browsers_previous_session(app):
     copy.set_cookie(STAFF_COOKIE, old, path="/admin")
     assert copy.get("/admin/").status_code == 302
     assert client.get("/admin/").status_code == 200
+
+
+def test_the_sign_in_page_is_throttled_per_client_address(engine):
+    app = make_app(engine, throttles=replace(Throttles(), sign_in_per_ip="5/minute"))
+    client = app.test_client()
+    answers = [client.get("/admin/login").status_code for _ in range(6)]
+    assert answers == [200] * 5 + [429]
+    assert client.get("/admin/login").headers["Retry-After"]
