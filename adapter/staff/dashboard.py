@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from adapter.models import (
     Booking,
+    CriticalAlert,
     InboundMessage,
     LinkState,
     OutboxMessage,
@@ -96,6 +97,8 @@ class Dashboard:
     backlogs: list[Backlog]
     counters: list[Counter]
     hours: list[Hour] = field(default_factory=list)
+    alerts_open: int = 0  # critical values nobody has acknowledged
+    alerts_escalated: int = 0  # of those, escalated
 
 
 def day_start(now: dt.datetime, tz: ZoneInfo) -> dt.datetime:
@@ -124,6 +127,10 @@ def read_dashboard(session: Session, *, now: dt.datetime, tz: ZoneInfo,
         backlogs=_backlogs(session, now, destinations),
         counters=_counters(session, since),
         hours=_hours(session, now),
+        alerts_open=_count(session, CriticalAlert.id, CriticalAlert.acknowledged_at.is_(None)),
+        alerts_escalated=_count(session, CriticalAlert.id,
+                                CriticalAlert.acknowledged_at.is_(None),
+                                CriticalAlert.escalated_at.is_not(None)),
     )
 
 

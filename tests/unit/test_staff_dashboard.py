@@ -106,3 +106,21 @@ def test_the_last_24_hours_count_bookings_and_messages_per_hour(hospital):
     assert board.hours[-1].start == hospital.clock.now().replace(minute=0, second=0,
                                                                 microsecond=0)
     assert sum(h.bookings for h in board.hours) == 2
+
+
+def test_open_and_escalated_critical_alerts_are_counted(hospital):
+    from adapter.models import CriticalAlert, Result
+
+    now = hospital.clock.now()
+    with hospital.runtime.session_factory.begin() as db:
+        result = Result(order_key="k", status="F", state="released", received_at=now,
+                        updated_at=now)
+        db.add(result)
+        db.flush()
+        db.add_all([CriticalAlert(result_id=result.id, result_version=1, raised_at=now),
+                    CriticalAlert(result_id=result.id, result_version=1, raised_at=now,
+                                  escalated_at=now),
+                    CriticalAlert(result_id=result.id, result_version=1, raised_at=now,
+                                  acknowledged_at=now, acknowledged_by="op")])
+    board = _board(hospital)
+    assert (board.alerts_open, board.alerts_escalated) == (2, 1)
