@@ -52,12 +52,13 @@ class Permission(StrEnum):
     OPERATE = "operate"  # act on them: acknowledge, reprocess, resend
     RAW = "raw"  # raw message content (ID numbers masked)
     AUDIT = "audit"  # the audit trail
+    STAFF = "staff"  # staff accounts: add, disable
     DOCTOR = "doctor"  # the doctor pages: one's own patients' results
 
 
 GRANTS: dict[str, frozenset[Permission]] = {
     StaffRole.ADMIN: frozenset({Permission.STATUS, Permission.OPERATE, Permission.RAW,
-                                Permission.AUDIT}),
+                                Permission.AUDIT, Permission.STAFF}),
     StaffRole.OPERATOR: frozenset({Permission.STATUS, Permission.OPERATE}),
     StaffRole.VIEWER: frozenset({Permission.STATUS}),
     StaffRole.DOCTOR: frozenset({Permission.DOCTOR}),
@@ -183,3 +184,8 @@ def staff_user(session: Session, account_id: int) -> StaffUser | None:
     if account is None or account.disabled_at is not None:
         return None
     return _user(account)
+
+
+def list_accounts(session: Session) -> list[StaffAccount]:
+    """Every staff account, by user name (hashes are never shown)."""
+    return list(session.scalars(select(StaffAccount).order_by(StaffAccount.username)))

@@ -22,6 +22,7 @@ class Action(StrEnum):
     LOCKED_OUT = "locked_out"
     SIGN_OUT = "sign_out"
     ACCOUNT_CREATED = "account_created"
+    ACCOUNT_DISABLED = "account_disabled"
     RESULT_VIEWED = "result_viewed"
     RESULT_RELEASED = "result_released"
     ALERT_ACKNOWLEDGED = "alert_acknowledged"

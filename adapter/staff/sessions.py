@@ -18,6 +18,7 @@ from adapter.flows import Services
 from adapter.identity.sessions import SessionPolicy, token_hash
 from adapter.models import StaffAccount, StaffSession
 from adapter.staff.accounts import StaffUser, staff_user
+from adapter.staff.audit import Action, record
 
 if TYPE_CHECKING:
     from adapter.config import Config
@@ -65,12 +66,15 @@ def end_staff_session(session: Session, token: str, *, now: dt.datetime) -> bool
     return bool(ended.rowcount)
 
 
-def disable_staff_account(session: Session, account_id: int, *, now: dt.datetime) -> int:
-    """Disable a staff account: no sign-in, and its sessions end now; returns how many."""
+def disable_staff_account(session: Session, account_id: int, *, now: dt.datetime,
+                          actor: str = "", remote: str = "") -> int:
+    """Disable a staff account: no sign-in, and its sessions end now; returns how many.
+    Audited (``actor`` "" for the command line)."""
     account = session.get(StaffAccount, account_id, with_for_update=True)
     if account is None:
         raise LookupError(f"no staff account {account_id}")
     account.disabled_at = account.disabled_at or now
+    record(session, actor or "cli", Action.ACCOUNT_DISABLED, f"staff:{account_id}", remote, now)
     ended = session.execute(update(StaffSession).where(
         StaffSession.staff_account_id == account_id, StaffSession.revoked_at.is_(None))
         .values(revoked_at=now))

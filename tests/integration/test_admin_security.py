@@ -26,8 +26,8 @@ from tests.integration.admin_kit import (
 )
 
 PUBLIC = {"admin.login"}
-# What a viewer and a doctor hold none of: acting, raw content, the audit trail.
-ADMIN_ONLY = {Permission.OPERATE, Permission.RAW, Permission.AUDIT}
+# What a viewer and a doctor hold none of: acting, raw content, the audit trail, accounts.
+ADMIN_ONLY = {Permission.OPERATE, Permission.RAW, Permission.AUDIT, Permission.STAFF}
 
 
 @pytest.fixture

@@ -108,6 +108,7 @@ def test_a_doctor_is_linked_to_a_his_doctor_code_others_are_not(db, runtime):
 def test_roles_grant_what_the_issue_asks():
     assert set(GRANTS) == set(StaffRole.ALL)
     assert may(StaffRole.ADMIN, Permission.AUDIT) and may(StaffRole.ADMIN, Permission.RAW)
+    assert may(StaffRole.ADMIN, Permission.STAFF) and not may(StaffRole.OPERATOR, Permission.STAFF)
     assert may(StaffRole.OPERATOR, Permission.OPERATE)
     assert not may(StaffRole.OPERATOR, Permission.RAW)
     assert may(StaffRole.VIEWER, Permission.STATUS)

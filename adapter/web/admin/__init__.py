@@ -15,6 +15,7 @@ from adapter.web.admin import (  # noqa: F401 - they register the views
     dashboard,
     messages,
     results,
+    staff,
     texts,
 )
 from adapter.web.admin.guard import bp, csrf
