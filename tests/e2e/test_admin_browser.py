@@ -144,7 +144,8 @@ def test_a_parked_message_is_found_by_its_booking_resent_and_delivered(system, p
 
     # every page of the staff side loads without a console error; the dashboard refreshes
     for path in ("/admin/", "/admin/?lang=en", "/admin/messages?source=inbound",
-                 "/admin/alerts", "/admin/audit", f"/admin/messages?source=outbox&booking="
+                 "/admin/alerts", "/admin/audit", "/admin/staff",
+                 f"/admin/messages?source=outbox&booking="
                  f"{public_id}"):
         page.goto(f"{system.web}{path}")
         expect(page.locator("h1")).to_be_visible()
