@@ -242,3 +242,26 @@ def test_the_sign_in_page_is_throttled_per_client_address(engine):
     answers = [client.get("/admin/login").status_code for _ in range(6)]
     assert answers == [200] * 5 + [429]
     assert client.get("/admin/login").headers["Retry-After"]
+
+
+def test_ids_past_bigint_and_at_its_edge_are_no_row_never_an_error(app):
+    admin = signed_in(app, "admin1", StaffRole.ADMIN)
+    doctor = signed_in(app, "dr1", StaffRole.DOCTOR, DOCTOR_CODE)
+    tokens = {admin: csrf_token(admin, "/admin/"), doctor: csrf_token(doctor, "/admin/doctor")}
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        ids = [a for a in rule.arguments if a not in ARGUMENTS]
+        if not rule.endpoint.startswith("admin.") or not ids:
+            continue
+        needs = app.view_functions[rule.endpoint].staff_permission
+        client = doctor if needs == Permission.DOCTOR else admin
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for value, expected in ((2**64, {404}), (2**63 - 1, {404})):
+                path = re.sub(r"<[^>]*:(%s)>" % "|".join(ids), str(value), rule.rule)
+                path = path.replace("<any(inbound, outbox, notification):source>", "inbound")
+                response = client.open(path, method=method,
+                                       data={"csrf_token": tokens[client]})
+                assert response.status_code in expected, (rule.endpoint, value,
+                                                          response.status_code)
+                checked += 1
+    assert checked >= 12

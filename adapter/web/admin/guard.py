@@ -41,6 +41,9 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 csrf = CSRFProtect()
 
 STAFF_COOKIE = "staff_session"
+# The converter of every id in a route: a row id is a signed 64-bit integer (BIGINT), so a
+# larger number is no row (404) rather than a database error.
+ID = "int(max=9223372036854775807)"
 SIGNED_IN = "signed_in"  # requires(SIGNED_IN): any staff role
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Refusal codes and the status each answers with (others: 400).

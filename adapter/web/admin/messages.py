@@ -21,7 +21,7 @@ from adapter.staff.messages import (
     reprocess_messages,
     search_messages,
 )
-from adapter.web.admin.guard import bp, remote, requires, runtime, staff
+from adapter.web.admin.guard import ID, bp, remote, requires, runtime, staff
 
 MAX_FIELD = 100  # no search field is longer: ids, codes and trade numbers
 SEARCH_FIELDS = ("source", "type", "status", "control_id", "booking", "trade", "since", "until")
@@ -156,7 +156,7 @@ def messages_acknowledge() -> ResponseReturnValue:
     return _act(acknowledge_messages, gettext("已确认 {n} 条失败消息。"))
 
 
-@bp.get("/messages/<any(inbound, outbox, notification):source>/<int:message_id>")
+@bp.get(f"/messages/<any(inbound, outbox, notification):source>/<{ID}:message_id>")
 @requires(Permission.RAW)
 def message_raw(source: str, message_id: int) -> ResponseReturnValue:
     """A message as kept, ID numbers masked (admins only; the view is audited)."""

@@ -16,7 +16,7 @@ from adapter.staff.results import (
     release_for_doctor,
     view_result,
 )
-from adapter.web.admin.guard import bp, refused, remote, requires, runtime, staff
+from adapter.web.admin.guard import ID, bp, refused, remote, requires, runtime, staff
 
 
 @bp.get("/doctor")
@@ -28,7 +28,7 @@ def doctor_results_page() -> ResponseReturnValue:
     return render_template("admin/doctor.html", lines=lines, title=gettext("我的患者的报告"))
 
 
-@bp.get("/doctor/results/<int:result_id>")
+@bp.get(f"/doctor/results/<{ID}:result_id>")
 @requires(Permission.DOCTOR)
 def doctor_result(result_id: int) -> ResponseReturnValue:
     """One result's values, for the doctor who ordered it (the view is audited)."""
@@ -43,7 +43,7 @@ def doctor_result(result_id: int) -> ResponseReturnValue:
                            alert=alert, title=gettext("报告详情"))
 
 
-@bp.post("/doctor/results/<int:result_id>/release")
+@bp.post(f"/doctor/results/<{ID}:result_id>/release")
 @requires(Permission.DOCTOR)
 def release(result_id: int) -> ResponseReturnValue:
     """Release a held result to its patient."""
@@ -68,7 +68,7 @@ def _acknowledge(alert_id: int, back: str) -> ResponseReturnValue:
     return redirect(back, code=303)
 
 
-@bp.post("/doctor/alerts/<int:alert_id>/acknowledge")
+@bp.post(f"/doctor/alerts/<{ID}:alert_id>/acknowledge")
 @requires(Permission.DOCTOR)
 def doctor_acknowledge(alert_id: int) -> ResponseReturnValue:
     """A doctor acknowledges a critical value of their own patient."""
@@ -85,7 +85,7 @@ def alerts() -> ResponseReturnValue:
                            title=gettext("待确认的危急值"))
 
 
-@bp.post("/alerts/<int:alert_id>/acknowledge")
+@bp.post(f"/alerts/<{ID}:alert_id>/acknowledge")
 @requires(Permission.OPERATE)
 def alert_acknowledge(alert_id: int) -> ResponseReturnValue:
     """An admin or operator acknowledges a critical value (who and when are kept)."""

@@ -9,7 +9,7 @@ from flask_babel import gettext
 from adapter.refusals import Refusal
 from adapter.staff.accounts import Permission, StaffRole, create_account, list_accounts
 from adapter.staff.sessions import disable_staff_account
-from adapter.web.admin.guard import bp, remote, requires, runtime, staff
+from adapter.web.admin.guard import ID, bp, remote, requires, runtime, staff
 from adapter.web.h5 import html_lang
 
 MAX_FIELD = 256  # the longest field of the form (a password)
@@ -53,7 +53,7 @@ def staff_add() -> ResponseReturnValue:
     return redirect(url_for("admin.staff_accounts"), code=303)
 
 
-@bp.post("/staff/<int:account_id>/disable")
+@bp.post(f"/staff/<{ID}:account_id>/disable")
 @requires(Permission.STAFF)
 def staff_disable(account_id: int) -> ResponseReturnValue:
     """Disable an account: its sessions end now. Admins cannot disable themselves."""
