@@ -257,7 +257,8 @@ def test_ids_past_bigint_and_at_its_edge_are_no_row_never_an_error(app):
         client = doctor if needs == Permission.DOCTOR else admin
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             for value, expected in ((2**64, {404}), (2**63 - 1, {404})):
-                path = re.sub(r"<[^>]*:(%s)>" % "|".join(ids), str(value), rule.rule)
+                pattern = "<[^>]*:({})>".format("|".join(ids))
+                path = re.sub(pattern, str(value), rule.rule)
                 path = path.replace("<any(inbound, outbox, notification):source>", "inbound")
                 response = client.open(path, method=method,
                                        data={"csrf_token": tokens[client]})
