@@ -7,7 +7,7 @@ import re
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 
 from adapter.his.masking import readable
 from adapter.staff.accounts import Permission
@@ -87,8 +87,6 @@ def _page(lines: list, total: int, error: str = "") -> str:
 
 
 def _document_types() -> list[tuple[str, str]]:
-    from flask_babel import get_locale
-
     english = str(get_locale()) == "en"
     return [(t.code, t.name_en if english else t.name_zh)
             for t in runtime().mappings.document_types.values()]
