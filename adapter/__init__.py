@@ -34,12 +34,13 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
         hops = runtime.config.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from adapter.web import api, h5, health, metrics, notify, throttle
+    from adapter.web import admin, api, h5, health, metrics, notify, throttle
 
     health.init_app(app)
     metrics.init_app(app)
     notify.init_app(app)
     api.init_app(app)
     h5.init_app(app)
+    admin.init_app(app)
     throttle.init_app(app)  # last: it guards endpoints the blueprints above registered
     return app

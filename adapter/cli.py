@@ -318,6 +318,82 @@ def _slot_pool_counts(runtime: Runtime, days: int | None) -> str:
     return text
 
 
+def _read_password() -> str:
+    """A new password from the terminal (asked twice, not echoed) or one line of stdin; never
+    from the command line, where ps and the shell history would show it."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _create_staff(username: str, role: str, doctor_code: str | None) -> None:
+    from adapter.refusals import Refusal
+    from adapter.staff.accounts import create_account
+
+    runtime = _runtime()
+    _require_schema(runtime)
+    password = _read_password()
+    try:
+        with runtime.session_factory.begin() as db:
+            user = create_account(db, username, password, role, now=runtime.clock.now(),
+                                  doctor_code=doctor_code,
+                                  doctor_codes=runtime.mappings.doctors.keys(), remote="cli")
+    except Refusal as exc:
+        raise click.ClickException(exc.message("en")) from None
+    click.echo(f"staff account {user.username} ({user.role}) created; sign in at "
+               f"{runtime.config.effective_public_url}/admin/")
+
+
+@main.command("create-admin")
+@click.option("--username", required=True, help="the admin's user name (letters, digits, . _ -)")
+def create_admin_command(username: str) -> None:
+    """Create an admin of /admin/; the password is asked for (or read from stdin)."""
+    _create_staff(username, "admin", None)
+
+
+@main.group("staff")
+def staff_group() -> None:
+    """Staff accounts of /admin/."""
+
+
+@staff_group.command("add")
+@click.option("--username", required=True)
+@click.option("--role", required=True, type=click.Choice(["admin", "operator", "viewer", "doctor"]))
+@click.option("--doctor-code", default=None, help="a doctor's HIS code (mappings/doctors.csv)")
+def staff_add_command(username: str, role: str, doctor_code: str | None) -> None:
+    """Create a staff account; the password is asked for (or read from stdin)."""
+    _create_staff(username, role, doctor_code)
+
+
+@staff_group.command("disable")
+@click.option("--username", required=True)
+def staff_disable_command(username: str) -> None:
+    """Refuse a staff account's sign-ins and end its sessions now."""
+    from sqlalchemy import select
+
+    from adapter.models import StaffAccount
+    from adapter.staff.sessions import disable_staff_account
+
+    runtime = _runtime()
+    _require_schema(runtime)
+    with runtime.session_factory.begin() as db:
+        account_id = db.scalar(select(StaffAccount.id).where(StaffAccount.username == username))
+        if account_id is None:
+            raise click.ClickException(f"no staff account {username}")
+        ended = disable_staff_account(db, account_id, now=runtime.clock.now())
+    click.echo(f"staff account {username} disabled; {ended} session(s) ended")
+
+
+def _first_admin_hint(runtime: Runtime) -> str:
+    from adapter.staff.accounts import any_admin
+
+    with runtime.session_factory() as db:
+        if any_admin(db):
+            return ""
+    return ("  No admin yet: create the first one with\n"
+            "    hospital-adapter create-admin --username admin\n")
+
+
 @main.command("listener")
 def listener_command() -> None:
     """Serve HL7 from the HIS over MLLP on ADAPTER_MLLP_LISTEN."""
@@ -432,6 +508,8 @@ def run_command(no_simulators: bool) -> None:
         "\nFuture Hospital Adapter is running:\n"
         f"  patients   {base}/h5/   (open on a phone-sized browser)\n"
         f"  status     {base}/readyz\n"
+        f"  admin      {base}/admin/   (staff sign-in)\n"
+        f"{_first_admin_hint(runtime)}"
         f"  MLLP in    {config.mllp_listen}  (HL7 from the HIS)\n"
         f"  HIS        {config.his_mllp}  ({'simulator' if simulators else 'external'})\n"
         f"  wallet     {config.alipay_gateway}  ({'sandbox' if simulators else 'external'})\n"

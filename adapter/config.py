@@ -96,6 +96,12 @@ class Config:
     secret_key: str = ""
     session_idle_minutes: float = 30.0  # a patient session unused this long ends
     session_max_hours: float = 12.0  # and every session ends this long after sign-in
+    # Staff sessions of /admin/ (adapter/staff): shorter than a patient's, the screens show
+    # medical data; and the lockout after repeated wrong passwords.
+    staff_session_idle_minutes: float = 15.0
+    staff_session_max_hours: float = 10.0
+    staff_lockout_failures: int = 5
+    staff_lockout_minutes: float = 15.0
     # Origins besides ADAPTER_PUBLIC_URL's whose pages may write to /api/v1 with the cookie.
     allowed_origins: tuple[str, ...] = ()
     alipay_gateway: str = "http://127.0.0.1:8900/gateway.do"  # the sandbox in development
@@ -208,6 +214,15 @@ class Config:
         if self.session_idle_minutes > self.session_max_hours * 60:
             raise ConfigError("ADAPTER_SESSION_IDLE_MINUTES is longer than "
                               "ADAPTER_SESSION_MAX_HOURS: the idle timeout would never apply")
+        if self.staff_session_idle_minutes <= 0 or self.staff_session_max_hours <= 0:
+            raise ConfigError("ADAPTER_STAFF_SESSION_IDLE_MINUTES and "
+                              "ADAPTER_STAFF_SESSION_MAX_HOURS must be positive")
+        if self.staff_session_idle_minutes > self.staff_session_max_hours * 60:
+            raise ConfigError("ADAPTER_STAFF_SESSION_IDLE_MINUTES is longer than "
+                              "ADAPTER_STAFF_SESSION_MAX_HOURS: the idle timeout would never apply")
+        if self.staff_lockout_failures < 1 or self.staff_lockout_minutes <= 0:
+            raise ConfigError("ADAPTER_STAFF_LOCKOUT_FAILURES must be 1 or more and "
+                              "ADAPTER_STAFF_LOCKOUT_MINUTES positive")
         for origin in self.allowed_origins:
             if origin_of(origin) != origin:
                 raise ConfigError("ADAPTER_ALLOWED_ORIGINS must list origins such as "
@@ -363,6 +378,14 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
             env, "ADAPTER_SESSION_IDLE_MINUTES", defaults.session_idle_minutes
         ),
         "session_max_hours": _number(env, "ADAPTER_SESSION_MAX_HOURS", defaults.session_max_hours),
+        "staff_session_idle_minutes": _number(
+            env, "ADAPTER_STAFF_SESSION_IDLE_MINUTES", defaults.staff_session_idle_minutes),
+        "staff_session_max_hours": _number(
+            env, "ADAPTER_STAFF_SESSION_MAX_HOURS", defaults.staff_session_max_hours),
+        "staff_lockout_failures": _whole(
+            env, "ADAPTER_STAFF_LOCKOUT_FAILURES", defaults.staff_lockout_failures),
+        "staff_lockout_minutes": _number(
+            env, "ADAPTER_STAFF_LOCKOUT_MINUTES", defaults.staff_lockout_minutes),
         "allowed_origins": tuple(
             o.strip().rstrip("/").lower() for o in env.get("ADAPTER_ALLOWED_ORIGINS", "").split(",")
             if o.strip()),

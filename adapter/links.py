@@ -45,11 +45,15 @@ def wallet_link(platform: str) -> str:
     return f"wallet:{platform}"
 
 
-def record_link(services: _Recorder, name: str, up: bool, detail: str) -> None:
-    """Remember the last known state of a link for the status page and /readyz."""
+def record_link(services: _Recorder, name: str, up: bool, detail: str,
+                latency_ms: int | None = None) -> None:
+    """Remember the last known state of a link for the status page and /readyz (with how long
+    the answer took, when the caller timed it)."""
     with services.session_factory.begin() as session:
         state = session.get(LinkState, name) or LinkState(name=name)
         state.up, state.detail, state.checked_at = up, detail[:500], services.clock.now()
+        if latency_ms is not None:
+            state.latency_ms = latency_ms
         session.add(state)
 
 

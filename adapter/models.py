@@ -43,6 +43,7 @@ class InboundMessage(Base):
         # digest tells a true retransmission from another message that reuses the id.
         UniqueConstraint("sender", "control_id", "digest", name="uq_inbound_retransmission"),
         Index("ix_inbound_status_id", "status", "id"),
+        Index("ix_inbound_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -62,6 +63,10 @@ class InboundMessage(Base):
     ack: Mapped[bytes] = mapped_column(LargeBinary)  # exactly the bytes answered
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Set by staff from the message browser: a failure seen and handled leaves the dashboard's
+    # error counts (reprocessing clears it).
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Slot(Base):
@@ -99,6 +104,8 @@ class LinkState(Base):
     up: Mapped[bool] = mapped_column(default=False)
     checked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # How long the last check's answer took (the worker's link check); None before one.
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
 
 
 class JobRun(Base):
@@ -276,6 +283,10 @@ class WalletNotification(Base):
     out_trade_no: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(12), default="received")
     reason: Mapped[str] = mapped_column(String(200), default="")
+    # Set by staff from the message browser: a failure seen and handled leaves the dashboard's
+    # error counts (reprocessing clears it).
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class BookingStatus:
@@ -302,6 +313,7 @@ class Booking(Base):
         Index("ix_booking_patient_date", "patient_document_index", "visit_date"),
         Index("ix_booking_status_hold", "status", "hold_expires_at"),
         Index("ix_booking_slot", "slot_id", "status"),
+        Index("ix_booking_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -359,6 +371,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_subject", "subject_type", "subject_id"),
+        Index("ix_outbox_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -374,6 +387,10 @@ class OutboxMessage(Base):
     last_error: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Set by staff from the message browser: a failure seen and handled leaves the dashboard's
+    # error counts (reprocessing clears it).
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class QueueEventRecord(Base):
@@ -457,6 +474,9 @@ class Result(Base):
     # the person (the blind index of their document, as on their patient links).
     his_patient_id: Mapped[str] = mapped_column(String(40), default="")
     document_index: Mapped[str | None] = mapped_column(String(64))
+    # OBR-16.1, the ordering provider's HIS doctor code (mappings/doctors.csv): whose patient
+    # it is on the doctor's page.
+    ordering_provider: Mapped[str] = mapped_column(String(40), default="")
     state: Mapped[str] = mapped_column(String(12))
     hold_reason: Mapped[str] = mapped_column(String(40), default="")  # a code, never a value
     release_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
@@ -521,3 +541,53 @@ class CriticalAlert(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     escalated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class StaffAccount(Base):
+    """A hospital staff user of /admin/: an Argon2 password hash, never the password."""
+
+    __tablename__ = "staff_account"
+    __table_args__ = (UniqueConstraint("username", name="uq_staff_username"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(12))  # adapter.staff.accounts.StaffRole
+    # A doctor's HIS doctor code (mappings/doctors.csv, OBR-16 of their orders).
+    doctor_code: Mapped[str | None] = mapped_column(String(40))
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)  # since the last success
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class StaffSession(Base):
+    """A signed-in staff browser; as patient sessions, only the token's SHA-256 is kept."""
+
+    __tablename__ = "staff_session"
+    __table_args__ = (Index("ix_staff_session_account", "staff_account_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_account_id: Mapped[int] = mapped_column(ForeignKey("staff_account.id"))
+    key_id: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class StaffAudit(Base):
+    """One staff action (a sign-in, a release, an acknowledgment...): who, what, on what, from
+    where, when. Targets are ids and codes, never personal data."""
+
+    __tablename__ = "staff_audit"
+    __table_args__ = (Index("ix_staff_audit_at", "at"),
+                      Index("ix_staff_audit_actor", "actor", "at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(64))  # the staff username ("" when unknown)
+    action: Mapped[str] = mapped_column(String(40))  # adapter.staff.audit.Action
+    target: Mapped[str] = mapped_column(String(120), default="")  # e.g. "result:42"
+    remote: Mapped[str] = mapped_column(String(64), default="")  # the client's address

@@ -236,6 +236,7 @@ class ResultOrder:
     observed_at: dt.datetime | None = None  # OBR-7
     status: ResultStatus = ResultStatus.FINAL  # OBR-25
     observations: tuple[Observation, ...] = ()
+    ordering_provider: str = ""  # OBR-16.1, the HIS doctor code of who ordered it
 
 
 @dataclass(frozen=True)

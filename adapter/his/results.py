@@ -169,6 +169,7 @@ def _order(obr: _Fields | None, obxs: list[_Fields], profile: Hl7Profile,
         placer_order=obr.value(2), filler_order=obr.value(3), kind=obr.value(4, 1),
         kind_name=obr.value(4, 2), observed_at=observed_at,
         status=_status(obr.value(25), observations), observations=shown,
+        ordering_provider=obr.value(16),
     )
 
 

@@ -94,6 +94,7 @@ def apply_order(session: Session, event: ResultsReported, report: ResultReport, 
     result.placer_order, result.filler_order = order.placer_order[:80], order.filler_order[:80]
     result.kind, result.kind_name = order.kind[:80], order.kind_name[:200]
     result.observed_at = order.observed_at
+    result.ordering_provider = order.ordering_provider[:40]
     result.updated_at = now
     if order.status is ResultStatus.CANCELLED:
         result.status, result.state = ResultStatus.CANCELLED.value, ResultState.WITHDRAWN

@@ -29,6 +29,9 @@ GUARDED = {
     "api.bookings.create_booking": "booking",
     "api.payments.create_payment": "payment",
     "api.slots.slots": "slots",
+    # Staff sign-in per client IP, besides each account's lockout (adapter/staff/accounts.py):
+    # guessing across many user names from one address is slowed too.
+    "admin.login": "sign_in",
 }
 NOTIFY = "notify.receive"
 

@@ -47,6 +47,6 @@ def _check(runtime: Any, name: str, down: tuple[type[Exception], ...],  # noqa: 
         up, detail = False, safe_code(exc)
     millis = round((time.monotonic() - started) * 1000)
     detail = f"answered in {millis} ms" if up else f"{detail} after {millis} ms"
-    record_link(runtime, name, up, detail)
+    record_link(runtime, name, up, detail, latency_ms=millis)
     if not up:
         logger.warning("link check: %s down (%s)", name, detail)

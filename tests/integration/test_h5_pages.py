@@ -239,7 +239,8 @@ def test_catalogs_are_complete_compiled_and_match_the_sources():
     """Every message in the templates and the code (pages, refusal texts, API words marked N_)
     is in messages.pot, translated in en, and the committed .mo files say what the .po files
     say."""
-    method_map = [("adapter/**.py", "python"), ("adapter/templates/h5/**.html", "jinja2")]
+    method_map = [("adapter/**.py", "python"), ("adapter/templates/h5/**.html", "jinja2"),
+                  ("adapter/templates/admin/**.html", "jinja2")]
     keywords = {**DEFAULT_KEYWORDS, "N_": None}
     extracted = {(context, message if isinstance(message, str) else message[0])
                  for _, _, message, _, context in extract_from_dir(REPO, method_map,

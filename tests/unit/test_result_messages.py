@@ -207,6 +207,7 @@ def test_the_identity_and_order_fields_are_read():
         ("ORD1", "LAB1", "CBC", "血常规")
     assert order.observed_at == dt.datetime(2030, 3, 7, 8, 30, tzinfo=TZ)
     assert order.status is ResultStatus.FINAL
+    assert order.ordering_provider == "D001"  # OBR-16.1: whose page it shows on
     [wbc] = order.observations
     assert (wbc.value_type, wbc.code, wbc.name, wbc.units, wbc.reference_range,
             wbc.abnormal_flags, wbc.status) == \
