@@ -105,6 +105,8 @@ def test_a_viewer_and_a_doctor_are_refused_every_admin_action(app, role):
 def test_a_doctor_sees_only_the_doctor_pages(app):
     client = signed_in(app, "dr-chen", StaffRole.DOCTOR, DOCTOR_CODE)
     assert client.get("/admin/doctor").status_code == 200
+    refused = client.get("/admin/").get_data(as_text=True)
+    assert 'href="/admin/doctor"' in refused and 'href="/admin/messages"' not in refused
     for endpoint, method, path in _routes(app):
         if method == "GET" and endpoint not in PUBLIC and not endpoint.startswith("admin.doctor"):
             assert client.get(path).status_code == 403, endpoint

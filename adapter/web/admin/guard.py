@@ -115,11 +115,11 @@ def _guard() -> ResponseReturnValue | None:
         if request.method in SAFE_METHODS and not getattr(view, "staff_json", False):
             return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
         return _answer(401, gettext("请先登录。"))
+    g.staff = user  # a refusal page still offers the pages the role may open
     permission = getattr(view, "staff_permission", None)
     if permission is None or (permission != SIGNED_IN and not user.may(permission)):
         logger.info("staff account %s refused %s", user.id, request.endpoint)
         return _answer(403, gettext("您的角色无权访问此页面或执行此操作。"))
-    g.staff = user
     if request.method not in SAFE_METHODS:
         csrf.protect()
     return None
