@@ -6,6 +6,7 @@ together with the HIS simulator, as a separate program on its own port, for a ne
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import signal
@@ -155,6 +156,46 @@ def check_mappings_command(directory: Path | None) -> None:
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s) in {directory}")
     click.echo(f"mappings in {directory} are valid")
+
+
+@main.command("reconcile")
+@click.option("--date", "day", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="the day to reconcile (YYYY-MM-DD, hospital's zone)")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False, writable=True,
+                                                    path_type=Path),
+              help="write the discrepancies to this CSV file")
+@click.option("--lang", type=click.Choice(["zh-CN", "en"]), default="zh-CN", show_default=True)
+def reconcile_command(day: dt.datetime, csv_file: Path | None, lang: str) -> None:
+    """Reconcile a day: each wallet's trade bill, our trades and refunds, the HIS's list."""
+    from adapter.reconciliation.export import summary_lines, write_csv
+    from adapter.reconciliation.service import ReconciliationFailed, reconcile_day
+
+    runtime = _role_runtime()
+    # Progress only where someone watches (a terminal); never personal data, only counts.
+    tty = sys.stderr.isatty()
+
+    def progress(stage: str, count: int) -> None:
+        if tty:
+            click.echo(f"\rreconcile: {stage} {count} ...", nl=False, err=True)
+
+    found = []
+    for wallet in runtime.wallets.values():
+        try:
+            result = reconcile_day(runtime, wallet, runtime.his, day.date(),
+                                   now=runtime.clock.now(), progress=progress)
+        except ReconciliationFailed as exc:
+            raise click.ClickException(f"reconciliation of {day:%Y-%m-%d} failed: {exc}"
+                                       ) from None
+        if tty:
+            click.echo("\r" + " " * 40 + "\r", nl=False, err=True)
+        for line in summary_lines(result.summary, lang):
+            click.echo(line)
+        found += result.discrepancies
+    if csv_file is not None:
+        # With a BOM, spreadsheet programs read the Chinese texts as UTF-8.
+        with csv_file.open("w", encoding="utf-8-sig", newline="") as stream:
+            rows = write_csv(found, stream, lang)
+        click.echo(f"{rows} discrepancies written to {csv_file}")
 
 
 @main.group("data-key")
