@@ -29,7 +29,6 @@ from adapter.ports import BillEntryKind, BillProblem, WalletBill, WalletBillEntr
 logger = logging.getLogger(__name__)
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 MAX_ZIP_BYTES = 256 * 1024 * 1024  # a day of a big hospital is a few MB zipped
 MAX_DETAIL_BYTES = 1024 * 1024 * 1024  # declared uncompressed size of the detail member
@@ -58,6 +57,7 @@ class BillReader(WalletBill):
     def __init__(self, day: dt.date, data: bytes) -> None:
         super().__init__(day, iter(()))
         self.problem_count = 0
+        self._widest = 0
         self._data = data
         self._entries = self._read()
 
@@ -111,6 +111,8 @@ class BillReader(WalletBill):
                     columns = _header(line)
                     if columns is None:
                         self._problem(number, "a row before the column header")
+                    else:
+                        self._widest = max(columns.values())
                     continue
                 entry = self._entry(number, line, columns)
                 if entry is not None:
@@ -127,17 +129,22 @@ class BillReader(WalletBill):
             self.totals = (*totals["交易"], *totals["退款"])
 
     def _entry(self, number: int, line: str, columns: dict[str, int]) -> WalletBillEntry | None:
-        try:
-            cells = next(csv.reader([line]))
-        except csv.Error:
-            self._problem(number, "not a CSV row")
-            return None
-        if len(cells) <= max(columns.values()):
+        if '"' in line:
+            try:
+                cells = next(csv.reader([line]))
+            except csv.Error:
+                self._problem(number, "not a CSV row")
+                return None
+        else:
+            # Alipay quotes nothing: a plain split reads the 100,000 lines of a big day in a
+            # fraction of csv.reader's time; a quoted line still goes through csv above.
+            cells = line.split(",")
+        if len(cells) <= self._widest:
             self._problem(number, "too few columns")
             return None
 
         def cell(name: str) -> str:
-            return cells[columns[name]].strip().strip("\t").strip()
+            return cells[columns[name]].strip(" \t")
 
         kind = KINDS.get(cell(COL_KIND))
         if kind is None:
@@ -160,8 +167,13 @@ class BillReader(WalletBill):
         if amount_fen == 0 or negative != (kind is BillEntryKind.REFUND):
             self._problem(number, "amount sign does not fit 业务类型")
             return None
+        finished = cell(COL_FINISHED)
         try:
-            at = dt.datetime.strptime(cell(COL_FINISHED), TIME_FORMAT).replace(tzinfo=BEIJING)
+            # fromisoformat reads "2026-12-02 10:00:00" ten times faster than strptime; the
+            # length and separators are checked first so that nothing else passes.
+            if len(finished) != 19 or finished[10] != " " or finished[4] != "-":
+                raise ValueError(finished)
+            at = dt.datetime.fromisoformat(finished).replace(tzinfo=BEIJING)
         except ValueError:
             self._problem(number, "bad 完成时间")
             return None
