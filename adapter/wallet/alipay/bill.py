@@ -58,6 +58,7 @@ class BillReader(WalletBill):
         super().__init__(day, iter(()))
         self.problem_count = 0
         self._widest = 0
+        self._at: tuple[int, ...] = ()  # the header's positions of the cells read
         self._data = data
         self._entries = self._read()
 
@@ -113,8 +114,11 @@ class BillReader(WalletBill):
                         self._problem(number, "a row before the column header")
                     else:
                         self._widest = max(columns.values())
+                        self._at = tuple(columns[name] for name in (
+                            COL_KIND, COL_OUT_TRADE_NO, COL_TRADE_NO, COL_AMOUNT, COL_FINISHED,
+                            COL_REQUEST_NO))
                     continue
-                entry = self._entry(number, line, columns)
+                entry = self._entry(number, line)
                 if entry is not None:
                     yield entry
             else:
@@ -128,7 +132,7 @@ class BillReader(WalletBill):
         if "交易" in totals and "退款" in totals:
             self.totals = (*totals["交易"], *totals["退款"])
 
-    def _entry(self, number: int, line: str, columns: dict[str, int]) -> WalletBillEntry | None:
+    def _entry(self, number: int, line: str) -> WalletBillEntry | None:
         if '"' in line:
             try:
                 cells = next(csv.reader([line]))
@@ -143,21 +147,19 @@ class BillReader(WalletBill):
             self._problem(number, "too few columns")
             return None
 
-        def cell(name: str) -> str:
-            return cells[columns[name]].strip(" \t")
-
-        kind = KINDS.get(cell(COL_KIND))
+        at_kind, at_out, at_trade, at_amount, at_finished, at_request = self._at
+        kind = KINDS.get(cells[at_kind].strip(" \t"))
         if kind is None:
             self._problem(number, "unknown 业务类型")
             return None
-        out_trade_no, trade_no = cell(COL_OUT_TRADE_NO), cell(COL_TRADE_NO)
+        out_trade_no, trade_no = cells[at_out].strip(" \t"), cells[at_trade].strip(" \t")
         if not out_trade_no or len(out_trade_no) > 64 or not out_trade_no.isascii():
             self._problem(number, "bad 商户订单号")
             return None
         if len(trade_no) > 64 or not trade_no.isascii():
             self._problem(number, "bad 支付宝交易号")
             return None
-        amount = cell(COL_AMOUNT)
+        amount = cells[at_amount].strip(" \t")
         negative = amount.startswith("-")
         try:
             amount_fen = fen(amount[1:] if negative else amount)
@@ -167,7 +169,7 @@ class BillReader(WalletBill):
         if amount_fen == 0 or negative != (kind is BillEntryKind.REFUND):
             self._problem(number, "amount sign does not fit 业务类型")
             return None
-        finished = cell(COL_FINISHED)
+        finished = cells[at_finished].strip(" \t")
         try:
             # fromisoformat reads "2026-12-02 10:00:00" ten times faster than strptime; the
             # length and separators are checked first so that nothing else passes.
@@ -177,7 +179,7 @@ class BillReader(WalletBill):
         except ValueError:
             self._problem(number, "bad 完成时间")
             return None
-        request_no = cell(COL_REQUEST_NO) if kind is BillEntryKind.REFUND else ""
+        request_no = cells[at_request].strip(" \t") if kind is BillEntryKind.REFUND else ""
         if kind is BillEntryKind.REFUND and not request_no:
             # Alipay: a refund without out_request_no was keyed by the out_trade_no.
             request_no = out_trade_no
