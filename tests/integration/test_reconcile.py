@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 
 import pytest
+import requests
 from click.testing import CliRunner
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
@@ -182,12 +183,20 @@ def test_a_clean_day_then_faults_found_healed_once_and_listed(system, tmp_path):
 
     # Faults on both sides: a lost notification, money nobody here asked for, a refund in
     # the merchant console, a cash refund at the window, a posting with no money behind it.
-    system.state.lost_notifications = True
+    sandbox = system.state.public_url
+    assert requests.post(f"{sandbox}/_sandbox/faults", json={"lost_notifications": True},
+                         timeout=5).ok
     lost, lost_trade = system.paid_booking(notified=False)
-    system.state.lost_notifications = False
+    requests.post(f"{sandbox}/_sandbox/faults", json={"lost_notifications": False}, timeout=5)
     buyer = next(iter(system.state.users))
-    system.state.foreign_payment("OTHER-SYSTEM-1", 1500, buyer)
-    system.state.console_refund(second_trade, 100, "CONSOLE-1")
+    foreign = requests.post(f"{sandbox}/_sandbox/foreign_payment", timeout=5, json={
+        "out_trade_no": "OTHER-SYSTEM-1", "total_amount": "15.00", "buyer_id": buyer})
+    assert foreign.status_code == 201, foreign.text
+    console = requests.post(f"{sandbox}/_sandbox/console_refund/{second_trade}", timeout=5,
+                            json={"refund_amount": "1.00", "out_request_no": "CONSOLE-1"})
+    assert console.status_code == 201, console.text
+    assert requests.post(f"{sandbox}/_sandbox/console_refund/{second_trade}", timeout=5,
+                         json={"refund_amount": "1.0x"}).status_code == 400
     system.simulator.window_refund(first)
     system.simulator.add_settlement(HisSettlement(
         "S-GHOST", SettlementKind.PAYMENT, SettlementChannel.WALLET, 1500,

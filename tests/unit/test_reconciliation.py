@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from adapter.models import (
     ReconciliationDiscrepancy,
+    ReconciliationHeal,
     ReconciliationRun,
     Refund,
     Trade,
@@ -259,3 +260,20 @@ def test_every_discrepancy_is_recorded_with_its_amounts(books):
                                             "query_wallet", False)
         assert session.get(Trade, out_trade_no).status == "paid"
         assert session.scalar(select(Refund)) is None
+
+
+def test_a_healing_claimed_by_another_run_is_not_done_again(books):
+    account_id, patient_id = books.patient(1)
+    public_id = books.hold(account_id, patient_id, books.slot())
+    out_trade_no = books.pay(account_id, public_id).out_trade_no
+    books.wallet.pay(out_trade_no)
+    with books.runtime.session_factory.begin() as session:  # a concurrent run claimed it
+        other = ReconciliationRun(day=_day(books), platform="fake", trigger="cli",
+                                  started_at=books.clock.now())
+        session.add(other)
+        session.flush()
+        session.add(ReconciliationHeal(action="post", subject=out_trade_no, run_id=other.id,
+                                       created_at=books.clock.now()))
+    [item] = _run(books).discrepancies
+    assert (item.kind, item.heal) == (Kind.PAID_NOT_POSTED, "earlier")
+    assert books.trade(out_trade_no).status == "created" and books.outbox("his_book") == []
