@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -277,3 +278,13 @@ def test_a_healing_claimed_by_another_run_is_not_done_again(books):
     [item] = _run(books).discrepancies
     assert (item.kind, item.heal) == (Kind.PAID_NOT_POSTED, "earlier")
     assert books.trade(out_trade_no).status == "created" and books.outbox("his_book") == []
+
+
+def test_the_worker_schedules_the_daily_run_unless_it_is_off(runtime):
+    from adapter.worker.scheduler import make_scheduler
+
+    jobs = {job.id for job in make_scheduler(runtime, blocking=False).get_jobs()}
+    assert "reconcile_yesterday" in jobs
+    runtime.config = replace(runtime.config, reconcile_at=None)
+    jobs = {job.id for job in make_scheduler(runtime, blocking=False).get_jobs()}
+    assert "reconcile_yesterday" not in jobs
