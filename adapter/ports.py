@@ -407,15 +407,24 @@ class WalletBill:
     cannot be read are met, and ``totals`` (the bill's own closing sums, when it has them:
     payment count, payment fen, refund count, refund fen) once they are read."""
 
+    MAX_PROBLEMS_KEPT = 1000  # past this, problems are counted, not listed
+
     def __init__(self, day: dt.date, entries: Iterator[WalletBillEntry]) -> None:
         self.day = day
         self._entries = entries
         self.problems: list[BillProblem] = []
+        self.problem_count = 0
         self.totals: tuple[int, int, int, int] | None = None
 
     def entries(self) -> Iterator[WalletBillEntry]:
         """The entries, once (the bill is streamed)."""
         return self._entries
+
+    def report(self, line: int, reason: str) -> None:
+        """A line that could not be read (kept up to MAX_PROBLEMS_KEPT, always counted)."""
+        self.problem_count += 1
+        if len(self.problems) < self.MAX_PROBLEMS_KEPT:
+            self.problems.append(BillProblem(line, reason))
 
 
 class NotificationAnswer(NamedTuple):

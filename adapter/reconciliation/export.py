@@ -20,6 +20,12 @@ def _yuan(fen: int | None) -> str:
     return "" if fen is None else yuan(fen)
 
 
+def _text(value: str) -> str:
+    # Ids come from the wallet's bill and the HIS: one starting with = + - @ would run as a
+    # formula in a spreadsheet (CSV injection, OWASP), so it is kept as text with a quote.
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def write_csv(items: Iterable[Discrepancy], stream: IO[str], locale: str = "zh-CN") -> int:
     """Write the discrepancies (a header row first); how many rows."""
     writer = csv.writer(stream)
@@ -27,10 +33,11 @@ def write_csv(items: Iterable[Discrepancy], stream: IO[str], locale: str = "zh-C
     count = 0
     for item in items:
         writer.writerow([
-            item.kind.value, kind_text(item.kind, locale), item.out_trade_no,
-            item.out_request_no, item.his_receipt_no, item.purpose, _yuan(item.wallet_fen),
-            _yuan(item.adapter_fen), _yuan(item.his_fen), item.action.value,
-            action_text(item.action, locale), "yes" if item.healed else "no", item.heal])
+            item.kind.value, kind_text(item.kind, locale), _text(item.out_trade_no),
+            _text(item.out_request_no), _text(item.his_receipt_no), item.purpose,
+            _yuan(item.wallet_fen), _yuan(item.adapter_fen), _yuan(item.his_fen),
+            item.action.value, action_text(item.action, locale),
+            "yes" if item.healed else "no", item.heal])
         count += 1
     return count
 

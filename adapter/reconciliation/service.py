@@ -35,9 +35,11 @@ from adapter.ports import (
     BillEntryKind,
     HisGateway,
     HisRefused,
+    HisSettlement,
     HisUnavailable,
     SettlementChannel,
     SettlementKind,
+    SettlementList,
     WalletBillEntry,
     WalletGateway,
     WalletRefused,
@@ -193,8 +195,11 @@ def _read_books(services: Services, wallet: WalletGateway, his: HisGateway, day:
         trades = _day_trades(session, wallet.platform, start, end)
         ours = _day_refunds(session, wallet.platform, start, end)
         _fetch_refunds(session, ours, (k for k in refunds if k not in ours))
-        _fetch_trades(session, trades, _named_trades(payments, refunds, ours, settlements))
-        his_lines, his_keys, his_sums = _his_lines(session, trades, settlements, wallet.platform)
+        foreign: set[str] = set()
+        _fetch_trades(session, trades, _named_trades(payments, refunds, ours, settlements),
+                      wallet.platform, foreign)
+        his_lines, his_keys, his_sums = _his_lines(session, trades, settlements,
+                                                   wallet.platform, foreign)
     adapter = _Sums()
     for trade in trades.values():
         if trade.status in ("paid", "refunded") and trade.paid_at and start <= trade.paid_at < end:
@@ -204,8 +209,8 @@ def _read_books(services: Services, wallet: WalletGateway, his: HisGateway, day:
             adapter.add(False, refund.refund_fen)
     summary = {"day": day.isoformat(), "platform": wallet.platform, "wallet": side.as_dict(),
                "adapter": adapter.as_dict(), "his": his_sums.as_dict(),
-               "problems": {"wallet": getattr(bill, "problem_count", len(bill.problems))
-                            + duplicates, "his": len(settlements.problems)}}
+               "problems": {"wallet": bill.problem_count + duplicates,
+                            "his": len(settlements.problems)}}
     if bill.totals is not None and bill.totals != side.as_tuple():
         summary["problems"]["wallet_totals_disagree"] = True
     return Books(start, end, payments, refunds, trades, ours, his_lines, his_keys), summary
@@ -280,40 +285,49 @@ def _fetch_refunds(session: Session, ours: dict[str, RefundView], keys: Iterable
 
 
 def _named_trades(payments: dict[str, WalletBillEntry], refunds: dict[str, WalletBillEntry],
-                  ours: dict[str, RefundView], settlements: Any) -> Iterable[str]:  # noqa: ANN401
+                  ours: dict[str, RefundView], settlements: SettlementList) -> Iterable[str]:
     yield from payments
     yield from (entry.out_trade_no for entry in refunds.values())
     yield from (refund.out_trade_no for refund in ours.values())
     yield from (entry.out_trade_no for entry in settlements.entries if entry.out_trade_no)
 
 
-def _fetch_trades(session: Session, trades: dict[str, TradeView], keys: Iterable[str]) -> None:
+def _fetch_trades(session: Session, trades: dict[str, TradeView], keys: Iterable[str],
+                  platform: str, foreign: set[str]) -> None:
+    """Add the trades named by key; another wallet's go to ``foreign`` (its own run)."""
     missing = list(dict.fromkeys(k for k in keys if k not in trades))
     for batch in _batches(missing):
         for row in session.execute(select(*_TRADE_COLUMNS).where(Trade.out_trade_no.in_(batch))):
-            trades[row[0]] = _trade_view(row)
+            if row[7] == platform:
+                trades[row[0]] = _trade_view(row)
+            else:
+                foreign.add(row[0])
 
 
-def _his_lines(session: Session, trades: dict[str, TradeView], settlements: Any,  # noqa: ANN401
-               platform: str) -> tuple[list[Any], list[str], _Sums]:
+def _his_lines(session: Session, trades: dict[str, TradeView], settlements: SettlementList,
+               platform: str, foreign: set[str]) -> tuple[list[HisSettlement], list[str], _Sums]:
     """The HIS's lines that concern the wallet (its wallet channel, and every refund), each with
-    the out_trade_no it settles ("" when none of ours)."""
+    the out_trade_no it settles ("" when none of ours). Lines of another wallet's trades (in
+    ``foreign`` by out_trade_no, or found so by placer id) are left to that wallet's run."""
     by_reference = {t.reference: t.out_trade_no for t in trades.values()}
     unresolved = [e.placer_id for e in settlements.entries
                   if not e.out_trade_no and e.placer_id and e.placer_id not in by_reference]
-    foreign: set[str] = set()  # trades of another wallet: that wallet's reconciliation
+    foreign_references: set[str] = set()
     for batch in _batches(list(dict.fromkeys(unresolved))):
         for row in session.execute(select(*_TRADE_COLUMNS).where(Trade.reference.in_(batch))):
             if row[7] == platform:
                 trades.setdefault(row[0], _trade_view(row))
                 by_reference[row[2]] = row[0]
             else:
-                foreign.add(row[2])
-    lines, keys, sums = [], [], _Sums()
+                foreign_references.add(row[2])
+    lines: list[HisSettlement] = []
+    keys: list[str] = []
+    sums = _Sums()
     for entry in settlements.entries:
         if entry.kind is SettlementKind.PAYMENT and entry.channel is not SettlementChannel.WALLET:
             continue  # paid at the window: the cashier's reconciliation
-        if entry.placer_id in foreign:
+        if entry.out_trade_no in foreign or (not entry.out_trade_no
+                                             and entry.placer_id in foreign_references):
             continue
         key = entry.out_trade_no or by_reference.get(entry.placer_id, "")
         lines.append(entry)

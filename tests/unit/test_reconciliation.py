@@ -288,3 +288,22 @@ def test_the_worker_schedules_the_daily_run_unless_it_is_off(runtime):
     runtime.config = replace(runtime.config, reconcile_at=None)
     jobs = {job.id for job in make_scheduler(runtime, blocking=False).get_jobs()}
     assert "reconcile_yesterday" not in jobs
+
+
+def test_an_id_that_would_be_a_spreadsheet_formula_is_kept_as_text(books):
+    books.wallet.bill_extra.append(WalletBillEntry(
+        BillEntryKind.PAYMENT, "=HYPERLINK(1)", "T9", 100, books.clock.now()))
+    out = io.StringIO()
+    write_csv(_run(books).discrepancies, out)
+    assert ",'=HYPERLINK(1)," in out.getvalue()
+
+
+def test_his_lines_of_another_wallets_trades_are_left_to_that_wallets_run(books):
+    with books.runtime.session_factory.begin() as session:
+        session.add(Trade(out_trade_no="WX-1", platform="otherpay", purpose="registration",
+                          reference="BK-OTHER", subject="x", total_fen=FEE, buyer_id="u",
+                          status="paid", expire_at=books.clock.now(),
+                          paid_at=books.clock.now()))
+    books.his.settlements += [_settlement(placer="BK-OTHER"),
+                              _settlement(out_trade_no="WX-1", receipt="X2")]
+    assert _run(books).discrepancies == []

@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Iterator
 
 from adapter.money import fen
-from adapter.ports import BillEntryKind, BillProblem, WalletBill, WalletBillEntry, WalletUnavailable
+from adapter.ports import BillEntryKind, WalletBill, WalletBillEntry, WalletUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ MAX_ZIP_BYTES = 256 * 1024 * 1024  # a day of a big hospital is a few MB zipped
 MAX_DETAIL_BYTES = 1024 * 1024 * 1024  # declared uncompressed size of the detail member
 MAX_LINE_CHARS = 8192  # a line is about 300 characters; longer is not a bill line
 MAX_LINES = 5_000_000
-MAX_PROBLEMS_KEPT = 1000  # past this, problems are counted, not listed
 
 DETAIL_SUFFIX = "业务明细.csv"
 SUMMARY_MARK = "汇总"
@@ -56,16 +55,10 @@ class BillReader(WalletBill):
 
     def __init__(self, day: dt.date, data: bytes) -> None:
         super().__init__(day, iter(()))
-        self.problem_count = 0
         self._widest = 0
         self._at: tuple[int, ...] = ()  # the header's positions of the cells read
         self._data = data
         self._entries = self._read()
-
-    def _problem(self, line: int, reason: str) -> None:
-        self.problem_count += 1
-        if len(self.problems) < MAX_PROBLEMS_KEPT:
-            self.problems.append(BillProblem(line, reason))
 
     def _read(self) -> Iterator[WalletBillEntry]:
         if len(self._data) > MAX_ZIP_BYTES:
@@ -97,7 +90,7 @@ class BillReader(WalletBill):
                     break
                 number += 1
                 if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
-                    self._problem(number, "line too long")
+                    self.report(number, "line too long")
                     _skip_rest(text)
                     continue
                 line = line.rstrip("\r\n")
@@ -111,7 +104,7 @@ class BillReader(WalletBill):
                 if columns is None:
                     columns = _header(line)
                     if columns is None:
-                        self._problem(number, "a row before the column header")
+                        self.report(number, "a row before the column header")
                     else:
                         self._widest = max(columns.values())
                         self._at = tuple(columns[name] for name in (
@@ -123,12 +116,12 @@ class BillReader(WalletBill):
                     yield entry
             else:
                 if text.readline(1):
-                    self._problem(number + 1, f"more than {MAX_LINES} lines: the rest not read")
+                    self.report(number + 1, f"more than {MAX_LINES} lines: the rest not read")
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             # A truncated or corrupt member: what was read stands, the rest is one problem.
-            self._problem(number + 1, f"the file breaks off ({type(exc).__name__})")
+            self.report(number + 1, f"the file breaks off ({type(exc).__name__})")
         if columns is None:
-            self._problem(number, "no column header row")
+            self.report(number, "no column header row")
         if "交易" in totals and "退款" in totals:
             self.totals = (*totals["交易"], *totals["退款"])
 
@@ -137,37 +130,37 @@ class BillReader(WalletBill):
             try:
                 cells = next(csv.reader([line]))
             except csv.Error:
-                self._problem(number, "not a CSV row")
+                self.report(number, "not a CSV row")
                 return None
         else:
             # Alipay quotes nothing: a plain split reads the 100,000 lines of a big day in a
             # fraction of csv.reader's time; a quoted line still goes through csv above.
             cells = line.split(",")
         if len(cells) <= self._widest:
-            self._problem(number, "too few columns")
+            self.report(number, "too few columns")
             return None
 
         at_kind, at_out, at_trade, at_amount, at_finished, at_request = self._at
         kind = KINDS.get(cells[at_kind].strip(" \t"))
         if kind is None:
-            self._problem(number, "unknown 业务类型")
+            self.report(number, "unknown 业务类型")
             return None
         out_trade_no, trade_no = cells[at_out].strip(" \t"), cells[at_trade].strip(" \t")
         if not out_trade_no or len(out_trade_no) > 64 or not out_trade_no.isascii():
-            self._problem(number, "bad 商户订单号")
+            self.report(number, "bad 商户订单号")
             return None
         if len(trade_no) > 64 or not trade_no.isascii():
-            self._problem(number, "bad 支付宝交易号")
+            self.report(number, "bad 支付宝交易号")
             return None
         amount = cells[at_amount].strip(" \t")
         negative = amount.startswith("-")
         try:
             amount_fen = fen(amount[1:] if negative else amount)
         except ValueError:
-            self._problem(number, "bad amount")
+            self.report(number, "bad amount")
             return None
         if amount_fen == 0 or negative != (kind is BillEntryKind.REFUND):
-            self._problem(number, "amount sign does not fit 业务类型")
+            self.report(number, "amount sign does not fit 业务类型")
             return None
         finished = cells[at_finished].strip(" \t")
         try:
@@ -177,14 +170,14 @@ class BillReader(WalletBill):
                 raise ValueError(finished)
             at = dt.datetime.fromisoformat(finished).replace(tzinfo=BEIJING)
         except ValueError:
-            self._problem(number, "bad 完成时间")
+            self.report(number, "bad 完成时间")
             return None
         request_no = cells[at_request].strip(" \t") if kind is BillEntryKind.REFUND else ""
         if kind is BillEntryKind.REFUND and not request_no:
             # Alipay: a refund without out_request_no was keyed by the out_trade_no.
             request_no = out_trade_no
         if len(request_no) > 64 or not request_no.isascii():
-            self._problem(number, "bad 退款请求号")
+            self.report(number, "bad 退款请求号")
             return None
         return WalletBillEntry(kind, out_trade_no, trade_no, amount_fen, at, request_no)
 
