@@ -187,9 +187,8 @@ def _read_books(services: Services, wallet: WalletGateway, his: HisGateway, day:
         book[key] = entry
         if progress and count % PROGRESS_EVERY == 0:
             progress("bill", count)
-    for book, is_payment in ((payments, True), (refunds, False)):
-        for entry in book.values():
-            side.add(is_payment, entry.amount_fen)
+    side.payments, side.payment_fen = len(payments), sum(e.amount_fen for e in payments.values())
+    side.refunds, side.refund_fen = len(refunds), sum(e.amount_fen for e in refunds.values())
     settlements = his.settlement_list(day)
     with services.session_factory() as session:
         trades = _day_trades(session, wallet.platform, start, end)

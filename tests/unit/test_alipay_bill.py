@@ -119,3 +119,9 @@ def test_a_bad_byte_in_a_goods_name_loses_nothing():
 def test_a_file_that_is_no_bill_is_the_wallet_unavailable_not_a_crash(data):
     with pytest.raises(WalletUnavailable):
         list(read_trade_bill(DAY, data).entries())
+
+
+def test_a_line_longer_than_a_read_chunk_is_one_problem_and_the_next_lines_are_read():
+    entries, bill = _read(HEAD + ["y" * (3 * 1024 * 1024), _row(out="RB1"), _row(out="RB2")])
+    assert [e.out_trade_no for e in entries] == ["RB1", "RB2"]
+    assert [(p.line, p.reason) for p in bill.problems] == [(len(HEAD) + 1, "line too long")]
