@@ -143,7 +143,7 @@ def classify(books: Books, postable: Mapping[str, bool]) -> list[Discrepancy]:
                                      out_trade_no=entry.out_trade_no,
                                      his_receipt_no=entry.receipt_no, his_fen=entry.amount_fen))
     _payments(books, his_pay, postable, found)
-    _refunds(books, his_refund_fen, window_refunds, found)
+    _refunds(books, his_pay, his_refund_fen, window_refunds, found)
     return found
 
 
@@ -196,7 +196,7 @@ def _payment(kind: Kind, action: Action, key: str, wallet: WalletBillEntry | Non
                        his_receipt_no=his.receipt_no if his else "")
 
 
-def _refunds(books: Books, his_refund_fen: dict[str, int],
+def _refunds(books: Books, his_pay: dict[str, HisSettlement], his_refund_fen: dict[str, int],
              window_refunds: dict[str, HisSettlement], found: list[Discrepancy]) -> None:
     wallet_fen_by_trade: dict[str, int] = {}
     for entry in books.wallet_refunds.values():
@@ -233,6 +233,12 @@ def _refunds(books: Books, his_refund_fen: dict[str, int],
         trade = books.trades.get(key)
         if his_fen == wallet_fen or trade is None or key in reported:
             continue  # agreed, not a trade of ours, or said above
+        wallet_paid = books.wallet_payments[key].amount_fen if key in books.wallet_payments else 0
+        his_paid = his_pay[key].amount_fen if key in his_pay else 0
+        if wallet_paid - wallet_fen == his_paid - his_fen or wallet_paid != his_paid:
+            # Net of the day agreed (paid and refunded in the wallet, never posted in the HIS:
+            # a booking the HIS refused), or the payment itself disagrees (said above).
+            continue
         item = Discrepancy(Kind.REFUND_MISMATCH, Action.POST_HIS_REFUND, out_trade_no=key,
                            purpose=trade.purpose, wallet_fen=wallet_fen, his_fen=his_fen)
         if his_fen > wallet_fen:

@@ -307,3 +307,15 @@ def test_his_lines_of_another_wallets_trades_are_left_to_that_wallets_run(books)
     books.his.settlements += [_settlement(placer="BK-OTHER"),
                               _settlement(out_trade_no="WX-1", receipt="X2")]
     assert _run(books).discrepancies == []
+
+
+def test_a_booking_the_his_refused_paid_and_refunded_the_same_day_is_clean(books):
+    books.his.refuse_with = "SLOT_TAKEN"
+    account_id, patient_id = books.patient(1)
+    public_id = books.hold(account_id, patient_id, books.slot())
+    out_trade_no = books.paid(account_id, public_id)
+    books.deliver()
+    books.deliver()
+    assert books.booking(public_id).status == "rejected"
+    assert books.wallet.refunded_fen(out_trade_no) == FEE
+    assert _run(books).discrepancies == []

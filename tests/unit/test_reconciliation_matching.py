@@ -22,8 +22,10 @@ START = dt.datetime(2026, 12, 2, tzinfo=TZ)
 END = START + dt.timedelta(days=1)
 AT = START + dt.timedelta(hours=10)
 
-FAULTS = st.sampled_from([None, None, None, "refunded", *Kind, "paid_not_posted_known",
-                          "refund_unknown_to_wallet"])
+# None, "refunded" (on all three sides) and "rejected" (paid and refunded, never posted: the
+# HIS refused it) agree; the rest are discrepancies.
+FAULTS = st.sampled_from([None, None, None, "refunded", "rejected", *Kind,
+                          "paid_not_posted_known", "refund_unknown_to_wallet"])
 
 
 def _day(faults: list, fees: list[int]) -> tuple[Books, set[tuple[str, str]]]:
@@ -52,7 +54,9 @@ def _day(faults: list, fees: list[int]) -> tuple[Books, set[tuple[str, str]]]:
             posted = False
         elif fault is Kind.POSTED_NOT_PAID:
             status, in_wallet = "created", False
-        refunded = fee if fault == "refunded" else 0
+        elif fault == "rejected":
+            posted = False
+        refunded = fee if fault in ("refunded", "rejected") else 0
         if fault is not Kind.WALLET_ONLY:
             books.trades[key] = TradeView(key, "registration", f"ref{i}",
                                           "refunded" if refunded else status, fee, refunded,
@@ -67,10 +71,11 @@ def _day(faults: list, fees: list[int]) -> tuple[Books, set[tuple[str, str]]]:
             his(HisSettlement(f"G{i}", SettlementKind.PAYMENT, SettlementChannel.WALLET, fee, AT,
                               placer_id=f"ghost{i}"), "")
             injected.add((Kind.HIS_ONLY.value, ""))
-        if fault == "refunded":  # in order on all three sides
+        if fault in ("refunded", "rejected"):
             books.refunds[f"{key}-R1"] = RefundView(f"{key}-R1", key, fee, "done", AT)
             books.wallet_refunds[f"{key}-R1"] = WalletBillEntry(
                 BillEntryKind.REFUND, key, f"W{i}", fee, AT, f"{key}-R1")
+        if fault == "refunded":  # in order on all three sides
             his(HisSettlement(f"R{i}", SettlementKind.REFUND, SettlementChannel.WALLET, fee, AT,
                               placer_id=f"ref{i}"), key)
         if fault is Kind.REFUND_MISMATCH:
