@@ -46,6 +46,7 @@ from adapter.ports import (
     WalletUnavailable,
 )
 from adapter.reconciliation.matching import (
+    PAID,
     UNHEARD,
     Action,
     Books,
@@ -93,20 +94,24 @@ def reconcile_day(services: Services, wallet: WalletGateway, his: HisGateway, da
     run_id = _start(services, wallet.platform, day, trigger, now)
     try:
         books, summary = _read_books(services, wallet, his, day, progress)
+        postable = {purpose: True for purpose in services.paid_handlers}
+        found = classify(books, postable)
+        if progress:
+            progress("matched", len(found))
+        _heal_all(services, run_id, day, found, books)
+        summary["healed"] = sum(1 for item in found if item.healed)
+        summary["by_kind"] = _by_kind(found)
+        _finish(services, run_id, found, summary, services.clock.now())
     except (WalletUnavailable, WalletRefused, HisUnavailable, HisRefused) as exc:
         reason = f"{type(exc).__name__}: {exc}"[:200]
         _fail(services, run_id, reason, services.clock.now())
         logger.warning("reconciliation of %s (%s) failed: %s", day, wallet.platform,
                        type(exc).__name__)
         raise ReconciliationFailed(reason) from None
-    postable = {purpose: True for purpose in services.paid_handlers}
-    found = classify(books, postable)
-    if progress:
-        progress("matched", len(found))
-    _heal_all(services, run_id, day, found, books)
-    summary["healed"] = sum(1 for item in found if item.healed)
-    summary["by_kind"] = _by_kind(found)
-    _finish(services, run_id, found, summary, services.clock.now())
+    except Exception as exc:
+        # Our bug or the database: the run must not stay "running" (holding the day).
+        _fail(services, run_id, f"error: {type(exc).__name__}", services.clock.now())
+        raise
     logger.info("reconciliation of %s (%s): %d discrepancies, %d healed", day, wallet.platform,
                 len(found), summary["healed"])
     return RunResult(run_id, day, wallet.platform, summary, found)
@@ -201,7 +206,7 @@ def _read_books(services: Services, wallet: WalletGateway, his: HisGateway, day:
                                                    wallet.platform, foreign)
     adapter = _Sums()
     for trade in trades.values():
-        if trade.status in ("paid", "refunded") and trade.paid_at and start <= trade.paid_at < end:
+        if trade.status in PAID and trade.paid_at and start <= trade.paid_at < end:
             adapter.add(True, trade.total_fen)
     for refund in ours.values():
         if refund.status == "done" and refund.done_at and start <= refund.done_at < end:

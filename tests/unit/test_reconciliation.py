@@ -319,3 +319,18 @@ def test_a_booking_the_his_refused_paid_and_refunded_the_same_day_is_clean(books
     assert books.booking(public_id).status == "rejected"
     assert books.wallet.refunded_fen(out_trade_no) == FEE
     assert _run(books).discrepancies == []
+
+
+def test_an_unexpected_error_fails_the_run_instead_of_leaving_it_running(books, monkeypatch):
+    from adapter.reconciliation import service
+
+    def broken(*_args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "classify", broken)
+    with pytest.raises(RuntimeError):
+        _run(books)
+    with books.runtime.session_factory() as session:
+        run = session.scalar(select(ReconciliationRun))
+        assert (run.status, run.error, run.schedule_key) == ("failed", "error: RuntimeError",
+                                                             None)
