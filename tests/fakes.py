@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from adapter.ports import (
     AppointmentRequest,
@@ -98,7 +99,9 @@ class FakeHis:
 
     def settlement_list(self, day: dt.date) -> SettlementList:
         self._check()
-        return SettlementList(day, tuple(self.settlements))
+        zone = ZoneInfo("Asia/Shanghai")  # the hospital's zone of the tests
+        return SettlementList(day, tuple(e for e in self.settlements
+                                         if e.at.astimezone(zone).date() == day))
 
     def cancel_appointment(self, placer_appointment_id: str, filler_appointment_id: str,
                            his_slot_id: str) -> HisOutcome:

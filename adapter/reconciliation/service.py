@@ -96,6 +96,7 @@ def reconcile_day(services: Services, wallet: WalletGateway, his: HisGateway, da
         books, summary = _read_books(services, wallet, his, day, progress)
         postable = {purpose: True for purpose in services.paid_handlers}
         found = classify(books, postable)
+        found = _drop_posted_next_day(his, day, found, books, services.clock.now())
         if progress:
             progress("matched", len(found))
         _heal_all(services, run_id, day, found, books)
@@ -115,6 +116,35 @@ def reconcile_day(services: Services, wallet: WalletGateway, his: HisGateway, da
     logger.info("reconciliation of %s (%s): %d discrepancies, %d healed", day, wallet.platform,
                 len(found), summary["healed"])
     return RunResult(run_id, day, wallet.platform, summary, found)
+
+
+LATE_WINDOW = dt.timedelta(hours=1)  # paid this close to midnight: posted maybe the next day
+
+
+def _drop_posted_next_day(his: HisGateway, day: dt.date, found: list[Discrepancy],
+                          books: Books, now: dt.datetime) -> list[Discrepancy]:
+    """A payment of the day's last hour that the HIS posted after midnight is in order: look
+    for it on the next day's list (once the next day has begun; one more query, only when
+    there is such a payment). A HIS that does not answer leaves them listed."""
+    late = {item.out_trade_no: item for item in found
+            if item.action is Action.CHECK_POSTING
+            and books.wallet_payments[item.out_trade_no].at >= books.end - LATE_WINDOW}
+    if not late or now < books.end:
+        return found
+    try:
+        next_day = his.settlement_list(day + dt.timedelta(days=1))
+    except (HisUnavailable, HisRefused):
+        return found
+    by_reference = {books.trades[key].reference: key for key in late}
+    posted = set()
+    for entry in next_day.entries:
+        key = entry.out_trade_no or by_reference.get(entry.placer_id, "")
+        if (key in late and entry.kind is SettlementKind.PAYMENT
+                and entry.channel is SettlementChannel.WALLET
+                and entry.amount_fen == books.trades[key].total_fen):
+            posted.add(key)
+    return [item for item in found if not (item.out_trade_no in posted
+                                           and late.get(item.out_trade_no) is item)]
 
 
 # -- the run's record --------------------------------------------------------------------

@@ -334,3 +334,21 @@ def test_an_unexpected_error_fails_the_run_instead_of_leaving_it_running(books, 
         run = session.scalar(select(ReconciliationRun))
         assert (run.status, run.error, run.schedule_key) == ("failed", "error: RuntimeError",
                                                              None)
+
+
+def test_a_payment_of_the_last_hour_posted_after_midnight_is_in_order(books):
+    books.clock.set(dt.datetime(2030, 3, 4, 23, 30, tzinfo=TZ))
+    books.wallet.bill_at = books.clock.now()
+    books.his.settle_at = dt.datetime(2030, 3, 5, 0, 10, tzinfo=TZ)
+    books.confirmed(1)
+    runtime = books.runtime
+    before_midnight = reconcile_day(runtime, runtime.wallet, runtime.his, dt.date(2030, 3, 4),
+                                    now=books.clock.now())
+    assert _kinds(before_midnight) == [(Kind.PAID_NOT_POSTED, Action.CHECK_POSTING, False)]
+    books.clock.set(dt.datetime(2030, 3, 5, 10, 0, tzinfo=TZ))
+    assert _run_day(books, dt.date(2030, 3, 4)).discrepancies == []
+
+
+def _run_day(hospital, day: dt.date):
+    runtime = hospital.runtime
+    return reconcile_day(runtime, runtime.wallet, runtime.his, day, now=hospital.clock.now())
