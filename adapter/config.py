@@ -6,6 +6,7 @@ and the CLI, and fails fast with a message naming the variable at fault.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import zoneinfo
 from collections.abc import Mapping
@@ -88,6 +89,9 @@ class Config:
     hospital_timezone: str = "Asia/Shanghai"
     slot_sync_interval: float = 300.0  # seconds between SQM^S25 pulls of the slot pool
     link_check_interval: float = 15.0  # seconds between the worker's checks of HIS and wallets
+    # When the worker reconciles yesterday (hospital's zone; the wallet's bill is out by then);
+    # None: never (ADAPTER_RECONCILE_AT=off), reconcile with the CLI only.
+    reconcile_at: dt.time | None = dt.time(10, 0)
     inbound_batch_size: int = 100
     # Outbox items one worker delivers at once, and MLLP connections it keeps open to the HIS.
     outbox_concurrency: int = 4
@@ -328,6 +332,22 @@ def _whole(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _time_of_day(env: Mapping[str, str], name: str, default: dt.time | None) -> dt.time | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "off":
+        return None
+    try:
+        hour, minute = raw.split(":")
+        if len(hour) > 2 or len(minute) != 2:
+            raise ValueError(raw)
+        return dt.time(int(hour), int(minute))
+    except ValueError:
+        raise ConfigError(f"{name} must be a time of day such as 10:00, or off; got {raw!r}"
+                          ) from None
+
+
 def _secret(env: Mapping[str, str], name: str) -> str:
     """A secret from NAME, or from the file named by NAME_FILE (never from the repository)."""
     if env.get(name):
@@ -393,6 +413,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "notify_refused_kept": _whole(
             env, "ADAPTER_NOTIFY_REFUSED_KEPT", defaults.notify_refused_kept
         ),
+        "reconcile_at": _time_of_day(env, "ADAPTER_RECONCILE_AT", defaults.reconcile_at),
         "throttle": _switch(env, "ADAPTER_THROTTLE", defaults.throttle),
         "throttle_storage": env.get("ADAPTER_THROTTLE_STORAGE") or defaults.throttle_storage,
         "throttle_key_prefix": env.get("ADAPTER_THROTTLE_KEY_PREFIX")

@@ -177,6 +177,7 @@ class LocalSystem:
     his_port: int
     log: Path
     process: subprocess.Popen[bytes] = field(repr=False)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # what `run` was given
 
     def output(self) -> str:
         """What the system logged so far."""
@@ -214,7 +215,7 @@ def start_local_system(folder: Path, mappings_dir: Path,
                                    env=environment, cwd=folder, stdout=out,
                                    stderr=subprocess.STDOUT)
     return LocalSystem(folder, f"http://127.0.0.1:{web}", f"http://127.0.0.1:{wallet}", mllp,
-                       his, log, process)
+                       his, log, process, environment)
 
 
 def _mappings_for_demo(source: Path, target: Path) -> Path:
@@ -226,6 +227,22 @@ def _mappings_for_demo(source: Path, target: Path) -> Path:
     lines += ["release_delay_min_seconds = 0", "release_delay_max_seconds = 0"]
     policy.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return target
+
+
+def _reconcile_today(system: LocalSystem, demo: Demo) -> None:
+    """`hospital-adapter reconcile` of today against the running sandbox and simulator: the
+    day's payment and refund agree on all three sides."""
+    demo.step("reconcile the day: the wallet's bill, our trades, the HIS's settlement list")
+    zone = zoneinfo.ZoneInfo(system.env.get("ADAPTER_TIMEZONE") or "Asia/Shanghai")
+    today = dt.datetime.now(zone).date()
+    result = subprocess.run(
+        [sys.executable, "-m", "adapter.cli", "reconcile", "--date", today.isoformat()],
+        env=system.env, cwd=system.folder, capture_output=True, text=True, timeout=120)
+    said = (result.stdout.strip().splitlines() or result.stderr.strip().splitlines() or [""])
+    demo.check(result.returncode == 0 and "discrepancies 0, healed 0" in result.stdout,
+               "reconciliation: no discrepancy" + ("" if result.returncode == 0 and
+                                                   "discrepancies 0" in result.stdout
+                                                   else f" (it said: {said[-1][:200]})"))
 
 
 @click.command("demo")
@@ -243,6 +260,7 @@ def demo_command(keep: bool) -> None:
     failed = ""
     try:
         demo.run()
+        _reconcile_today(system, demo)
     except (DemoFailed, requests.RequestException, KeyError, StopIteration, ValueError) as exc:
         failed = f"{type(exc).__name__}: {exc}"
     finally:
@@ -251,7 +269,8 @@ def demo_command(keep: bool) -> None:
         click.echo(f"DEMO FAILED at step {demo.step_no}: {failed}", err=True)
         click.echo(f"logs: {system.log}", err=True)
         sys.exit(1)
-    click.echo("demo passed: booked, paid, confirmed by the HIS, cancelled and refunded")
+    click.echo("demo passed: booked, paid, confirmed by the HIS, cancelled and refunded; "
+               "the day reconciled clean")
     if keep:
         click.echo(f"kept {folder}")
     else:

@@ -44,6 +44,8 @@ class Services(Protocol):
     flows: Merged  # every flow's contributions (adapter.runtime.FLOWS)
     links: LinkBreakers  # the outbox runner's breaker per link
 
+    wallets: Mapping[str, WalletGateway]  # every configured wallet by platform
+
     def wallet_for(self, platform: str) -> WalletGateway:
         """The wallet of a trade or account."""
         ...

@@ -5,7 +5,7 @@ DESIGN invariant 2: no floats; "25.00" only where a wallet's protocol or a page 
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 _CENT = Decimal("0.01")
 
@@ -32,10 +32,6 @@ def fen(yuan_text: str) -> int:
         or not (cents.isascii() and cents.isdigit())
     ):
         raise ValueError(f"not a yuan amount with two decimals: {yuan_text!r}")
-    try:
-        value = Decimal(yuan_text).scaleb(2)
-    except InvalidOperation:
-        raise ValueError(f"not a yuan amount: {yuan_text!r}") from None
-    if value != value.to_integral_value():
-        raise ValueError(f"not a whole number of fen: {yuan_text!r}")
-    return int(value)
+    # ASCII digits on both sides of the dot, exactly two after it: whole fen by integers
+    # alone (exact, and several times faster than Decimal on a bill of 100,000 lines).
+    return int(whole) * 100 + int(cents)

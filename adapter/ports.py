@@ -9,6 +9,7 @@ speak the adapter's words; a platform's own statuses and method names stay in it
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple, Protocol
@@ -80,6 +81,42 @@ class HisRefused(Exception):
         self.outcome = outcome
 
 
+class SettlementKind(StrEnum):
+    """What a line of the HIS's settlement list records."""
+
+    PAYMENT = "payment"  # the HIS took a payment (posted a fee, issued a receipt)
+    REFUND = "refund"  # the HIS gave money back (a cancelled registration, a cancelled test)
+
+
+class SettlementChannel(StrEnum):
+    """Where the money of a settlement moved."""
+
+    WALLET = "wallet"  # through the adapter's wallet channel
+    WINDOW = "window"  # at a cashier's window (cash, card): not the wallet's money
+
+
+@dataclass(frozen=True)
+class HisSettlement:
+    """One line of the HIS's settlement list for a day (docs/hl7-profile.md, RTB^K13)."""
+
+    receipt_no: str  # the HIS's receipt (or refund receipt) number, unique in its list
+    kind: SettlementKind
+    channel: SettlementChannel
+    amount_fen: int  # always positive
+    at: dt.datetime  # aware
+    out_trade_no: str = ""  # the wallet trade it was paid with, when the HIS knows it
+    placer_id: str = ""  # what it settles in our words: a booking's placer id, a bill's id
+
+
+@dataclass(frozen=True)
+class SettlementList:
+    """The HIS's settlement list of one day, and the rows of it that could not be read."""
+
+    day: dt.date
+    entries: tuple[HisSettlement, ...]
+    problems: tuple[BillProblem, ...] = ()
+
+
 class HisGateway(Protocol):
     """What the adapter needs from the HIS."""
 
@@ -103,6 +140,10 @@ class HisGateway(Protocol):
 
     def query_slot_pool(self, start: dt.date, end: dt.date) -> list[SlotRecord]:
         """Read the wallet channel's slot pool for a date range (SQM^S25 -> SQR^S25)."""
+        ...
+
+    def settlement_list(self, day: dt.date) -> SettlementList:
+        """The HIS's settlements of one day in the hospital's zone (QBP^Q13 -> RTB^K13)."""
         ...
 
 
@@ -333,6 +374,60 @@ class PaymentNotice:
     paid_at: dt.datetime | None = None
 
 
+class BillEntryKind(StrEnum):
+    """What a line of a wallet's trade bill records."""
+
+    PAYMENT = "payment"  # money taken for a trade
+    REFUND = "refund"  # money given back (one refund request)
+
+
+class WalletBillEntry(NamedTuple):
+    """One payment or refund of the wallet's trade bill, in the adapter's words (a NamedTuple:
+    immutable, and made 100,000 times for a big day at a third of a frozen dataclass's cost)."""
+
+    kind: BillEntryKind
+    out_trade_no: str
+    trade_no: str
+    amount_fen: int  # always positive: a refund's amount given back
+    at: dt.datetime  # aware: when the payment or refund completed
+    out_request_no: str = ""  # a refund's request number ("" for payments)
+
+
+@dataclass(frozen=True)
+class BillProblem:
+    """A line of a bill or list that could not be read: where, and why (never its content,
+    which may carry a buyer's account)."""
+
+    line: int
+    reason: str
+
+
+class WalletBill:
+    """A day's trade bill as it is read: ``entries()`` yields the entries one by one (a bill
+    of 100,000 lines is never held as objects at once); ``problems`` fills as lines that
+    cannot be read are met, and ``totals`` (the bill's own closing sums, when it has them:
+    payment count, payment fen, refund count, refund fen) once they are read."""
+
+    MAX_PROBLEMS_KEPT = 1000  # past this, problems are counted, not listed
+
+    def __init__(self, day: dt.date, entries: Iterator[WalletBillEntry]) -> None:
+        self.day = day
+        self._entries = entries
+        self.problems: list[BillProblem] = []
+        self.problem_count = 0
+        self.totals: tuple[int, int, int, int] | None = None
+
+    def entries(self) -> Iterator[WalletBillEntry]:
+        """The entries, once (the bill is streamed)."""
+        return self._entries
+
+    def report(self, line: int, reason: str) -> None:
+        """A line that could not be read (kept up to MAX_PROBLEMS_KEPT, always counted)."""
+        self.problem_count += 1
+        if len(self.problems) < self.MAX_PROBLEMS_KEPT:
+            self.problems.append(BillProblem(line, reason))
+
+
 class NotificationAnswer(NamedTuple):
     """The HTTP answer a platform expects to a notification."""
 
@@ -435,6 +530,12 @@ class WalletGateway(Protocol):
 
     def download_bill(self, bill_date: dt.date) -> bytes:
         """The day's trade bill as the platform ships it."""
+        ...
+
+    def download_trade_bill(self, bill_date: dt.date) -> WalletBill:
+        """The day's trade bill read into entries (payments and refunds); a line that cannot
+        be read is a problem of the bill, never an exception. Raises WalletUnavailable, or
+        WalletRefused when the platform has no bill for the day (yet)."""
         ...
 
     def read_notification(self, raw: bytes) -> PaymentNotice:

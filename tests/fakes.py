@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from adapter.ports import (
     AppointmentRequest,
+    BillEntryKind,
     HisOutcome,
+    HisSettlement,
     HisUnavailable,
     PatientIdentity,
+    SettlementChannel,
+    SettlementKind,
+    SettlementList,
     SlotRecord,
     TradeState,
+    WalletBill,
+    WalletBillEntry,
     WalletTrade,
 )
 
@@ -50,6 +58,11 @@ class FakeHis:
         self.cancelled: list[str] = []
         self.refuse_with = ""  # an ERR-5 code to refuse the next bookings with
         self.refuse_cancel_with = ""  # an ERR-5 code to refuse the next cancellations with
+        # The settlement list: with settle_fen set, each new booking posts a wallet payment and
+        # each cancellation a wallet refund of that amount, at settle_at; tests add the rest.
+        self.settlements: list[HisSettlement] = []
+        self.settle_fen = 0
+        self.settle_at: dt.datetime | None = None
 
     def _check(self) -> None:
         if self.down:
@@ -71,9 +84,24 @@ class FakeHis:
         self.booked.append(request)
         if self.refuse_with:
             return HisOutcome(False, error_code=self.refuse_with, error_text="refused")
+        new = request.placer_appointment_id not in self.appointments
         filler = self.appointments.setdefault(request.placer_appointment_id,
                                               f"F{len(self.appointments) + 1}")
+        if new:
+            self._settle(SettlementKind.PAYMENT, request.placer_appointment_id)
         return HisOutcome(True, filler_appointment_id=filler)
+
+    def _settle(self, kind: SettlementKind, placer_id: str) -> None:
+        if self.settle_fen:
+            self.settlements.append(HisSettlement(
+                f"H{len(self.settlements) + 1}", kind, SettlementChannel.WALLET,
+                self.settle_fen, self.settle_at, placer_id=placer_id))
+
+    def settlement_list(self, day: dt.date) -> SettlementList:
+        self._check()
+        zone = ZoneInfo("Asia/Shanghai")  # the hospital's zone of the tests
+        return SettlementList(day, tuple(e for e in self.settlements
+                                         if e.at.astimezone(zone).date() == day))
 
     def cancel_appointment(self, placer_appointment_id: str, filler_appointment_id: str,
                            his_slot_id: str) -> HisOutcome:
@@ -81,6 +109,7 @@ class FakeHis:
         if self.refuse_cancel_with:
             return HisOutcome(False, error_code=self.refuse_cancel_with, error_text="refused")
         self.cancelled.append(placer_appointment_id)
+        self._settle(SettlementKind.REFUND, placer_appointment_id)
         return HisOutcome(True, filler_appointment_id=filler_appointment_id)
 
     def query_slot_pool(self, start: dt.date, end: dt.date) -> list[SlotRecord]:
@@ -106,6 +135,9 @@ class FakeWallet:
         self.down = False  # every call fails with an unknown outcome
         self.unreachable = False  # every call fails before reaching the wallet
         self.refuse_create = False  # trade creation refused outright
+        self.bill_at: dt.datetime | None = None
+        self.bill_omit: set[str] = set()
+        self.bill_extra: list[WalletBillEntry] = []
         self._user_type = WalletUser
 
     def add_user(self, auth_code: str, **fields) -> None:
@@ -185,6 +217,22 @@ class FakeWallet:
         trade = self.trades[out_trade_no]
         trade["refunds"].setdefault(out_request_no, refund_fen)  # same request, one refund
         return RefundResult(out_trade_no, out_request_no, refund_fen, True)
+
+    def download_trade_bill(self, bill_date: dt.date) -> WalletBill:
+        """Every paid trade and every refund, at ``bill_at`` (noon of the day by default),
+        minus ``bill_omit`` (out_trade_no / out_request_no), plus ``bill_extra``."""
+        self._check()
+        at = self.bill_at or dt.datetime.combine(bill_date, dt.time(12), dt.UTC)
+        entries = []
+        for out_trade_no, trade in self.trades.items():
+            if trade["state"] is TradeState.PAID and out_trade_no not in self.bill_omit:
+                entries.append(WalletBillEntry(BillEntryKind.PAYMENT, out_trade_no,
+                                               trade["trade_no"], trade["total_fen"], at))
+            for request_no, fen in trade["refunds"].items():
+                if request_no not in self.bill_omit:
+                    entries.append(WalletBillEntry(BillEntryKind.REFUND, out_trade_no,
+                                                   trade["trade_no"], fen, at, request_no))
+        return WalletBill(bill_date, iter(entries + list(self.bill_extra)))
 
     def refunded_fen(self, out_trade_no: str) -> int:
         return sum(self.trades[out_trade_no]["refunds"].values())

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from adapter.db import utcnow
-from adapter.his import patients, schedule
+from adapter.his import patients, schedule, settlement
 from adapter.his.codes import APPLICATION_INTERNAL_ERROR, ERROR_ACK_CODES
 from adapter.his.control_ids import ControlIds
 from adapter.his.header import HeaderError, decode_message, encode_message, parse_ack
@@ -21,6 +21,7 @@ from adapter.ports import (
     HisRefused,
     HisUnavailable,
     PatientIdentity,
+    SettlementList,
     SlotRecord,
 )
 
@@ -174,6 +175,17 @@ class MllpHisGateway:
         )
         try:
             return schedule.parse_sqr_s25(response, self._tz, self._mappings.fee_fen)
+        except MessageError as exc:
+            raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
+
+    def settlement_list(self, day: dt.date) -> SettlementList:
+        """QBP^Q13 -> RTB^K13: the HIS's settlements of one day."""
+        _cid, response = self._exchange(
+            lambda cid, now: settlement.build_qbp_q13(self._profile, cid, now, query_tag=cid,
+                                                      day=day)
+        )
+        try:
+            return settlement.parse_rtb_k13(response, day, self._tz)
         except MessageError as exc:
             raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
 

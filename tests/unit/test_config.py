@@ -135,3 +135,17 @@ def test_throttle_variables_are_read_by_name():
 def test_bad_throttle_settings_fail_fast_naming_the_variable(env, name):
     with pytest.raises(ConfigError, match=name):
         load_config(env)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("", "10:00"), ("10:00", "10:00"), ("9:30", "09:30"), ("23:59", "23:59"), ("off", None),
+    ("OFF", None)])
+def test_reconcile_at_is_a_time_of_day_or_off(raw, expected):
+    value = load_config({"ADAPTER_RECONCILE_AT": raw}).reconcile_at
+    assert (value.strftime("%H:%M") if value else None) == expected
+
+
+@pytest.mark.parametrize("raw", ["25:00", "10", "10:0", "ten", "10:00:00", "-1:30"])
+def test_a_bad_reconcile_at_names_the_variable(raw):
+    with pytest.raises(ConfigError, match="ADAPTER_RECONCILE_AT"):
+        load_config({"ADAPTER_RECONCILE_AT": raw})

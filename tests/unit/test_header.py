@@ -303,3 +303,11 @@ def test_every_shared_sample_decodes():
         assert "\n" not in text, path.name
         ack = build_ack(header, "AA", **ack_kwargs())
         assert parse_ack(ack).control_id == header.control_id, path.name
+
+
+def test_control_ids_of_two_sources_made_in_one_second_never_repeat():
+    from adapter.his.control_ids import ControlIds
+
+    first, second = ControlIds("M"), ControlIds("M")
+    ids = [first.next(), second.next(), first.next(), second.next()]
+    assert len(set(ids)) == 4

@@ -30,9 +30,15 @@ from adapter.his.mllp import DropConnection
 from adapter.his.profile import Hl7Profile
 from adapter.his.schedule import parse_siu
 from adapter.his.segments import MessageError, dtm
-from adapter.his.simulator import wire
+from adapter.his.simulator import settlement_wire, wire
 from adapter.mappings import Doctor, Mappings
-from adapter.ports import PatientIdentity, SlotRecord
+from adapter.ports import (
+    HisSettlement,
+    PatientIdentity,
+    SettlementChannel,
+    SettlementKind,
+    SlotRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +71,7 @@ class Appointment:
     his_slot_id: str
     his_patient_id: str
     status: str = "booked"  # booked | cancelled
+    fee_fen: int = 0
 
 
 class HisSimulator:
@@ -101,6 +108,10 @@ class HisSimulator:
         self._slots: dict[str, SlotRecord] = {}
         self._appointments: dict[str, Appointment] = {}
         self._by_placer: dict[str, str] = {}
+        # What the HIS's cashier books show: a payment per appointment booked through the
+        # wallet channel, a refund per one cancelled, and what the fault helpers add.
+        self._settlements: list[HisSettlement] = []
+        self._receipts = itertools.count(1)
         self._answers: dict[tuple[str, str], bytes] = {}  # (sender, MSH-10) -> answer
         self._patient_ids = itertools.count(123)
         self._filler_ids = itertools.count(1)
@@ -112,6 +123,7 @@ class HisSimulator:
             "SRM^S04": self._cancel_srm,
             "SIU^S15": self._cancel_siu,
             "SQM^S25": self._slot_pool,
+            "QBP^Q13": self._settlement_list,
         }
         self._seed_hospital(today or dt.datetime.now(tz).date(), days,
                             slots_per_session)
@@ -345,6 +357,8 @@ class HisSimulator:
         self._appointments[appointment.filler_appointment_id] = appointment
         self._by_placer[placer] = appointment.filler_appointment_id
         self._slots[slot.his_slot_id] = replace(slot, available=slot.available - 1)
+        appointment.fee_fen = slot.fee_fen
+        self._settle(SettlementKind.PAYMENT, appointment)
         logger.info("HIS simulator: booked %s on %s", appointment.filler_appointment_id,
                     slot.his_slot_id)
         return self._srr_ok(header, "S01", appointment)
@@ -365,6 +379,7 @@ class HisSimulator:
             return None
         if appointment.status == "booked":
             appointment.status = "cancelled"
+            self._settle(SettlementKind.REFUND, appointment)
             slot = self._slots.get(appointment.his_slot_id)
             if slot is not None and slot.status == "open":
                 self._slots[slot.his_slot_id] = replace(
@@ -398,3 +413,51 @@ class HisSimulator:
             self.profile, self._next_control_id(), self._now(), request=header,
             query_tag=query_tag, slots=slots, locations=locations,
         )
+
+    # -- the cashier's books: settlements and their faults -------------------------------
+
+    def _settle(self, kind: SettlementKind, appointment: Appointment,
+                channel: SettlementChannel = SettlementChannel.WALLET) -> HisSettlement:
+        with self._lock:
+            entry = HisSettlement(
+                f"{'S' if kind is SettlementKind.PAYMENT else 'T'}{next(self._receipts):08d}",
+                kind, channel, appointment.fee_fen, self._now(),
+                placer_id=appointment.placer_appointment_id)
+            self._settlements.append(entry)
+            return entry
+
+    @property
+    def settlements(self) -> list[HisSettlement]:
+        """Every settlement so far (a copy)."""
+        with self._lock:
+            return list(self._settlements)
+
+    def window_refund(self, placer_id: str) -> HisSettlement:
+        """The patient cancelled at the window and was paid back in cash (退号 at the window):
+        the appointment is cancelled and the refund is the window's, not the wallet's."""
+        with self._lock:
+            appointment = self._appointments[self._by_placer[placer_id]]
+            appointment.status = "cancelled"
+            return self._settle(SettlementKind.REFUND, appointment, SettlementChannel.WINDOW)
+
+    def drop_settlement(self, placer_id: str) -> int:
+        """Forget the payments posted for a placer id (a posting lost in the HIS); how many."""
+        with self._lock:
+            kept = [e for e in self._settlements
+                    if not (e.placer_id == placer_id and e.kind is SettlementKind.PAYMENT)]
+            dropped = len(self._settlements) - len(kept)
+            self._settlements = kept
+            return dropped
+
+    def add_settlement(self, entry: HisSettlement) -> None:
+        """A settlement the HIS books by itself (a posting with no wallet money behind it)."""
+        with self._lock:
+            self._settlements.append(entry)
+
+    def _settlement_list(self, text: str, header: Header) -> str:
+        query_tag, day = settlement_wire.parse_qbp_q13(text)
+        with self._lock:
+            entries = [e for e in self._settlements if e.at.astimezone(self.tz).date() == day]
+        return settlement_wire.build_rtb_k13(
+            self.profile, self._next_control_id(), self._now(), request=header,
+            query_tag=query_tag, day=day, settlements=entries, tz=self.tz)

@@ -16,13 +16,14 @@ from adapter.ports import (
     PaymentNotice,
     RefundResult,
     TradeState,
+    WalletBill,
     WalletRefused,
     WalletTrade,
     WalletUnavailable,
     WalletUnreachable,
     WalletUser,
 )
-from adapter.wallet.alipay import consts, notify
+from adapter.wallet.alipay import bill, consts, notify
 from adapter.wallet.alipay.client import AlipayClient, AlipayTrade
 from adapter.wallet.alipay.config import AlipayConfig, cashier_page_for, sign_in_page_for
 
@@ -241,6 +242,10 @@ class AlipayWalletGateway:
     def download_bill(self, bill_date: dt.date) -> bytes:
         """The day's trade bill: csv.zip bytes."""
         return self.client.download(self.client.bill_download_url(bill_date))
+
+    def download_trade_bill(self, bill_date: dt.date) -> WalletBill:
+        """The day's trade bill, read as it is iterated (adapter.wallet.alipay.bill)."""
+        return bill.read_trade_bill(bill_date, self.download_bill(bill_date))
 
     # ----------------------------------------------------------------------------------------
     # Notifications

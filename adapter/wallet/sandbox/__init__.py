@@ -8,7 +8,8 @@ Paths: ``POST /gateway.do``; the wallet's pages ``GET /oauth2/publicAppAuthorize
 path; ``/oauth/authorize`` is an alias) and ``GET /cashier/<trade_no>`` (for desktop browsers,
 where Alipay's JS bridge is missing); ``GET /bill/<token>.csv.zip``;
 ``GET /inbox/<user_id>``; helpers for tests and demos under ``/_sandbox/`` (users, auth_code,
-faults, pay, finish, trades, notifications, platform_public_key).
+faults, pay, finish, trades, notifications, platform_public_key, and for reconciliation
+foreign_payment and console_refund).
 """
 
 from adapter.wallet.sandbox.app import create_sandbox_app

@@ -22,7 +22,7 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template_str
 
 from adapter.wallet.sandbox import keys
 from adapter.wallet.sandbox.bill import bill_zip
-from adapter.wallet.sandbox.money import yuan
+from adapter.wallet.sandbox.money import parse_yuan, yuan
 from adapter.wallet.sandbox.protocol import GatewayError
 from adapter.wallet.sandbox.state import SandboxState
 from adapter.wallet.sandbox.templates import AUTHORIZE_PAGE, CASHIER_PAGE, PAID_PAGE
@@ -317,6 +317,32 @@ def _register_helpers(app: Flask, state: SandboxState) -> None:
             status = 404 if exc.sub_code == "ACQ.TRADE_NOT_EXIST" else 409
             return jsonify({"error": exc.sub_code, "message": exc.sub_msg}), status
         return jsonify(trade.as_json())
+
+    @app.post("/_sandbox/foreign_payment")
+    def foreign_payment() -> tuple[Response, int]:
+        body = request.get_json(silent=True) or {}
+        try:
+            trade = state.foreign_payment(str(body.get("out_trade_no") or ""),
+                                          parse_yuan(body.get("total_amount")),
+                                          str(body.get("buyer_id") or ""))
+        except ValueError as exc:
+            return jsonify({"error": "invalid", "message": str(exc)}), 400
+        except GatewayError as exc:
+            return jsonify({"error": exc.sub_code, "message": exc.sub_msg}), 409
+        return jsonify(trade.as_json()), 201
+
+    @app.post("/_sandbox/console_refund/<out_trade_no>")
+    def console_refund(out_trade_no: str) -> tuple[Response, int]:
+        body = request.get_json(silent=True) or {}
+        try:
+            trade = state.console_refund(out_trade_no, parse_yuan(body.get("refund_amount")),
+                                         str(body.get("out_request_no") or ""))
+        except ValueError as exc:
+            return jsonify({"error": "invalid", "message": str(exc)}), 400
+        except GatewayError as exc:
+            status = 404 if exc.sub_code == "ACQ.TRADE_NOT_EXIST" else 409
+            return jsonify({"error": exc.sub_code, "message": exc.sub_msg}), status
+        return jsonify(trade.as_json()), 201
 
     @app.post("/_sandbox/finish/<out_trade_no>")
     def finish(out_trade_no: str) -> tuple[Response, int] | Response:

@@ -69,6 +69,9 @@ _rate = click.FloatRange(0, 1)
 @click.option("--refund-notifications", envvar="ADAPTER_SANDBOX_REFUND_NOTIFICATIONS",
               is_flag=True, show_envvar=True,
               help="Also notify refunds (refund_fee, gmt_refund, out_biz_no).")
+@click.option("--lost-notifications", envvar="ADAPTER_SANDBOX_LOST_NOTIFICATIONS",
+              is_flag=True, show_envvar=True,
+              help="Never notify payments (only a query or the day's bill shows them).")
 @click.option("--seed", envvar="ADAPTER_SANDBOX_SEED", type=int, default=None,
               show_envvar=True, help="Seed of the fault dice.")
 def wallet_sandbox_command(
@@ -76,7 +79,8 @@ def wallet_sandbox_command(
     platform_public_key_out: Path | None, seller_id: str, notify_time_scale: float,
     public_url: str | None, latency_ms: int, timeout_rate: float, timeout_seconds: float,
     system_error_rate: float, system_error_applies: bool, duplicate_notifications: bool,
-    out_of_order_notifications: bool, refund_notifications: bool, seed: int | None,
+    out_of_order_notifications: bool, refund_notifications: bool, lost_notifications: bool,
+    seed: int | None,
 ) -> None:
     """Run the wallet sandbox (Alipay OpenAPI v1 gateway, login, cashier) until interrupted."""
     try:
@@ -97,6 +101,7 @@ def wallet_sandbox_command(
         timeout_rate=timeout_rate, timeout_seconds=timeout_seconds,
         system_error_rate=system_error_rate, system_error_applies=system_error_applies,
         duplicate_notifications=duplicate_notifications,
+        lost_notifications=lost_notifications,
         out_of_order_notifications=out_of_order_notifications,
         refund_notifications=refund_notifications,
     )

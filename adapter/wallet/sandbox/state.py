@@ -42,7 +42,10 @@ class SandboxState(TradeDesk):
     Knobs are plain attributes a test may change while the sandbox runs (or POST
     /_sandbox/faults): ``latency_ms``, ``timeout_rate``, ``timeout_seconds``,
     ``system_error_rate``, ``system_error_applies``, ``duplicate_notifications``,
-    ``out_of_order_notifications``, ``refund_notifications``, ``notify_time_scale``.
+    ``out_of_order_notifications``, ``refund_notifications``, ``notify_time_scale``,
+    ``lost_notifications`` (a payment is made but never notified: only a query or the day's
+    bill shows it). For reconciliation, :meth:`foreign_payment` makes a paid trade the
+    adapter never heard of and :meth:`console_refund` a refund the adapter never asked for.
     """
 
     KNOBS: dict[str, type] = {
@@ -55,6 +58,7 @@ class SandboxState(TradeDesk):
         "out_of_order_notifications": bool,
         "refund_notifications": bool,
         "notify_time_scale": float,
+        "lost_notifications": bool,
     }
 
     def __init__(
@@ -77,6 +81,7 @@ class SandboxState(TradeDesk):
         out_of_order_notifications: bool = False,
         refund_notifications: bool = False,
         notify_http_timeout: float = 5.0,
+        lost_notifications: bool = False,
     ) -> None:
         self.app_id = app_id
         self.seller_id = seller_id
@@ -99,6 +104,7 @@ class SandboxState(TradeDesk):
         self.out_of_order_notifications = out_of_order_notifications
         self.refund_notifications = refund_notifications
         self.notify_http_timeout = notify_http_timeout
+        self.lost_notifications = lost_notifications
         self.rng = random.Random(seed)  # fault dice and shuffles; not security relevant
         self.lock = threading.RLock()
         self.users: dict[str, SandboxUser] = {u.user_id: u for u in (users or seed_users())}

@@ -105,6 +105,7 @@ class TradeDesk:
     trade_nos: dict[str, str]  # trade_no -> out_trade_no
     seller_id: str
     refund_notifications: bool
+    lost_notifications: bool
     notifier: Notifier
     _trade_seq: Iterator[int]
 
@@ -235,9 +236,37 @@ class TradeDesk:
             trade.status = TRADE_SUCCESS
             trade.paid_at = self.now()
             logger.info("wallet sandbox: trade %s paid", trade.trade_no)
-            if trade.notify_url:
+            if trade.notify_url and not self.lost_notifications:
                 self.notifier.enqueue(trade.notify_url, self._trade_fields(trade))
             return trade
+
+    # -- faults for reconciliation --------------------------------------------------------
+
+    def foreign_payment(self, out_trade_no: str, total_fen: int, buyer_id: str) -> Trade:
+        """A trade paid on the merchant's account that the adapter never created (another of
+        the hospital's systems on the same account, or a mistake): it is on the bill only."""
+        if not out_trade_no or len(out_trade_no) > 64 or total_fen <= 0:
+            raise invalid_parameter("out_trade_no / total_amount")
+        with self.lock:
+            if out_trade_no in self.trades:
+                raise GatewayError("ACQ.CONTEXT_INCONSISTENT", "交易已存在")
+            now = self.now()
+            trade_no = f"{now:%Y%m%d}22001{next(self._trade_seq):015d}"
+            trade = Trade(
+                trade_no=trade_no, out_trade_no=out_trade_no, total_fen=total_fen,
+                subject="其他收款", buyer_id=buyer_id, seller_id=self.seller_id, notify_url="",
+                product_code="FACE_TO_FACE_PAYMENT", created_at=now, expire_at=None,
+                status=TRADE_SUCCESS, paid_at=now)
+            self.trades[out_trade_no] = trade
+            self.trade_nos[trade_no] = out_trade_no
+        logger.info("wallet sandbox: foreign trade %s paid", trade_no)
+        return trade
+
+    def console_refund(self, out_trade_no: str, refund_fen: int, out_request_no: str) -> Trade:
+        """A refund made in the merchant's console, not asked for by the adapter."""
+        self.refund({"out_trade_no": out_trade_no, "refund_amount": yuan(refund_fen),
+                     "out_request_no": out_request_no, "refund_reason": "商家后台退款"})
+        return self.find_trade(out_trade_no=out_trade_no)
 
     def finish(self, out_trade_no: str) -> Trade:
         """The refund period ended: TRADE_SUCCESS becomes TRADE_FINISHED (notified)."""
