@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from adapter.ports import (
     AppointmentRequest,
+    ArrivalNotice,
     HisOutcome,
     HisUnavailable,
     PatientIdentity,
@@ -50,6 +51,7 @@ class FakeHis:
         self.cancelled: list[str] = []
         self.refuse_with = ""  # an ERR-5 code to refuse the next bookings with
         self.refuse_cancel_with = ""  # an ERR-5 code to refuse the next cancellations with
+        self.arrivals: list[ArrivalNotice] = []
 
     def _check(self) -> None:
         if self.down:
@@ -86,6 +88,11 @@ class FakeHis:
     def query_slot_pool(self, start: dt.date, end: dt.date) -> list[SlotRecord]:
         self._check()
         return [s for s in self.slots if start <= s.start_at.date() <= end]
+
+    def patient_arrived(self, notice: ArrivalNotice) -> HisOutcome:
+        self._check()
+        self.arrivals.append(notice)
+        return HisOutcome(True, filler_appointment_id=notice.filler_appointment_id)
 
 
 class FakeWallet:

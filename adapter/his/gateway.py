@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from adapter.db import utcnow
-from adapter.his import patients, schedule
+from adapter.his import patients, queue, schedule
 from adapter.his.codes import APPLICATION_INTERNAL_ERROR, ERROR_ACK_CODES
 from adapter.his.control_ids import ControlIds
 from adapter.his.header import HeaderError, decode_message, encode_message, parse_ack
@@ -17,6 +17,7 @@ from adapter.his.segments import MessageError, refusal_of
 from adapter.mappings import Mappings
 from adapter.ports import (
     AppointmentRequest,
+    ArrivalNotice,
     HisOutcome,
     HisRefused,
     HisUnavailable,
@@ -175,6 +176,14 @@ class MllpHisGateway:
             return schedule.parse_sqr_s25(response, self._tz, self._mappings.fee_fen)
         except MessageError as exc:
             raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
+
+    def patient_arrived(self, notice: ArrivalNotice) -> HisOutcome:
+        """ADT^A10 -> ACK: accepted, or refused with the HIS's code."""
+        _cid, response = self._exchange(
+            lambda cid, now: queue.build_adt_a10(self._profile, cid, now, notice=notice))
+        ack = parse_ack(response)
+        return HisOutcome(ack.accepted, filler_appointment_id=notice.filler_appointment_id,
+                          error_code=ack.error_code, error_text=ack.text)
 
     def _srr(self, response: str, control_id: str) -> HisOutcome:
         try:

@@ -1,4 +1,5 @@
-"""A doctor's queue as the HIS tells it (adapter side): SIU^S14 queue events in.
+"""A doctor's queue as the HIS tells it (adapter side): SIU^S14 queue events in, and the
+wallet's check-ins out as ADT^A10 (patient arriving).
 
 Each change to a registration in the HIS's queue (registered, checked in, called, consult
 finished, absent, recalled, cancelled) comes as one SIU^S14 whose SCH-6 identifier is ``QUEUE``
@@ -13,9 +14,15 @@ import datetime as dt
 import hl7
 
 from adapter.his.codes import QUEUE_REASON, QUEUE_STATUSES, TABLE_VALUE_NOT_FOUND
+from adapter.his.header import escape
+from adapter.his.profile import Hl7Profile
 from adapter.his.segments import (
     MessageError,
+    Seg,
+    build_message,
     control_id_of,
+    cx,
+    dtm,
     get,
     has,
     one,
@@ -23,19 +30,9 @@ from adapter.his.segments import (
     parse_message,
     required,
 )
-from adapter.ports import QueueEvent, QueueEventKind
+from adapter.ports import ArrivalNotice, QueueEvent, QueueEventKind, session_of
 
 QUEUE_TRIGGER = "S14"
-
-# A session is the morning (am) or the afternoon (pm): a registration's time (TQ1-7) before
-# this hour in the hospital's zone is the morning's.
-AFTERNOON_FROM = 12
-
-
-def session_of(moment: dt.datetime, tz: dt.tzinfo) -> str:
-    """The session ("am" or "pm") a registration's time falls in."""
-    return "am" if moment.astimezone(tz).hour < AFTERNOON_FROM else "pm"
-
 
 def is_queue_event(text: str) -> bool:
     """Whether an SIU is a queue event (SCH-6 ``QUEUE``) rather than a slot notification."""
@@ -81,4 +78,42 @@ def parse_queue_event(text: str, tz: dt.tzinfo) -> QueueEvent:
         placer_id=get(sch, 1),
         room=get(pv1, 3, 1, 2) if pv1 is not None else "",
         slot_start=slot_start,
+    )
+
+
+def build_adt_a10(profile: Hl7Profile, control_id: str, now: dt.datetime, *,
+                  notice: ArrivalNotice) -> str:
+    """ADT^A10 (patient arriving, v2.5 section 3.3.10): the wallet checked the patient in.
+
+    PV1-3.1 names the clinic (the department's HIS point of care), PV1-19 the registration
+    number when a queue event told it, PV1-50 the HIS's appointment id and PV1-5 our booking
+    id, so the HIS finds the registration by whichever it keys on. PID-5 is left unnamed
+    (name type U): the HIS knows the patient by PID-3, and no name travels needlessly.
+    """
+    pv1: dict[int, str | list[str]] = {1: "1", 2: "O", 3: escape(notice.location),
+                                       5: cx(notice.placer_appointment_id,
+                                             profile.sending_application, "VN")}
+    if notice.visit_number:
+        pv1[19] = cx(notice.visit_number, profile.his_application, "VN")
+    if notice.filler_appointment_id:
+        pv1[50] = cx(notice.filler_appointment_id, profile.his_application, "VN")
+    return build_message(profile, "ADT^A10^ADT_A09", control_id, now, [
+        Seg("EVN", {1: "A10", 2: dtm(now), 6: dtm(notice.arrived_at)}),
+        Seg("PID", {1: "1", 3: cx(notice.his_patient_id, "HIS", "PI"), 5: "^^^^^^U"}),
+        Seg("PV1", pv1),
+    ])
+
+
+def parse_adt_a10(text: str, tz: dt.tzinfo) -> ArrivalNotice:
+    """The arrival an ADT^A10 announces (the HIS's side reads it; MessageError if unusable)."""
+    message: hl7.Message = parse_message(text, ("ADT^A10",))
+    evn, pv1 = one(message, "EVN"), one(message, "PV1")
+    pid = one(message, "PID")
+    return ArrivalNotice(
+        placer_appointment_id=get(pv1, 5),
+        filler_appointment_id=get(pv1, 50),
+        his_patient_id=get(pid, 3),
+        location=get(pv1, 3),
+        visit_number=get(pv1, 19),
+        arrived_at=parse_dtm(get(evn, 6) or required(get(evn, 2), "EVN-2"), "EVN-6", tz),
     )

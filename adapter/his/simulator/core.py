@@ -28,11 +28,12 @@ from adapter.his.codes import (
 from adapter.his.header import Header, HeaderError, build_ack, build_nak, decode_message
 from adapter.his.mllp import DropConnection
 from adapter.his.profile import Hl7Profile
+from adapter.his.queue import parse_adt_a10
 from adapter.his.schedule import parse_siu
 from adapter.his.segments import MessageError, dtm
 from adapter.his.simulator import wire
 from adapter.mappings import Doctor, Mappings
-from adapter.ports import PatientIdentity, SlotRecord
+from adapter.ports import ArrivalNotice, PatientIdentity, SlotRecord
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,12 @@ class HisSimulator:
             "SRM^S04": self._cancel_srm,
             "SIU^S15": self._cancel_siu,
             "SQM^S25": self._slot_pool,
+            "ADT^A10": self._arrive,
         }
+        # Check-ins heard (ADT^A10): the filler id -> the arrival. The clinic's queue (the
+        # demo's clinic day, adapter.his.simulator.clinic) makes such a patient Arrived.
+        self._arrivals: dict[str, ArrivalNotice] = {}
+        self.arrival_listeners: list[Callable[[ArrivalNotice], None]] = []
         self._seed_hospital(today or dt.datetime.now(tz).date(), days,
                             slots_per_session)
         for patient in _DEMO_PATIENTS:
@@ -193,6 +199,12 @@ class HisSimulator:
         """The HIS's own window sold the slot: it is no longer available."""
         with self._lock:
             self._slots[his_slot_id] = replace(self._slots[his_slot_id], available=0)
+
+    @property
+    def arrivals(self) -> dict[str, ArrivalNotice]:
+        """The check-ins heard, by filler appointment id."""
+        with self._lock:
+            return dict(self._arrivals)
 
     def close_clinic(self, doctor_code: str, date: dt.date) -> int:
         """Stop a doctor's clinic on a date (停诊); returns how many slots were closed."""
@@ -385,6 +397,20 @@ class HisSimulator:
         event = parse_siu(text, self.tz)
         if self._release(event.filler_appointment_id) is None:
             return self._ack(header, "AE", UNKNOWN_KEY, "unknown appointment")
+        return self._ack(header, "AA")
+
+    def _arrive(self, text: str, header: Header) -> str:
+        notice = parse_adt_a10(text, self.tz)
+        filler = notice.filler_appointment_id or self._by_placer.get(
+            notice.placer_appointment_id, "")
+        appointment = self._appointments.get(filler)
+        if appointment is None or appointment.status != "booked":
+            return self._ack(header, "AE", UNKNOWN_KEY, "unknown appointment")
+        first = filler not in self._arrivals
+        self._arrivals.setdefault(filler, notice)
+        if first:
+            for listener in self.arrival_listeners:
+                listener(notice)
         return self._ack(header, "AA")
 
     def _slot_pool(self, text: str, header: Header) -> str:
