@@ -49,6 +49,11 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# How often the live queue page asks again: the HIS's queue moves by the minute, and a few
+# hundred phones each asking every 5 s is a few requests a second.
+QUEUE_POLL_MS = 5000
+
+
 def _normalise(asked: str) -> str:
     return "en" if asked.lower().startswith("en") else "zh_CN"
 
@@ -148,6 +153,14 @@ def js_strings() -> dict[str, str]:
         "weekday_6": gettext("周六"),
         "fee": gettext("¥{amount}"),
         "minutes_seconds": gettext("{m} 分 {s} 秒"),
+        "queue_wait": gettext("约 {low}–{high} 分钟"),
+        "queue_updated": gettext("更新于 {time}"),
+        "queue_checked_in": gettext("已签到"),
+        "queue_checking_in": gettext("正在签到…"),
+        "queue_locating": gettext("正在获取位置…"),
+        "queue_no_location": gettext("无法获取位置，请到院后扫描签到二维码"),
+        "queue_your_turn": gettext("轮到您了，请到 {room} 诊室"),
+        "queue_room": gettext("{room} 诊室"),
     }
 
 
@@ -205,6 +218,14 @@ def bookings() -> ResponseReturnValue:
 def booking(booking_id: str) -> ResponseReturnValue:
     """One booking as its state moves: pay, wait for the hospital, cancel, refund."""
     return _page("booking.html", "booking", js_config={"booking_id": booking_id})
+
+
+@bp.get("/bookings/<booking_id>/queue")
+def queue(booking_id: str) -> ResponseReturnValue:
+    """The visit day, live: check in, then the place in the queue as it moves."""
+    return _page("queue.html", "queue", js_config={
+        "booking_id": booking_id, "poll_ms": QUEUE_POLL_MS,
+        "token": request.args.get("token", "")[:200]})
 
 
 @bp.get("/patients")
