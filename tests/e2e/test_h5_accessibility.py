@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import PHONE, RunningSystem, days_ahead, get_json, require_browser
+from tests.e2e.conftest import (
+    PHONE,
+    RunningSystem,
+    days_ahead,
+    get_json,
+    require_browser,
+    sign_in_on_page,
+)
 
 require_browser()
 
@@ -60,13 +67,7 @@ def _violations(page) -> list[str]:
 def _sign_in(page, system: RunningSystem, lang: str) -> None:
     _, users = get_json(f"{system.sandbox}/_sandbox/users")
     user = next(u for u in users if u["cert_type"] == "0")  # type: ignore[union-attr]
-    page.goto(f"{system.web}/h5/?lang={lang}")
-    page.locator("#login").click()
-    page.wait_for_url(f"{system.sandbox}/oauth2/**")
-    page.locator(f"input[name=user_id][value='{user['user_id']}']").check()
-    page.locator("button[type=submit]").click()
-    page.wait_for_url(f"{system.web}/h5/**")
-    expect(page.locator("#signed-in")).to_be_visible()
+    sign_in_on_page(page, system, user["user_id"], f"?lang={lang}")
 
 
 def _a_booking(page, system: RunningSystem, days: int) -> str:
