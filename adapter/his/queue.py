@@ -3,13 +3,15 @@ wallet's check-ins out as ADT^A10 (patient arriving).
 
 Each change to a registration in the HIS's queue (registered, checked in, called, consult
 finished, absent, recalled, cancelled) comes as one SIU^S14 whose SCH-6 identifier is ``QUEUE``
-and whose SCH-25 filler status says what happened (adapter.his.codes.QUEUE_STATUSES). The
+and whose SCH-25 filler status says what happened (mappings/queue.toml [sch25], defaults in
+adapter.his.codes.QUEUE_STATUSES). The
 HIS's side is adapter.his.simulator.clinic_wire; docs/hl7-profile.md describes the fields.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 import hl7
 
@@ -51,12 +53,14 @@ def _number(value: str, where: str) -> int:
     return int(value)
 
 
-def parse_queue_event(text: str, tz: dt.tzinfo) -> QueueEvent:
-    """The queue event of an SIU^S14 (MessageError with a table 0357 code when unusable)."""
+def parse_queue_event(text: str, tz: dt.tzinfo,
+                      statuses: Mapping[str, str] = QUEUE_STATUSES) -> QueueEvent:
+    """The queue event of an SIU^S14 (MessageError with a table 0357 code when unusable);
+    ``statuses`` maps SCH-25 (lower case) to the event (the profile's queue_statuses)."""
     message: hl7.Message = parse_message(text, (f"SIU^{QUEUE_TRIGGER}",))
     msh, sch = message.segment("MSH"), one(message, "SCH")
     status = get(sch, 25).lower()
-    if status not in QUEUE_STATUSES:
+    if status not in statuses:
         raise MessageError(TABLE_VALUE_NOT_FOUND, "SCH-25 is not a queue status")
     tq1 = one(message, "TQ1")
     slot_start = parse_dtm(required(get(tq1, 7), "TQ1-7 registration time"), "TQ1-7", tz)
@@ -69,7 +73,7 @@ def parse_queue_event(text: str, tz: dt.tzinfo) -> QueueEvent:
         visit_date=slot_start.astimezone(tz).date(),
         session=session_of(slot_start, tz),
         visit_number=required(get(sch, 2), "SCH-2 registration number"),
-        kind=QueueEventKind(QUEUE_STATUSES[status]),
+        kind=QueueEventKind(statuses[status]),
         # MSH-7: the HIS sends each event as it happens and resends it unchanged.
         occurred_at=parse_dtm(required(get(msh, 7), "MSH-7"), "MSH-7", tz),
         sequence=_number(get(msh, 13), "MSH-13"),
