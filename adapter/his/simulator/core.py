@@ -126,6 +126,27 @@ class HisSimulator:
 
     # -- seeding -----------------------------------------------------------------------
 
+    def open_slots_soon(self, now: dt.datetime, minutes: int = 20, capacity: int = 5) -> list[str]:
+        """One slot per department starting about ``minutes`` from ``now`` (the demo's visit
+        today, whose check-in window is open at once); returns their ids."""
+        start = now.astimezone(self.tz).replace(second=0, microsecond=0)
+        start += dt.timedelta(minutes=minutes + (-start.minute) % 5)
+        opened = []
+        with self._lock:
+            seen: set[str] = set()
+            for doctor in self.mappings.doctors.values():
+                if doctor.department_code in seen:
+                    continue
+                seen.add(doctor.department_code)
+                slot_id = f"{doctor.code}-{start:%Y%m%d%H%M}-SOON"
+                self._slots[slot_id] = SlotRecord(
+                    his_slot_id=slot_id, department_code=doctor.department_code,
+                    doctor_code=doctor.code, service_code=doctor.service_code,
+                    start_at=start, end_at=start + dt.timedelta(minutes=10), capacity=capacity,
+                    available=capacity, fee_fen=self.mappings.fee_fen(doctor.service_code))
+                opened.append(slot_id)
+        return opened
+
     def _seed_hospital(self, today: dt.date, days: int, per_session: int) -> None:
         doctors = list(self.mappings.doctors.values())
         for day_offset in range(days):
