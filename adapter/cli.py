@@ -157,6 +157,20 @@ def check_mappings_command(directory: Path | None) -> None:
     click.echo(f"mappings in {directory} are valid")
 
 
+@main.command("check-in-code")
+def check_in_code_command() -> None:
+    """Print a fresh check-in QR code's URL (for the kiosk screen at the hospital's entrance,
+    which shows a new one before ADAPTER_CHECK_IN_TOKEN_MINUTES run out)."""
+    import datetime as dt
+    from urllib.parse import urlencode
+
+    from adapter.queueing.check_in import CheckInTokens
+
+    config = _config()
+    token = CheckInTokens(config.secret_key).issue(dt.datetime.now(dt.UTC))
+    click.echo(f"{config.effective_public_url}/h5/check-in?{urlencode({'token': token})}")
+
+
 @main.group("data-key")
 def data_key_group() -> None:
     """The key that encrypts ID and phone numbers (ADAPTER_DATA_KEY_FILE)."""

@@ -162,6 +162,7 @@ def js_strings() -> dict[str, str]:
         "queue_no_location": gettext("无法获取位置，请到院后扫描签到二维码"),
         "queue_your_turn": gettext("轮到您了，请到 {room} 诊室"),
         "queue_room": gettext("{room} 诊室"),
+        "check_in_none": gettext("今天没有可签到的预约"),
     }
 
 
@@ -219,6 +220,14 @@ def bookings() -> ResponseReturnValue:
 def booking(booking_id: str) -> ResponseReturnValue:
     """One booking as its state moves: pay, wait for the hospital, cancel, refund."""
     return _page("booking.html", "booking", js_config={"booking_id": booking_id})
+
+
+@bp.get("/check-in")
+def check_in() -> ResponseReturnValue:
+    """Where the hospital's check-in QR code leads: today's confirmed bookings, each to its
+    queue page carrying the code's token (straight there when there is one)."""
+    return _page("check_in.html", "check_in", js_config={
+        "token": request.args.get("token", "")[:200]})
 
 
 @bp.get("/bookings/<booking_id>/queue")

@@ -95,7 +95,7 @@ def test_every_patient_page_passes_axe_wcag_aa(system, auditor, lang):
     for path, ready in (("book", "#departments button"), ("bookings", "#bookings li"),
                         (f"bookings/{booking}", "#status-card"),
                         (f"bookings/{booking}/queue", "#q-state"),
-                        ("patients", "#patients li")):
+                        ("patients", "#patients li"), ("check-in", "#today li")):
         page.goto(f"{system.web}/h5/{path}?lang={lang}")
         expect(page.locator(ready).first).to_be_visible()
         page.wait_for_load_state("networkidle")

@@ -4,6 +4,10 @@ MLLP, without a reload (the page asks the API again by itself)."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -102,3 +106,44 @@ def test_the_position_falls_as_the_his_calls_the_patients_ahead(system, phone):
         hall.client.close()
     favicon = f"status of 404 (NOT FOUND) at {system.sandbox}/favicon.ico"  # the sandbox's
     assert [e for e in phone.errors if favicon not in e] == []
+
+
+def test_on_site_the_qr_code_checks_the_patient_in_and_the_hall_plays_the_queue(system, phone):
+    """The kiosk's code (hospital-adapter check-in-code), scanned: today's confirmed booking
+    opens with the token, one tap checks in, the simulator's hall calls the line."""
+    page = phone.page
+    _, users = get_json(f"{system.sandbox}/_sandbox/users")
+    user = [u for u in users if u["cert_type"] == "0"][-1]  # type: ignore[index]
+    _sign_in(phone, system, user["user_id"])
+    request = phone.page.request
+    patient = request.get(f"{system.web}/api/v1/patients").json()["patients"][0]
+    today = days_ahead(0)
+    soon = [s for s in get_json(f"{system.web}/api/v1/slots?department=PED&date={today}")[1][
+        "slots"] if s["status"] == "open" and s["remaining"]  # type: ignore[index]
+        and dt.datetime.fromisoformat(s["start_at"]) - dt.datetime.now(dt.UTC)
+        < dt.timedelta(minutes=55) and dt.datetime.fromisoformat(s["start_at"])
+        > dt.datetime.now(dt.UTC)]
+    held = request.post(f"{system.web}/api/v1/bookings",
+                        data={"slot_id": soon[-1]["id"], "patient_id": patient["id"]},
+                        headers={"Idempotency-Key": str(uuid.uuid4())}).json()
+    payment = request.post(f"{system.web}/api/v1/payments", data={"booking_id": held["id"]})
+    cashier = payment.json()["cashier_url"].split("?")[0]
+    assert request.post(cashier, form={"return_url": ""}).ok  # paid at the sandbox
+    status = page.locator("#status-card")
+    page.goto(f"{system.web}/h5/bookings/{held['id']}")
+    expect(status).to_have_attribute("data-status", "confirmed", timeout=30_000)
+
+    code = subprocess.run(
+        [sys.executable, "-m", "adapter.cli", "check-in-code"], capture_output=True, text=True,
+        env={**os.environ, "ADAPTER_DATA_DIR": str(system.folder),
+             "ADAPTER_WEB_LISTEN": system.web.removeprefix("http://")}, check=True,
+        cwd=system.folder).stdout.strip()
+    assert code.startswith(f"{system.web}/h5/check-in?token=")
+    page.goto(code)
+    page.wait_for_url(re.compile(rf".*/h5/bookings/{held['id']}/queue\?token=.+"))
+    page.get_by_role("button", name="签到").click()
+    expect(page.locator("#notice")).to_have_text("已签到")
+    card = page.locator("#queue-card")
+    expect(card).to_have_attribute("data-state", "waiting", timeout=20_000)
+    expect(page.locator("#check-in")).to_be_hidden()
+    expect(card).to_have_attribute("data-state", "called", timeout=60_000)
