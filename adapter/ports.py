@@ -121,6 +121,10 @@ class HisGateway(Protocol):
         """Tell the HIS a patient checked in (ADT^A10 -> ACK)."""
         ...
 
+    def query_queue(self, doctor_code: str, visit_date: dt.date, session: str) -> QueueSnapshot:
+        """The HIS's whole queue of a doctor's session now (SQM^S25 -> SQR^S25, QRD-9 QUEUE)."""
+        ...
+
 
 # Events the HIS tells the adapter about, read from stored inbound messages by adapter/his/
 # inbound.py and handled by the flows that declare a handler for them (adapter/flows.py).

@@ -11,6 +11,7 @@ from adapter.ports import (
     HisOutcome,
     HisUnavailable,
     PatientIdentity,
+    QueueSnapshot,
     SlotRecord,
     TradeState,
     WalletTrade,
@@ -52,6 +53,7 @@ class FakeHis:
         self.refuse_with = ""  # an ERR-5 code to refuse the next bookings with
         self.refuse_cancel_with = ""  # an ERR-5 code to refuse the next cancellations with
         self.arrivals: list[ArrivalNotice] = []
+        self.queues: dict[tuple[str, dt.date, str], QueueSnapshot] = {}  # the HIS's queues
 
     def _check(self) -> None:
         if self.down:
@@ -88,6 +90,10 @@ class FakeHis:
     def query_slot_pool(self, start: dt.date, end: dt.date) -> list[SlotRecord]:
         self._check()
         return [s for s in self.slots if start <= s.start_at.date() <= end]
+
+    def query_queue(self, doctor_code: str, visit_date: dt.date, session: str) -> QueueSnapshot:
+        self._check()
+        return self.queues[(doctor_code, visit_date, session)]
 
     def patient_arrived(self, notice: ArrivalNotice) -> HisOutcome:
         self._check()

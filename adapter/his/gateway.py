@@ -22,6 +22,7 @@ from adapter.ports import (
     HisRefused,
     HisUnavailable,
     PatientIdentity,
+    QueueSnapshot,
     SlotRecord,
 )
 
@@ -184,6 +185,19 @@ class MllpHisGateway:
         ack = parse_ack(response)
         return HisOutcome(ack.accepted, filler_appointment_id=notice.filler_appointment_id,
                           error_code=ack.error_code, error_text=ack.text)
+
+    def query_queue(self, doctor_code: str, visit_date: dt.date, session: str) -> QueueSnapshot:
+        """SQM^S25 (QRD-9 QUEUE) -> SQR^S25: the session's queue as the HIS has it now."""
+        taken_at = self._clock()
+        _cid, response = self._exchange(lambda cid, now: queue.build_queue_query(
+            self._profile, cid, now, doctor_code=doctor_code, visit_date=visit_date,
+            session=session))
+        try:
+            return queue.parse_queue_snapshot(
+                response, self._profile.queue_statuses, doctor_code=doctor_code,
+                visit_date=visit_date, session=session, taken_at=taken_at)
+        except MessageError as exc:
+            raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
 
     def _srr(self, response: str, control_id: str) -> HisOutcome:
         try:

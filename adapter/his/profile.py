@@ -52,6 +52,10 @@ class Hl7Profile:
     # SCH-25 filler status of a queue event (lower case) -> what happened (QueueEventKind's
     # value): mappings/queue.toml [sch25], read by load_queue_statuses.
     queue_statuses: Mapping[str, str] = field(default_factory=lambda: dict(QUEUE_STATUSES))
+    # The HIS's whole queue of a session, to repair what events missed: "query" (SQM^S25 with
+    # QRD-9 QUEUE, answered SQR^S25, every queue_snapshot_seconds) or "none".
+    queue_snapshot: str = "none"
+    queue_snapshot_seconds: int = 120
 
     def validate(self) -> None:
         """Raise ProfileError naming the first unusable value."""
@@ -67,6 +71,10 @@ class Hl7Profile:
             raise ProfileError(f"slot_sync must be one of {', '.join(SLOT_SYNC_MODES)}")
         if self.link_check not in ("query", "none"):
             raise ProfileError("link_check must be query or none")
+        if self.queue_snapshot not in ("query", "none"):
+            raise ProfileError("queue_snapshot must be query or none")
+        if not 10 <= self.queue_snapshot_seconds <= 3600:
+            raise ProfileError("queue_snapshot_seconds must be between 10 and 3600")
         if self.processing_id not in ("P", "T", "D"):
             raise ProfileError("processing_id must be P, T or D (HL7 table 0103)")
         if not 1 <= self.slot_sync_days <= 60:

@@ -28,11 +28,20 @@ from adapter.his.segments import (
     get,
     has,
     one,
+    outcome_error,
+    parse_date,
     parse_dtm,
     parse_message,
     required,
 )
-from adapter.ports import ArrivalNotice, QueueEvent, QueueEventKind, session_of
+from adapter.ports import (
+    ArrivalNotice,
+    QueueEvent,
+    QueueEventKind,
+    QueueSnapshot,
+    QueueSnapshotLine,
+    session_of,
+)
 
 QUEUE_TRIGGER = "S14"
 
@@ -121,3 +130,64 @@ def parse_adt_a10(text: str, tz: dt.tzinfo) -> ArrivalNotice:
         visit_number=get(pv1, 19),
         arrived_at=parse_dtm(get(evn, 6) or required(get(evn, 2), "EVN-2"), "EVN-6", tz),
     )
+
+
+QUEUE_QUERY = "QUEUE^Queue snapshot^L"  # QRD-9 "what subject filter": a local value
+
+
+def build_queue_query(profile: Hl7Profile, control_id: str, now: dt.datetime, *,
+                      doctor_code: str, visit_date: dt.date, session: str) -> str:
+    """SQM^S25 asking for a doctor's whole queue of one session (QRD-8 the doctor, QRF-2/3
+    the date, QRF-4 the session), answered by SQR^S25 with one SCH group per registration."""
+    return build_message(profile, "SQM^S25^SQM_S25", control_id, now, [
+        Seg("QRD", {1: dtm(now), 2: "R", 3: "I", 4: escape(control_id), 7: "999^RD",
+                    8: escape(doctor_code), 9: QUEUE_QUERY, 10: "ALL"}),
+        Seg("QRF", {1: escape(profile.sending_facility), 2: visit_date.strftime("%Y%m%d"),
+                    3: visit_date.strftime("%Y%m%d"), 4: escape(session)}),
+    ])
+
+
+def is_queue_query(text: str) -> bool:
+    """Whether an SQM^S25 asks for a queue snapshot rather than the slot pool (QRD-9)."""
+    for segment in text.split("\r"):
+        if segment.startswith("QRD|"):
+            fields = segment.split("|")
+            return len(fields) > 9 and fields[9].split("^")[0] == QUEUE_QUERY.split("^")[0]
+    return False
+
+
+def parse_queue_query(text: str) -> tuple[str, dt.date, str]:
+    """(doctor, date, session) of a queue query (the HIS's side reads it)."""
+    message: hl7.Message = parse_message(text, ("SQM^S25",))
+    qrd, qrf = one(message, "QRD"), one(message, "QRF")
+    return (required(get(qrd, 8), "QRD-8 doctor"),
+            parse_date(required(get(qrf, 2), "QRF-2 date"), "QRF-2"),
+            required(get(qrf, 4), "QRF-4 session"))
+
+
+def parse_queue_snapshot(text: str, statuses: Mapping[str, str], *, doctor_code: str,
+                         visit_date: dt.date, session: str,
+                         taken_at: dt.datetime) -> QueueSnapshot:
+    """The queue an SQR^S25 lists (MessageError when refused or unusable)."""
+    message: hl7.Message = parse_message(text, ("SQR^S25", "ACK^S25"))
+    msa = one(message, "MSA")
+    if get(msa, 1) not in ("AA", "CA"):
+        hl7_code, app_code, err_text = outcome_error(message)
+        raise MessageError(hl7_code, err_text or app_code or "queue query refused")
+    lines: list[dict] = []
+    for segment in message:
+        name = str(segment[0])
+        if name == "SCH":
+            status = get(segment, 25).lower()
+            if status not in statuses:
+                raise MessageError(TABLE_VALUE_NOT_FOUND, "SCH-25 is not a queue status")
+            lines.append({"visit_number": required(get(segment, 2), "SCH-2"),
+                          "kind": QueueEventKind(statuses[status]),
+                          "queue_number": _number(get(segment, 3), "SCH-3"),
+                          "placer_id": get(segment, 1)})
+        elif name == "PID" and lines:
+            lines[-1]["his_patient_id"] = get(segment, 3)
+        elif name == "PV1" and lines:
+            lines[-1]["room"] = get(segment, 3, 1, 2)
+    return QueueSnapshot(doctor_code, visit_date, session, taken_at,
+                         tuple(QueueSnapshotLine(**line) for line in lines))

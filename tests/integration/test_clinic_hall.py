@@ -19,7 +19,7 @@ from adapter.mappings import load_mappings
 from adapter.ports import AppointmentRequest, ArrivalNotice, PatientIdentity, session_of
 from adapter.queueing.line import LineState
 from adapter.queueing.policy import QueuePolicy
-from adapter.queueing.service import load_queue
+from adapter.queueing.service import load_queue, reconcile_queue
 from adapter.runtime import Runtime
 from adapter.worker.inbound import process_inbound
 from tests.conftest import MAPPINGS as MAPPINGS_DIR
@@ -41,6 +41,7 @@ def test_a_check_in_is_played_back_as_the_his_queue_until_the_call(engine, sessi
                       time_scale=0, ahead=2, seed=1)
     played: list[int] = []
     simulator.arrival_listeners.append(lambda notice: played.append(hall.play(notice)))
+    simulator.queue_source = hall.snapshot
     his_server = MllpServer("127.0.0.1", 0, simulator.handle, on_connect=simulator.on_connect)
     his_server.start()
     his = MllpHisGateway(MllpClient(*his_server.server_address[:2], connect_timeout=2,
@@ -68,6 +69,14 @@ def test_a_check_in_is_played_back_as_the_his_queue_until_the_call(engine, sessi
         assert [c.absent for c in queue.consults] == [False] * 3
         called = sorted(queue.lines.values(), key=lambda ln: ln.first_called_at)
         assert [ln.placer_id for ln in called] == ["", "", "BHALL1"]  # called in their order
+        # The HIS's snapshot of the session (SQM^S25 QUEUE -> SQR^S25) agrees: nothing to add.
+        snapshot = his.query_queue(slot.doctor_code, slot.start_at.astimezone(TZ).date(),
+                                   session_of(slot.start_at, TZ))
+        assert sorted((ln.visit_number, ln.kind.value) for ln in snapshot.lines) == sorted(
+            (ln.visit_number, "finished") for ln in queue.lines.values())
+        assert {ln.placer_id for ln in snapshot.lines} == {"", "BHALL1"}
+        with session_factory.begin() as session:
+            assert reconcile_queue(session, snapshot, QueuePolicy(), dt.datetime.now(TZ)) == 0
     finally:
         to_adapter.close()
         his_server.shutdown()

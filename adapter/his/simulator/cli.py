@@ -85,6 +85,7 @@ def simulate_his_command(
                           time_scale=clinic_time_scale,
                           seed=seed)
         simulator.arrival_listeners.append(hall.on_arrival)
+        simulator.queue_source = hall.snapshot
     server = serve(simulator, host, port)
     logger.info("HIS simulator listening on %s:%s", *server.server_address)
     click.echo(f"HIS simulator listening on {host}:{server.server_address[1]}")

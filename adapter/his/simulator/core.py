@@ -28,12 +28,13 @@ from adapter.his.codes import (
 from adapter.his.header import Header, HeaderError, build_ack, build_nak, decode_message
 from adapter.his.mllp import DropConnection
 from adapter.his.profile import Hl7Profile
-from adapter.his.queue import parse_adt_a10
+from adapter.his.queue import is_queue_query, parse_adt_a10, parse_queue_query
 from adapter.his.schedule import parse_siu
 from adapter.his.segments import MessageError, dtm
 from adapter.his.simulator import wire
+from adapter.his.simulator.clinic_wire import build_queue_sqr
 from adapter.mappings import Doctor, Mappings
-from adapter.ports import ArrivalNotice, PatientIdentity, SlotRecord
+from adapter.ports import ArrivalNotice, PatientIdentity, QueueEvent, SlotRecord
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,9 @@ class HisSimulator:
         # demo's clinic day, adapter.his.simulator.clinic) makes such a patient Arrived.
         self._arrivals: dict[str, ArrivalNotice] = {}
         self.arrival_listeners: list[Callable[[ArrivalNotice], None]] = []
+        # Answers queue snapshot queries: (doctor, date, session) -> each line's latest event
+        # (the clinic hall's, when one plays); none: an empty queue.
+        self.queue_source: Callable[[str, dt.date, str], list[QueueEvent]] | None = None
         self._seed_hospital(today or dt.datetime.now(tz).date(), days,
                             slots_per_session)
         for patient in _DEMO_PATIENTS:
@@ -435,6 +439,11 @@ class HisSimulator:
         return self._ack(header, "AA")
 
     def _slot_pool(self, text: str, header: Header) -> str:
+        if is_queue_query(text):
+            doctor, date, session = parse_queue_query(text)
+            lines = self.queue_source(doctor, date, session) if self.queue_source else []
+            return build_queue_sqr(self.profile, self._next_control_id(), self._now(),
+                                   request=header, doctor_code=doctor, lines=lines)
         query_tag, start, end = wire.parse_sqm_s25(text)
         slots = sorted(
             (s for s in self._slots.values() if start <= s.start_at.date() <= end),

@@ -44,6 +44,14 @@ class ClinicHall:
         self._rng = random.Random(seed)  # the demo's consult lengths; not security relevant
         self._ids = itertools.count(1)
         self._lock = threading.Lock()  # one send at a time on the shared connection
+        # (doctor, date, session) -> visit -> its latest event: the HIS's queue now, which
+        # answers a queue snapshot query (SQM^S25, QRD-9 QUEUE).
+        self.queues: dict[tuple[str, dt.date, str], dict[str, QueueEvent]] = {}
+
+    def snapshot(self, doctor_code: str, visit_date: dt.date, session: str) -> list[QueueEvent]:
+        """Each registration of the session with its latest event."""
+        with self._lock:
+            return list(self.queues.get((doctor_code, visit_date, session), {}).values())
 
     def on_arrival(self, notice: ArrivalNotice) -> None:
         """The simulator's arrival listener: play the queue in the background (the ADT^A10's
@@ -73,6 +81,8 @@ class ClinicHall:
                 his_patient_id=patient or f"P{900000 + number}", placer_id=placer,
                 room=doctor.room, slot_start=slot.start_at)
             with self._lock:
+                self.queues.setdefault((event.doctor_code, event.visit_date, event.session),
+                                       {})[event.visit_number] = event
                 self.send(build_queue_siu(HIS_SIDE, event, location=notice.location,
                                           department_code=slot.department_code))
             sent += 1
