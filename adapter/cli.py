@@ -186,7 +186,10 @@ def run_command(no_simulators: bool) -> None:
             config = replace(config, alipay_seller_id="2088000000000001")
         simulators.append(subprocess.Popen(
             [sys.executable, "-m", "adapter.cli", "simulate-his", "--listen", str(config.his_mllp),
-             "--mappings", str(config.mappings_dir), "--timezone", config.hospital_timezone],
+             "--mappings", str(config.mappings_dir), "--timezone", config.hospital_timezone,
+             # The simulator's hall plays each check-in's queue to our listener, and a slot
+             # soon today lets a newcomer check in at once (docs/queueing.md, "The demo").
+             "--adapter-mllp", str(config.mllp_listen), "--slots-soon"],
         ))
         simulators.append(subprocess.Popen(
             [sys.executable, "-m", "adapter.cli", "wallet-sandbox", "--listen", sandbox_listen,

@@ -271,5 +271,18 @@ def staff_disable_command(username: str) -> None:
     click.echo(f"staff account {username} disabled; {ended} session(s) ended")
 
 
-COMMANDS = (reconcile_command, data_key_group, account_group, check_his_command,
-            create_admin_command, staff_group)
+@click.command("check-in-code")
+def check_in_code_command() -> None:
+    """Print a fresh check-in QR code's URL (for the kiosk screen at the hospital's entrance,
+    which shows a new one before ADAPTER_CHECK_IN_TOKEN_MINUTES run out)."""
+    from urllib.parse import urlencode
+
+    from adapter.queueing.check_in import CheckInTokens
+
+    config = _config()
+    token = CheckInTokens(config.secret_key).issue(dt.datetime.now(dt.UTC))
+    click.echo(f"{config.effective_public_url}/h5/check-in?{urlencode({'token': token})}")
+
+
+COMMANDS = (reconcile_command, check_in_code_command, data_key_group, account_group,
+            check_his_command, create_admin_command, staff_group)

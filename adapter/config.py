@@ -92,6 +92,15 @@ class Config:
     # When the worker reconciles yesterday (hospital's zone; the wallet's bill is out by then);
     # None: never (ADAPTER_RECONCILE_AT=off), reconcile with the CLI only.
     reconcile_at: dt.time | None = dt.time(10, 0)
+    # Check-in (签到) on the visit day: from this long before the slot's start to this long
+    # after it; remotely inside the fence around the hospital (no centre: on site by QR only),
+    # or with a QR code whose token lasts check_in_token_minutes.
+    check_in_opens_minutes: float = 60.0
+    check_in_closes_minutes: float = 15.0
+    hospital_latitude: float | None = None
+    hospital_longitude: float | None = None
+    geofence_radius_m: float = 500.0
+    check_in_token_minutes: float = 10.0
     inbound_batch_size: int = 100
     # Outbox items one worker delivers at once, and MLLP connections it keeps open to the HIS.
     outbox_concurrency: int = 4
@@ -212,6 +221,7 @@ class Config:
         ):
             if value <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
+        self._validate_check_in()
         if self.session_idle_minutes <= 0 or self.session_max_hours <= 0:
             raise ConfigError(
                 "ADAPTER_SESSION_IDLE_MINUTES and ADAPTER_SESSION_MAX_HOURS must be positive")
@@ -271,6 +281,22 @@ class Config:
         return self
 
 
+    def _validate_check_in(self) -> None:
+        if self.check_in_opens_minutes < 0 or self.check_in_closes_minutes < 0:
+            raise ConfigError("ADAPTER_CHECK_IN_OPENS_MINUTES and ADAPTER_CHECK_IN_CLOSES_MINUTES "
+                              "must be 0 or more")
+        if self.check_in_token_minutes <= 0:
+            raise ConfigError("ADAPTER_CHECK_IN_TOKEN_MINUTES must be a positive number")
+        if (self.hospital_latitude is None) != (self.hospital_longitude is None):
+            raise ConfigError("ADAPTER_HOSPITAL_LATITUDE and ADAPTER_HOSPITAL_LONGITUDE go "
+                              "together: set both for remote check-in, or neither")
+        if self.hospital_latitude is not None and not (
+                -90 <= self.hospital_latitude <= 90 and -180 <= self.hospital_longitude <= 180):
+            raise ConfigError("ADAPTER_HOSPITAL_LATITUDE must be within -90..90 and "
+                              "ADAPTER_HOSPITAL_LONGITUDE within -180..180 (decimal degrees)")
+        if self.geofence_radius_m <= 0:
+            raise ConfigError("ADAPTER_GEOFENCE_RADIUS_M must be a positive number of metres")
+
     def _validate_throttles(self) -> None:
         from limits import parse_many
 
@@ -320,6 +346,15 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _optional_number(env: Mapping[str, str], name: str) -> float | None:
+    if not env.get(name, "").strip():
+        return None
+    value = _number(env, name, 0.0)
+    if value != value or value in (float("inf"), float("-inf")):  # NaN or infinite
+        raise ConfigError(f"{name} must be a finite number")
+    return value
 
 
 def _whole(env: Mapping[str, str], name: str, default: int) -> int:
@@ -394,6 +429,16 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "link_check_interval": _number(
             env, "ADAPTER_LINK_CHECK_INTERVAL", defaults.link_check_interval
         ),
+        "check_in_opens_minutes": _number(
+            env, "ADAPTER_CHECK_IN_OPENS_MINUTES", defaults.check_in_opens_minutes),
+        "check_in_closes_minutes": _number(
+            env, "ADAPTER_CHECK_IN_CLOSES_MINUTES", defaults.check_in_closes_minutes),
+        "check_in_token_minutes": _number(
+            env, "ADAPTER_CHECK_IN_TOKEN_MINUTES", defaults.check_in_token_minutes),
+        "hospital_latitude": _optional_number(env, "ADAPTER_HOSPITAL_LATITUDE"),
+        "hospital_longitude": _optional_number(env, "ADAPTER_HOSPITAL_LONGITUDE"),
+        "geofence_radius_m": _number(env, "ADAPTER_GEOFENCE_RADIUS_M",
+                                     defaults.geofence_radius_m),
         "session_idle_minutes": _number(
             env, "ADAPTER_SESSION_IDLE_MINUTES", defaults.session_idle_minutes
         ),

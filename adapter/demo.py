@@ -30,6 +30,8 @@ import click
 import requests
 
 TIMEOUT = 10
+# The demo hospital's geofence centre (WGS-84), given to the adapter in `demo`.
+DEMO_CENTRE = (31.2165, 121.4575)
 
 
 class DemoFailed(Exception):
@@ -125,19 +127,7 @@ class Demo:
         remaining = self._remaining(visit, slot["id"])
         self.check(remaining == before - 1, f"the pool has {remaining} left on that slot")
 
-        self.step("pay on the wallet's cashier")
-        payment = self.api("POST", "/payments", json={
-            "booking_id": booking_id, "return_url": f"{self.web}/h5/bookings/{booking_id}"})
-        self.check(payment.status_code == 201, f"trade {payment.json()['out_trade_no']} "
-                                                f"for ¥{payment.json()['amount']}")
-        cashier = payment.json()["cashier_url"]
-        paid = requests.post(cashier.split("?")[0], data={"return_url": ""}, timeout=TIMEOUT)
-        self.check(paid.ok, "paid in the sandbox; it notifies /notify/alipay")
-
-        self.step("the notification confirms the payment; the outbox books it in the HIS")
-        status = _wait("confirmed", lambda: self._status(booking_id) == "confirmed" and
-                       "confirmed")
-        self.check(status == "confirmed", "SRM^S01 answered SRR^S01 AA: booking confirmed")
+        payment = self.pay_and_confirm(booking_id)
 
         self.step("cancel before the deadline")
         cancelled = self.api("POST", f"/bookings/{booking_id}/cancel", json={})
@@ -157,6 +147,66 @@ class Demo:
         self.check(bool(back), "the place went back to the pool")
         inbox = requests.get(f"{self.sandbox}/inbox/{parent['user_id']}", timeout=TIMEOUT).json()
         self.check(len(inbox) >= 2, f"{len(inbox)} wallet messages told the parent each step")
+        self.visit_today(parent["user_id"], child_id)
+
+    def pay_and_confirm(self, booking_id: str) -> requests.Response:
+        """Pay a held booking on the sandbox's cashier and wait for the HIS to confirm it."""
+        self.step("pay on the wallet's cashier")
+        payment = self.api("POST", "/payments", json={
+            "booking_id": booking_id, "return_url": f"{self.web}/h5/bookings/{booking_id}"})
+        self.check(payment.status_code == 201, f"trade {payment.json()['out_trade_no']} "
+                                                f"for ¥{payment.json()['amount']}")
+        cashier = payment.json()["cashier_url"]
+        paid = requests.post(cashier.split("?")[0], data={"return_url": ""}, timeout=TIMEOUT)
+        self.check(paid.ok, "paid in the sandbox; it notifies /notify/alipay")
+
+        self.step("the notification confirms the payment; the outbox books it in the HIS")
+        status = _wait("confirmed", lambda: self._status(booking_id) == "confirmed" and
+                       "confirmed")
+        self.check(status == "confirmed", "SRM^S01 answered SRR^S01 AA: booking confirmed")
+        return payment
+
+    def visit_today(self, user_id: str, patient_id: int) -> None:
+        """Book the slot opening soon today, check in from the car park, watch the queue."""
+        tz = zoneinfo.ZoneInfo("Asia/Shanghai")
+        self.step("a visit today: book the paediatrics slot that starts soon")
+        today = dt.datetime.now(tz).date()
+        soon = _wait("a slot soon today", lambda: [
+            s for s in self.api("GET", f"/slots?department=PED&date={today}").json()["slots"]
+            if s["status"] == "open" and s["remaining"] and dt.datetime.fromisoformat(
+                s["start_at"]) - dt.datetime.now(tz) < dt.timedelta(minutes=60)])
+        held = self.api("POST", "/bookings", json={"slot_id": soon[0]["id"],
+                                                   "patient_id": patient_id},
+                        headers={"Idempotency-Key": str(uuid.uuid4())})
+        self.check(held.status_code == 201, f"held the slot at {soon[0]['start_at'][11:16]}")
+        booking_id = held.json()["id"]
+        self.pay_and_confirm(booking_id)
+
+        self.step("check in from the car park: the phone's location is inside the geofence")
+        done = self.api("POST", f"/bookings/{booking_id}/check-in", json={"location": {
+            "latitude": DEMO_CENTRE[0] + 0.001, "longitude": DEMO_CENTRE[1], "accuracy_m": 25}})
+        self.check(done.status_code == 200, f"checked in ({done.json().get('method')}); "
+                                            "ADT^A10 goes to the HIS")
+
+        self.step("the HIS's queue moves (SIU^S14 on the listener): the position falls")
+        seen: list[int] = []
+
+        def called() -> bool:
+            view = self.api("GET", f"/bookings/{booking_id}/queue").json()
+            if view.get("ahead") is not None and (not seen or seen[-1] != view["ahead"]):
+                seen.append(view["ahead"])
+                wait = view["wait"] or {}
+                self.echo(f"    {view['ahead']} ahead, about {wait.get('low_minutes')}-"
+                          f"{wait.get('high_minutes')} min, room {view['room']}")
+            return view.get("state") in ("called", "finished")
+
+        _wait("the call", called, seconds=120)
+        self.check(len(seen) >= 2 and seen == sorted(seen, reverse=True),
+                   f"the position fell: {' -> '.join(map(str, seen))} ahead, then called")
+        inbox = _wait("the your-turn push", lambda: [
+            m for m in requests.get(f"{self.sandbox}/inbox/{user_id}", timeout=TIMEOUT).json()
+            if "轮到您就诊" in str(m)])
+        self.check(bool(inbox), "the wallet pushed checked in, N ahead and your turn")
 
     def _status(self, booking_id: str) -> str:
         return self.api("GET", f"/bookings/{booking_id}").json()["status"]
@@ -255,7 +305,9 @@ def demo_command(keep: bool) -> None:
     source = Path(os.environ["ADAPTER_MAPPINGS_DIR"]) if os.environ.get(
         "ADAPTER_MAPPINGS_DIR") else default_mappings_dir()
     click.echo(f"starting the adapter, the HIS simulator and the wallet sandbox in {folder}")
-    system = start_local_system(folder, _mappings_for_demo(source, folder / "mappings"))
+    system = start_local_system(folder, _mappings_for_demo(source, folder / "mappings"), env={
+        "ADAPTER_HOSPITAL_LATITUDE": str(DEMO_CENTRE[0]),
+        "ADAPTER_HOSPITAL_LONGITUDE": str(DEMO_CENTRE[1])})
     demo = Demo(system.web, system.sandbox, click.echo)
     failed = ""
     try:
@@ -270,7 +322,7 @@ def demo_command(keep: bool) -> None:
         click.echo(f"logs: {system.log}", err=True)
         sys.exit(1)
     click.echo("demo passed: booked, paid, confirmed by the HIS, cancelled and refunded; "
-               "the day reconciled clean")
+               "checked in today, followed the queue to the call; the day reconciled clean")
     if keep:
         click.echo(f"kept {folder}")
     else:

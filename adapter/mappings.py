@@ -49,7 +49,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
-from adapter.his.profile import load_profile
+from adapter.his.profile import load_profile, load_queue_statuses
 
 DEPARTMENTS_FILE = "departments.csv"
 DOCTORS_FILE = "doctors.csv"
@@ -552,7 +552,7 @@ def _check_required(table: _Table, required: tuple[str, ...],
 
 def _check_profile(path: Path, problems: _Problems) -> None:
     try:
-        load_profile(path)
+        load_queue_statuses(load_profile(path), path.parent / "queue.toml")
     except OSError as exc:
         problems.add(path.name, 0, f"cannot read the file ({exc.strerror or exc})")
     except (ValueError, TypeError) as exc:  # ProfileError, UnicodeDecodeError, a bad value

@@ -421,6 +421,19 @@ class QueueEventRecord(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class CheckIn(Base):
+    """A booking checked in (签到) through the wallet: once per booking; the HIS hears it by
+    the outbox (``his_arrive``, ADT^A10). The phone's location is checked, never kept."""
+
+    __tablename__ = "check_in"
+    __table_args__ = (UniqueConstraint("booking_id", name="uq_check_in_booking"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey(Booking.id))
+    method: Mapped[str] = mapped_column(String(10))  # CheckInMethod: remote | qr
+    checked_in_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
 class QueueNotice(Base):
     """A queue push decided for a booking (checked in, N ahead, your turn, missed call): one
     row per booking and notice, so a threshold crossed twice (a recall) is pushed once."""

@@ -59,6 +59,18 @@ class AppointmentRequest:
 
 
 @dataclass(frozen=True)
+class ArrivalNotice:
+    """A patient checked in through the wallet (ADT^A10, patient arriving)."""
+
+    placer_appointment_id: str  # our booking id
+    filler_appointment_id: str  # the HIS's appointment (SCH-2 of its SRR^S01)
+    his_patient_id: str  # PID-3
+    location: str  # the clinic's HIS point of care, PV1-3.1
+    visit_number: str  # the HIS's registration number, when a queue event named it (PV1-19)
+    arrived_at: dt.datetime  # aware; EVN-6
+
+
+@dataclass(frozen=True)
 class HisOutcome:
     """The HIS's answer to a request: accepted, or refused with a code the patient can be told."""
 
@@ -146,6 +158,14 @@ class HisGateway(Protocol):
         """The HIS's settlements of one day in the hospital's zone (QBP^Q13 -> RTB^K13)."""
         ...
 
+    def patient_arrived(self, notice: ArrivalNotice) -> HisOutcome:
+        """Tell the HIS a patient checked in (ADT^A10 -> ACK)."""
+        ...
+
+    def query_queue(self, doctor_code: str, visit_date: dt.date, session: str) -> QueueSnapshot:
+        """The HIS's whole queue of a doctor's session now (SQM^S25 -> SQR^S25, QRD-9 QUEUE)."""
+        ...
+
 
 # Events the HIS tells the adapter about, read from stored inbound messages by adapter/his/
 # inbound.py and handled by the flows that declare a handler for them (adapter/flows.py).
@@ -183,6 +203,16 @@ class QueueEventKind(StrEnum):
     NO_SHOW = "no_show"  # called and absent (过号), or never came
     RECALLED = "recalled"  # a missed patient is back in the line
     CANCELLED = "cancelled"  # the registration was withdrawn (退号)
+
+
+# A session is the morning (am) or the afternoon (pm): a registration's time before this hour
+# in the hospital's zone is the morning's.
+AFTERNOON_FROM = 12
+
+
+def session_of(moment: dt.datetime, tz: dt.tzinfo) -> str:
+    """The session ("am" or "pm") a registration's time falls in."""
+    return "am" if moment.astimezone(tz).hour < AFTERNOON_FROM else "pm"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from adapter.clock import Clock, SystemClock
 from adapter.config import Config, ConfigError
 from adapter.db import make_engine, make_session_factory
 from adapter.flows import Flow, Merged, merge
-from adapter.his.profile import Hl7Profile, load_profile
+from adapter.his.profile import Hl7Profile, load_profile, load_queue_statuses
 from adapter.links import LinkBreakers
 from adapter.mappings import Mappings, load_mappings
 from adapter.models import Trade
@@ -72,7 +72,8 @@ class Runtime:
             engine=engine,
             session_factory=make_session_factory(engine),
             mappings=load_mappings(config.mappings_dir),
-            profile=load_profile(config.mappings_dir / "hl7_profile.toml"),
+            profile=load_queue_statuses(load_profile(config.mappings_dir / "hl7_profile.toml"),
+                                        config.mappings_dir / "queue.toml"),
             booking_rules=load_booking_rules(config.mappings_dir / "booking_rules.toml"),
             policy=load_registration_policy(config.mappings_dir / "registration.toml"),
         )

@@ -8,11 +8,13 @@ from zoneinfo import ZoneInfo
 
 from adapter.ports import (
     AppointmentRequest,
+    ArrivalNotice,
     BillEntryKind,
     HisOutcome,
     HisSettlement,
     HisUnavailable,
     PatientIdentity,
+    QueueSnapshot,
     SettlementChannel,
     SettlementKind,
     SettlementList,
@@ -63,6 +65,8 @@ class FakeHis:
         self.settlements: list[HisSettlement] = []
         self.settle_fen = 0
         self.settle_at: dt.datetime | None = None
+        self.arrivals: list[ArrivalNotice] = []
+        self.queues: dict[tuple[str, dt.date, str], QueueSnapshot] = {}  # the HIS's queues
 
     def _check(self) -> None:
         if self.down:
@@ -115,6 +119,15 @@ class FakeHis:
     def query_slot_pool(self, start: dt.date, end: dt.date) -> list[SlotRecord]:
         self._check()
         return [s for s in self.slots if start <= s.start_at.date() <= end]
+
+    def query_queue(self, doctor_code: str, visit_date: dt.date, session: str) -> QueueSnapshot:
+        self._check()
+        return self.queues[(doctor_code, visit_date, session)]
+
+    def patient_arrived(self, notice: ArrivalNotice) -> HisOutcome:
+        self._check()
+        self.arrivals.append(notice)
+        return HisOutcome(True, filler_appointment_id=notice.filler_appointment_id)
 
 
 class FakeWallet:

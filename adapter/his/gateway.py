@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from adapter.db import utcnow
-from adapter.his import patients, schedule, settlement
+from adapter.his import patients, queue, schedule, settlement
 from adapter.his.codes import APPLICATION_INTERNAL_ERROR, ERROR_ACK_CODES
 from adapter.his.control_ids import ControlIds
 from adapter.his.header import HeaderError, decode_message, encode_message, parse_ack
@@ -17,10 +17,12 @@ from adapter.his.segments import MessageError, refusal_of
 from adapter.mappings import Mappings
 from adapter.ports import (
     AppointmentRequest,
+    ArrivalNotice,
     HisOutcome,
     HisRefused,
     HisUnavailable,
     PatientIdentity,
+    QueueSnapshot,
     SettlementList,
     SlotRecord,
 )
@@ -186,6 +188,27 @@ class MllpHisGateway:
         )
         try:
             return settlement.parse_rtb_k13(response, day, self._tz)
+        except MessageError as exc:
+            raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
+
+    def patient_arrived(self, notice: ArrivalNotice) -> HisOutcome:
+        """ADT^A10 -> ACK: accepted, or refused with the HIS's code."""
+        _cid, response = self._exchange(
+            lambda cid, now: queue.build_adt_a10(self._profile, cid, now, notice=notice))
+        ack = parse_ack(response)
+        return HisOutcome(ack.accepted, filler_appointment_id=notice.filler_appointment_id,
+                          error_code=ack.error_code, error_text=ack.text)
+
+    def query_queue(self, doctor_code: str, visit_date: dt.date, session: str) -> QueueSnapshot:
+        """SQM^S25 (QRD-9 QUEUE) -> SQR^S25: the session's queue as the HIS has it now."""
+        taken_at = self._clock()
+        _cid, response = self._exchange(lambda cid, now: queue.build_queue_query(
+            self._profile, cid, now, doctor_code=doctor_code, visit_date=visit_date,
+            session=session))
+        try:
+            return queue.parse_queue_snapshot(
+                response, self._profile.queue_statuses, doctor_code=doctor_code,
+                visit_date=visit_date, session=session, taken_at=taken_at)
         except MessageError as exc:
             raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
 

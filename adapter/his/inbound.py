@@ -61,7 +61,7 @@ def read_event(raw: bytes, tz: dt.tzinfo, fee_of: Callable[[str], int], *,
             raise InboundRefused(f"{exc.code} {exc.text}") from None
     if is_queue_event(text):
         try:
-            return parse_queue_event(text, tz)
+            return parse_queue_event(text, tz, (profile or Hl7Profile()).queue_statuses)
         except MessageError as exc:
             raise InboundRefused(f"{exc.code} {exc.text}") from None
     try:

@@ -7,8 +7,11 @@ speaks another dialect (docs/hl7-profile.md describes every key).
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from adapter.his.codes import QUEUE_STATUSES
 
 CANCEL_MESSAGES = ("SRM^S04", "SIU^S15")
 SLOT_SYNC_MODES = ("query", "notify", "both")
@@ -46,6 +49,14 @@ class Hl7Profile:
                  "SIU^S26", "DFT^P03", "ADT^A08", "ADT^A31")
     )
 
+    # SCH-25 filler status of a queue event (lower case) -> what happened (QueueEventKind's
+    # value): mappings/queue.toml [sch25], read by load_queue_statuses.
+    queue_statuses: Mapping[str, str] = field(default_factory=lambda: dict(QUEUE_STATUSES))
+    # The HIS's whole queue of a session, to repair what events missed: "query" (SQM^S25 with
+    # QRD-9 QUEUE, answered SQR^S25, every queue_snapshot_seconds) or "none".
+    queue_snapshot: str = "none"
+    queue_snapshot_seconds: int = 120
+
     def validate(self) -> None:
         """Raise ProfileError naming the first unusable value."""
         if self.cancel_message not in CANCEL_MESSAGES:
@@ -60,6 +71,10 @@ class Hl7Profile:
             raise ProfileError(f"slot_sync must be one of {', '.join(SLOT_SYNC_MODES)}")
         if self.link_check not in ("query", "none"):
             raise ProfileError("link_check must be query or none")
+        if self.queue_snapshot not in ("query", "none"):
+            raise ProfileError("queue_snapshot must be query or none")
+        if not 10 <= self.queue_snapshot_seconds <= 3600:
+            raise ProfileError("queue_snapshot_seconds must be between 10 and 3600")
         if self.processing_id not in ("P", "T", "D"):
             raise ProfileError("processing_id must be P, T or D (HL7 table 0103)")
         if not 1 <= self.slot_sync_days <= 60:
@@ -94,3 +109,28 @@ def load_profile(path: Path) -> Hl7Profile:
     except (TypeError, ProfileError) as exc:
         raise ProfileError(f"{path}: {exc}") from exc
     return profile
+
+
+QUEUE_EVENT_KINDS = frozenset(QUEUE_STATUSES.values())
+
+
+def load_queue_statuses(profile: Hl7Profile, path: Path) -> Hl7Profile:
+    """The profile with the SCH-25 mapping of ``path``'s ``[sch25]`` table (mappings/queue.toml;
+    the rest of that file is queueing's). Without the file or the table, the defaults stay."""
+    if not path.exists():
+        return profile
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("sch25")
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: {exc}") from exc
+    if table is None:
+        return profile
+    if not isinstance(table, dict) or not table:
+        raise ProfileError(f"{path}: [sch25] must map SCH-25 values to queue events")
+    statuses: dict[str, str] = {}
+    for code, kind in table.items():
+        if not isinstance(kind, str) or kind not in QUEUE_EVENT_KINDS:
+            raise ProfileError(f"{path}: [sch25] {code} must be one of "
+                               f"{', '.join(sorted(QUEUE_EVENT_KINDS))}")
+        statuses[code.lower()] = kind
+    return replace(profile, queue_statuses=statuses)

@@ -30,7 +30,8 @@ def read_queue_policy(text: str, name: str = "queue.toml") -> QueuePolicy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise QueuePolicyError(f"{name}: {exc}") from None
-    known = {"absent_rule", "absent_skip", "push_ahead", "consult_minutes", "late_start_minutes"}
+    known = {"absent_rule", "absent_skip", "push_ahead", "consult_minutes", "late_start_minutes",
+             "sch25"}  # [sch25] is the HL7 side's (adapter.his.profile.load_queue_statuses)
     unknown = sorted(set(data) - known)
     if unknown:
         raise QueuePolicyError(f"{name}: unknown key(s) {', '.join(unknown)}")

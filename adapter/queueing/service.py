@@ -10,14 +10,17 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapter.flows import Services
 from adapter.i18n import translate
 from adapter.identity.notices import tell_account
-from adapter.models import Booking, QueueEventRecord, QueueNotice
-from adapter.ports import QueueEvent, QueueEventKind, QueueSnapshot
+from adapter.models import Booking, CheckIn, QueueEventRecord, QueueNotice, Slot
+from adapter.ports import QueueEvent, QueueEventKind, QueueSnapshot, session_of
 from adapter.queueing import texts
 from adapter.queueing.estimate import History, WaitRange, estimate_wait
 from adapter.queueing.line import Line, LineState, Queue, build_queue
-from adapter.queueing.policy import QueuePolicy
+from adapter.queueing.policy import QueuePolicy, load_queue_policy
+from adapter.refusals import Refusal
+from adapter.registration.booking import own_booking
 
 logger = logging.getLogger(__name__)
 
@@ -217,3 +220,20 @@ def queue_status(session: Session, booking: Booking, session_code: str, policy: 
                              prior=policy.prior, history=history)
     return QueueStatus(line.state.value, None if ahead is None else ahead + 1, ahead, wait,
                        line.room or queue.room, queue.updated_at)
+
+
+def booking_queue(services: Services, account_id: int, public_id: str,
+                  now: dt.datetime) -> tuple[QueueStatus, dt.datetime | None]:
+    """The place of one of the account's bookings in its doctor's queue, and when it was
+    checked in (None: not yet); raises Refusal ``booking.unknown`` for anyone else's."""
+    tz = services.config.tz
+    with services.session_factory() as session:
+        booking = own_booking(session, account_id, public_id)
+        if booking is None:
+            raise Refusal("booking.unknown")
+        slot = session.get(Slot, booking.slot_id)
+        policy = load_queue_policy(services.config.mappings_dir / "queue.toml")
+        status = queue_status(session, booking, session_of(slot.start_at, tz), policy, tz, now)
+        checked_in = session.scalar(select(CheckIn.checked_in_at).where(
+            CheckIn.booking_id == booking.id))
+        return status, checked_in

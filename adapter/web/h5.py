@@ -34,6 +34,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, get_locale, gettext
 
+from adapter.identity.patients import list_patients
 from adapter.web.api.errors import patient_account_id
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,11 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+
+
+# How often the live queue page asks again: the HIS's queue moves by the minute, and a few
+# hundred phones each asking every 5 s is a few requests a second.
+QUEUE_POLL_MS = 5000
 
 
 def _normalise(asked: str) -> str:
@@ -148,6 +154,15 @@ def js_strings() -> dict[str, str]:
         "weekday_6": gettext("周六"),
         "fee": gettext("¥{amount}"),
         "minutes_seconds": gettext("{m} 分 {s} 秒"),
+        "queue_wait": gettext("约 {low}–{high} 分钟"),
+        "queue_updated": gettext("更新于 {time}"),
+        "queue_checked_in": gettext("已签到"),
+        "queue_checking_in": gettext("正在签到…"),
+        "queue_locating": gettext("正在获取位置…"),
+        "queue_no_location": gettext("无法获取位置，请到院后扫描签到二维码"),
+        "queue_your_turn": gettext("轮到您了，请到 {room} 诊室"),
+        "queue_room": gettext("{room} 诊室"),
+        "check_in_none": gettext("今天没有可签到的预约"),
     }
 
 
@@ -207,10 +222,34 @@ def booking(booking_id: str) -> ResponseReturnValue:
     return _page("booking.html", "booking", js_config={"booking_id": booking_id})
 
 
+@bp.get("/check-in")
+def check_in() -> ResponseReturnValue:
+    """Where the hospital's check-in QR code leads: today's confirmed bookings, each to its
+    queue page carrying the code's token (straight there when there is one)."""
+    return _page("check_in.html", "check_in", js_config={
+        "token": request.args.get("token", "")[:200]})
+
+
+@bp.get("/bookings/<booking_id>/queue")
+def queue(booking_id: str) -> ResponseReturnValue:
+    """The visit day, live: check in, then the place in the queue as it moves."""
+    return _page("queue.html", "queue", js_config={
+        "booking_id": booking_id, "poll_ms": QUEUE_POLL_MS,
+        "token": request.args.get("token", "")[:200]})
+
+
 @bp.get("/patients")
 def patients() -> ResponseReturnValue:
     """The patients the signed-in user books for, and the form to add one."""
-    return _page("patients.html", "patients", document_types=_document_types())
+    # As many rows as the list will hold are reserved, so the form below does not jump down
+    # when the list arrives (layout shift, tests/e2e/test_h5_accessibility.py).
+    account_id = patient_account_id()
+    count = 0
+    if account_id is not None:
+        with current_app.extensions["adapter"].session_factory() as db:
+            count = len(list_patients(db, account_id))
+    return _page("patients.html", "patients", document_types=_document_types(),
+                 patient_rows=count)
 
 
 @bp.after_request

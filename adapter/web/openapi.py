@@ -89,6 +89,21 @@ OPERATIONS = (
     Operation("/bookings/{public_id}/cancel", "post",
               "Cancel (unpaid: at once; paid: before the deadline, refunded)", 200, s.Booking,
               path_params=s.BookingPath, errors=(401, 404, 409, 422, 503, *WRITE)),
+    Operation("/bookings/{public_id}/check-in", "post",
+              "Check in on the visit day: inside the geofence, or with the QR code's token", 200,
+              s.CheckInAnswer, body=s.CheckInBody, path_params=s.BookingPath,
+              errors=(400, 401, 404, 422, *WRITE),
+              description="Open from ADAPTER_CHECK_IN_OPENS_MINUTES before the slot to "
+                          "ADAPTER_CHECK_IN_CLOSES_MINUTES after its start, for a confirmed "
+                          "booking. A token wins over a location. Checking in again answers "
+                          "the first check-in (idempotent without a key). Refusals (422): "
+                          "`check_in.too_early`, `check_in.too_late`, `check_in.outside_fence`, "
+                          "`check_in.remote_unavailable`, `check_in.bad_token`, "
+                          "`check_in.token_expired`, `check_in.no_proof`, "
+                          "`check_in.not_confirmed`."),
+    Operation("/bookings/{public_id}/queue", "get",
+              "The booking's place in its doctor's queue, with the estimated wait", 200,
+              s.QueueView, path_params=s.BookingPath, errors=(401, 404, *READ)),
     Operation("/payments", "post", "Create (or return) the wallet trade paying a held booking",
               201, s.Payment, body=s.PaymentBody,
               errors=(400, 401, 404, 409, 422, 503, *WRITE, *THROTTLED)),

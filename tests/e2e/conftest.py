@@ -132,3 +132,18 @@ def phone(browser: object) -> Iterator[Phone]:
     page.on("pageerror", lambda exc: phone.page_errors.append(str(exc)))
     yield phone
     context.close()
+
+
+def sign_in_on_page(page: object, system: RunningSystem, user_id: str, query: str = "") -> None:
+    """Sign in on the home page through the wallet sandbox's login page, as a patient does."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{system.web}/h5/{query}")  # type: ignore[attr-defined]
+    page.locator("#login").click()  # type: ignore[attr-defined]
+    # the wallet's login page, at the path of Alipay's own
+    page.wait_for_url(f"{system.sandbox}/oauth2/publicAppAuthorize.htm**")  # type: ignore[attr-defined]
+    page.locator(f"input[name=user_id][value='{user_id}']").check()  # type: ignore[attr-defined]
+    page.locator("button[type=submit]").click()  # type: ignore[attr-defined]
+    page.wait_for_url(f"{system.web}/h5/**")  # type: ignore[attr-defined]
+    expect(page.locator("#signed-in")).to_be_visible()  # type: ignore[attr-defined]
+    assert "auth_code" not in page.url  # type: ignore[attr-defined] - replaceState dropped it

@@ -7,7 +7,14 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import Phone, RunningSystem, days_ahead, get_json, require_browser
+from tests.e2e.conftest import (
+    Phone,
+    RunningSystem,
+    days_ahead,
+    get_json,
+    require_browser,
+    sign_in_on_page,
+)
 
 require_browser()
 
@@ -24,16 +31,7 @@ def _parent(system: RunningSystem) -> dict:
 
 
 def _sign_in(phone: Phone, system: RunningSystem, user_id: str, query: str = "") -> None:
-    page = phone.page
-    page.goto(f"{system.web}/h5/{query}")
-    page.locator("#login").click()
-    # the wallet's login page, at the path of Alipay's own
-    page.wait_for_url(f"{system.sandbox}/oauth2/publicAppAuthorize.htm**")
-    page.locator(f"input[name=user_id][value='{user_id}']").check()
-    page.locator("button[type=submit]").click()
-    page.wait_for_url(f"{system.web}/h5/**")
-    expect(page.locator("#signed-in")).to_be_visible()
-    assert "auth_code" not in page.url  # replaceState dropped the single-use code
+    sign_in_on_page(phone.page, system, user_id, query)
 
 
 def test_parent_books_pays_and_cancels_for_a_child(system, phone, tmp_path):

@@ -134,3 +134,25 @@ def test_worker_syncs_the_whole_pool_into_the_database(
     with session_factory() as session:
         assert session.get(LinkState, "his").up is False
         assert session.scalar(select(func.count()).select_from(Slot)) == count
+
+
+def test_a_check_in_reaches_the_his_as_adt_a10_once(simulator, his_address):
+    from adapter.ports import ArrivalNotice
+
+    his = _gateway(his_address)
+    patient = his.register_patient(CHILD)
+    slot = _open_slot(simulator)
+    booked = his.book_appointment(_request(slot, patient.his_patient_id, "BK200"))
+    heard = []
+    simulator.arrival_listeners.append(heard.append)
+    arrived_at = slot.start_at - dt.timedelta(minutes=20)
+    notice = ArrivalNotice("BK200", booked.filler_appointment_id, patient.his_patient_id,
+                           MAPPINGS.departments[slot.department_code].location, "", arrived_at)
+    assert his.patient_arrived(notice).accepted
+    assert his.patient_arrived(notice).accepted  # the outbox may deliver it twice: one arrival
+    assert [n.placer_appointment_id for n in heard] == ["BK200"]
+    kept = simulator.arrivals[booked.filler_appointment_id]
+    assert kept.his_patient_id == patient.his_patient_id and kept.arrived_at == arrived_at
+    unknown = his.patient_arrived(replace(notice, placer_appointment_id="BK404",
+                                          filler_appointment_id="F404"))
+    assert not unknown.accepted and unknown.error_code == "204"

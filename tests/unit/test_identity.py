@@ -516,12 +516,15 @@ SAMPLE_PARAMS = {"limit": 2, "window_days": 90, "allowed_from": "2025-09-13",
                  "until": "2025-09-12", "expected": 18, "expected_en": "8 digits", "age": 14,
                  "adult_age": 18, "visit_date": "2025-06-18", "document_type": "RESIDENT_ID",
                  "suggested_type": "HMT_RESIDENCE_PERMIT", "release_at": "06-01 08:00",
-                 "deadline": "06-17 15:00", "minutes": 15, "minimum": 12, "maximum": 256}
+                 "deadline": "06-17 15:00", "minutes": 15, "minimum": 12, "maximum": 256,
+                 "opens_at": "08:00", "closed_at": "09:15", "radius": 500}
 
 
 def raised_codes() -> set[str]:
     package = Path(adapter.__file__).parent
-    source = "".join(p.read_text(encoding="utf-8") for p in sorted(package.rglob("*.py")))
+    # Migrations name columns ("booking.id"), not refusals.
+    source = "".join(p.read_text(encoding="utf-8") for p in sorted(package.rglob("*.py"))
+                     if "migrations" not in p.parts)
     codes = set(re.findall(r'Refusal\(\s*"([a-z_.]+)"', source))
     checks = re.findall(r'\(\s*"(booking\.[a-z_]+)"', source)
     return codes | {c for c in checks if not c.endswith(".html")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import zoneinfo
@@ -12,7 +13,9 @@ import click
 
 from adapter.config import Config, parse_address
 from adapter.his.mllp import MllpServer
+from adapter.his.mllp_client import MllpClient
 from adapter.his.simulator.core import HisSimulator
+from adapter.his.simulator.hall import ClinicHall
 from adapter.mappings import default_mappings_dir, load_mappings
 
 logger = logging.getLogger(__name__)
@@ -42,9 +45,17 @@ def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
 @click.option("--timezone", envvar="ADAPTER_TIMEZONE", default=Config.hospital_timezone,
               show_default=True, show_envvar=True,
               help="The hospital's time zone, as the adapter's ADAPTER_TIMEZONE.")
+@click.option("--adapter-mllp", default="",
+              help="host:port of the adapter's listener: play the queue (SIU^S14) of each "
+                   "patient who checks in (ADT^A10) there.")
+@click.option("--clinic-time-scale", type=click.FloatRange(min=0), default=60.0,
+              show_default=True, help="How much faster than life the queue moves (0: at once).")
+@click.option("--slots-soon", is_flag=True,
+              help="Also open a slot per department starting in about 20 minutes.")
 def simulate_his_command(
     listen: str, mappings_dir: Path | None, latency_ms: int, ae_rate: float, drop_rate: float,
     refuse_connections: bool, seed: int | None, slots_per_session: int, timezone: str,
+    adapter_mllp: str, clinic_time_scale: float, slots_soon: bool,
 ) -> None:
     """Run the HIS simulator over MLLP until interrupted."""
     try:
@@ -61,6 +72,20 @@ def simulate_his_command(
         ae_rate=ae_rate, drop_rate=drop_rate, refuse_connections=refuse_connections, seed=seed,
         slots_per_session=slots_per_session,
     )
+    if slots_soon:
+        simulator.open_slots_soon(dt.datetime.now(tz))
+    client = None
+    if adapter_mllp:
+        try:
+            adapter_host, adapter_port = astuple(parse_address(adapter_mllp, "--adapter-mllp"))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--adapter-mllp") from None
+        client = MllpClient(adapter_host, adapter_port, connect_timeout=5, ack_timeout=30)
+        hall = ClinicHall(simulator, lambda text: client.send(text.encode()), tz=tz,
+                          time_scale=clinic_time_scale,
+                          seed=seed)
+        simulator.arrival_listeners.append(hall.on_arrival)
+        simulator.queue_source = hall.snapshot
     server = serve(simulator, host, port)
     logger.info("HIS simulator listening on %s:%s", *server.server_address)
     click.echo(f"HIS simulator listening on {host}:{server.server_address[1]}")
@@ -70,3 +95,5 @@ def simulate_his_command(
         pass
     finally:
         server.shutdown()
+        if client is not None:
+            client.close()

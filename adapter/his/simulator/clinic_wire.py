@@ -6,11 +6,12 @@ waiting between them ``time_scale`` times faster than the clinic lived them (0: 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterable
 
 from adapter.his.codes import QUEUE_REASON, QUEUE_STATUSES
-from adapter.his.header import escape
+from adapter.his.header import Header, escape
 from adapter.his.profile import Hl7Profile
 from adapter.his.segments import Grp, Seg, build_message, dtm, person
 from adapter.ports import QueueEvent
@@ -68,3 +69,30 @@ def play(events: Iterable[QueueEvent], send: Callable[[str], object], profile: H
                              department_code=department_code))
         sent += 1
     return sent
+
+
+def build_queue_sqr(profile: Hl7Profile, control_id: str, now: dt.datetime, *,
+                    request: Header, doctor_code: str, lines: list[QueueEvent]) -> str:
+    """SQR^S25 answering a queue query: each registration's latest event, one SCH group each."""
+    body: list[Seg | Grp] = [
+        Seg("MSA", {1: "AA", 2: escape(request.control_id)}),
+        Seg("QAK", {1: escape(request.control_id), 2: "OK" if lines else "NF"}),
+    ]
+    for event in lines:
+        body.append(Grp("SQR_S25_SCHEDULE", [
+            Seg("SCH", {1: escape(event.placer_id), 2: escape(event.visit_number),
+                        3: str(event.queue_number) if event.queue_number else "",
+                        6: f"{QUEUE_REASON}^Queue event", 16: person(profile, application=False),
+                        20: person(profile, application=False),
+                        25: STATUS_OF[event.kind.value]}),
+            Seg("TQ1", {1: "1", 7: dtm(event.slot_start or event.occurred_at)}),
+            Grp("SQR_S25_PATIENT", [
+                Seg("PID", {1: "1", 3: f"{escape(event.his_patient_id)}^^^HIS^PI"
+                            if event.his_patient_id else "", 5: "^^^^^^U"}),
+                Seg("PV1", {1: "1", 2: "O", 3: f"^{escape(event.room)}"})]),
+            Grp("SQR_S25_RESOURCES", [Seg("RGS", {1: "1"}), Grp(
+                "SQR_S25_PERSONNEL_RESOURCE", [Seg("AIP", {
+                    1: "1", 3: escape(doctor_code), 4: "D^Doctor"})])]),
+        ]))
+    return build_message(profile, "SQR^S25^SQR_S25", control_id, now, body, to_his=False,
+                         sample_groups=3)

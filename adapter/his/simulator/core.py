@@ -28,13 +28,17 @@ from adapter.his.codes import (
 from adapter.his.header import Header, HeaderError, build_ack, build_nak, decode_message
 from adapter.his.mllp import DropConnection
 from adapter.his.profile import Hl7Profile
+from adapter.his.queue import is_queue_query, parse_adt_a10, parse_queue_query
 from adapter.his.schedule import parse_siu
 from adapter.his.segments import MessageError, dtm
 from adapter.his.simulator import settlement_wire, wire
+from adapter.his.simulator.clinic_wire import build_queue_sqr
 from adapter.mappings import Doctor, Mappings
 from adapter.ports import (
+    ArrivalNotice,
     HisSettlement,
     PatientIdentity,
+    QueueEvent,
     SettlementChannel,
     SettlementKind,
     SlotRecord,
@@ -124,13 +128,42 @@ class HisSimulator:
             "SIU^S15": self._cancel_siu,
             "SQM^S25": self._slot_pool,
             "QBP^Q13": self._settlement_list,
+            "ADT^A10": self._arrive,
         }
+        # Check-ins heard (ADT^A10): the filler id -> the arrival. The clinic's queue (the
+        # demo's clinic day, adapter.his.simulator.clinic) makes such a patient Arrived.
+        self._arrivals: dict[str, ArrivalNotice] = {}
+        self.arrival_listeners: list[Callable[[ArrivalNotice], None]] = []
+        # Answers queue snapshot queries: (doctor, date, session) -> each line's latest event
+        # (the clinic hall's, when one plays); none: an empty queue.
+        self.queue_source: Callable[[str, dt.date, str], list[QueueEvent]] | None = None
         self._seed_hospital(today or dt.datetime.now(tz).date(), days,
                             slots_per_session)
         for patient in _DEMO_PATIENTS:
             self._register(patient)
 
     # -- seeding -----------------------------------------------------------------------
+
+    def open_slots_soon(self, now: dt.datetime, minutes: int = 20, capacity: int = 5) -> list[str]:
+        """One slot per department starting about ``minutes`` from ``now`` (the demo's visit
+        today, whose check-in window is open at once); returns their ids."""
+        start = now.astimezone(self.tz).replace(second=0, microsecond=0)
+        start += dt.timedelta(minutes=minutes + (-start.minute) % 5)
+        opened = []
+        with self._lock:
+            seen: set[str] = set()
+            for doctor in self.mappings.doctors.values():
+                if doctor.department_code in seen:
+                    continue
+                seen.add(doctor.department_code)
+                slot_id = f"{doctor.code}-{start:%Y%m%d%H%M}-SOON"
+                self._slots[slot_id] = SlotRecord(
+                    his_slot_id=slot_id, department_code=doctor.department_code,
+                    doctor_code=doctor.code, service_code=doctor.service_code,
+                    start_at=start, end_at=start + dt.timedelta(minutes=10), capacity=capacity,
+                    available=capacity, fee_fen=self.mappings.fee_fen(doctor.service_code))
+                opened.append(slot_id)
+        return opened
 
     def _seed_hospital(self, today: dt.date, days: int, per_session: int) -> None:
         doctors = list(self.mappings.doctors.values())
@@ -205,6 +238,12 @@ class HisSimulator:
         """The HIS's own window sold the slot: it is no longer available."""
         with self._lock:
             self._slots[his_slot_id] = replace(self._slots[his_slot_id], available=0)
+
+    @property
+    def arrivals(self) -> dict[str, ArrivalNotice]:
+        """The check-ins heard, by filler appointment id."""
+        with self._lock:
+            return dict(self._arrivals)
 
     def close_clinic(self, doctor_code: str, date: dt.date) -> int:
         """Stop a doctor's clinic on a date (停诊); returns how many slots were closed."""
@@ -402,7 +441,26 @@ class HisSimulator:
             return self._ack(header, "AE", UNKNOWN_KEY, "unknown appointment")
         return self._ack(header, "AA")
 
+    def _arrive(self, text: str, header: Header) -> str:
+        notice = parse_adt_a10(text, self.tz)
+        filler = notice.filler_appointment_id or self._by_placer.get(
+            notice.placer_appointment_id, "")
+        appointment = self._appointments.get(filler)
+        if appointment is None or appointment.status != "booked":
+            return self._ack(header, "AE", UNKNOWN_KEY, "unknown appointment")
+        first = filler not in self._arrivals
+        self._arrivals.setdefault(filler, notice)
+        if first:
+            for listener in self.arrival_listeners:
+                listener(notice)
+        return self._ack(header, "AA")
+
     def _slot_pool(self, text: str, header: Header) -> str:
+        if is_queue_query(text):
+            doctor, date, session = parse_queue_query(text)
+            lines = self.queue_source(doctor, date, session) if self.queue_source else []
+            return build_queue_sqr(self.profile, self._next_control_id(), self._now(),
+                                   request=header, doctor_code=doctor, lines=lines)
         query_tag, start, end = wire.parse_sqm_s25(text)
         slots = sorted(
             (s for s in self._slots.values() if start <= s.start_at.date() <= end),

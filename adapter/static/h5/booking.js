@@ -53,6 +53,7 @@ function render(booking) {
   $("details").hidden = false;
 
   $("pay").hidden = !booking.can_pay;
+  $("queue-link").hidden = booking.status !== "confirmed";
   $("cancel").hidden = !booking.can_cancel;
   countdown();
 }

@@ -65,6 +65,8 @@ STATE_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 URL_PATTERN = r"^https?://[^\x00-\x20\x7f]+$"
 PLATFORM_PATTERN = r"^[a-z0-9_]{1,16}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,100}$"
+CHECK_IN_TOKEN_MAX = 200  # an itsdangerous token of a timestamp is about 40
+CHECK_IN_TOKEN_PATTERN = r"^[A-Za-z0-9_.-]{1,200}$"  # noqa: S105 - a pattern, not a secret
 
 
 def _text(value: str, pattern: re.Pattern[str]) -> str:
@@ -235,6 +237,28 @@ class BookingPath(Request):
     """A booking named in the path; one that cannot exist is as unknown as any other."""
 
     public_id: PublicId
+
+
+class CheckInLocation(Request):
+    """Where the phone says it is: WGS-84 decimal degrees, and the fix's accuracy in metres."""
+
+    latitude: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    longitude: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+    accuracy_m: Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False,
+                                       description="the fix's radius (metres)")] = 0.0
+
+
+class CheckInBody(Request):
+    """POST /bookings/{public_id}/check-in: the phone's location, or the QR code's token."""
+
+    location: CheckInLocation | None = None
+    token: Annotated[str, StringConstraints(max_length=CHECK_IN_TOKEN_MAX,
+                                            pattern=CHECK_IN_TOKEN_PATTERN),
+                     Field(description="the token of the QR code shown at the hospital")] = ""
+
+    code: ClassVar[str] = "check_in.fields"
+    messages: ClassVar[dict[str, str]] = {
+        "location": N_("位置信息无效"), "token": N_("签到二维码无效，请扫描院内张贴的签到二维码。")}
 
 
 class PaymentBody(Request):
@@ -419,6 +443,38 @@ class Booking(Answer):
     can_pay: bool
 
 
+class CheckInAnswer(Answer):
+    """A booking's check-in (the first one, however often it is asked for)."""
+
+    booking_id: str
+    checked_in_at: dt.datetime
+    method: Literal["remote", "qr"]
+
+
+class QueueWait(Answer):
+    """Minutes until the call, as a range leaning pessimistic."""
+
+    low_minutes: int
+    high_minutes: int
+
+
+class QueueView(Answer):
+    """GET /bookings/{public_id}/queue: the booking's place in its doctor's queue."""
+
+    booking_id: str
+    state: Annotated[Literal["not_in_queue", "registered", "waiting", "called", "finished",
+                             "missed", "cancelled"],
+                     Field(description="not_in_queue until the HIS has the registration")]
+    state_text: str
+    checked_in: bool
+    position: Annotated[int | None, Field(description="1 = next; null unless waiting")]
+    ahead: int | None
+    wait: QueueWait | None
+    room: str
+    updated_at: Annotated[dt.datetime | None,
+                          Field(description="when the HIS last told anything of this queue")]
+
+
 class Bookings(Answer):
     """GET /bookings."""
 
@@ -442,6 +498,8 @@ class Payment(Answer):
     pay: dict[str, Any]
 
 
-REQUESTS: tuple[type[Request], ...] = (SessionBody, BookingBody, PaymentBody, NewPatient)
+REQUESTS: tuple[type[Request], ...] = (SessionBody, BookingBody, PaymentBody, NewPatient,
+                                       CheckInBody)
 ANSWERS: tuple[type[Answer], ...] = (Error, Patient, Patients, SessionAnswer, LoginUrl,
-                                     Departments, Slots, Booking, Bookings, Payment)
+                                     Departments, Slots, Booking, Bookings, Payment,
+                                     CheckInAnswer, QueueView)
