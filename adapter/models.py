@@ -507,3 +507,13 @@ class CriticalAlert(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     escalated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+# Fee payment's tables live in their own module; imported here so that Base.metadata (and so
+# Alembic and the tests) always has them.
+from adapter.models_billing import (  # noqa: E402,F401
+    Charge,
+    HisRefund,
+    Settlement,
+    SettlementLine,
+)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapter import identity, payments, queueing, registration, results
+from adapter import billing, identity, payments, queueing, registration, results
 from adapter.clock import Clock, SystemClock
 from adapter.config import Config, ConfigError
 from adapter.db import make_engine, make_session_factory
@@ -34,6 +34,7 @@ FLOWS: tuple[Flow, ...] = (
     registration.FLOW,
     queueing.FLOW,
     results.FLOW,
+    billing.FLOW,
 )
 
 
