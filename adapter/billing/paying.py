@@ -142,7 +142,9 @@ def _refused(services: Services, settlement_id: int, exc: HisRefused,
         return Refusal("bill.paid_elsewhere", item=item)
     if code in (CHARGE_CHANGED, CHARGE_UNKNOWN):
         return Refusal("bill.changed", item=item)
-    return Refusal("bill.refused", reason=code or "-")
+    if code == CHARGE_LOCKED:
+        return Refusal("bill.locked", item=item)
+    return Refusal("bill.refused")
 
 
 def _locked(services: Services, settlement_id: int, answer: PreSettled,
@@ -234,6 +236,12 @@ def pay_bill(services: Services, account_id: int, charge_ids: list[int],
         raise
     result = _locked(services, settlement_id, answer, now)
     if isinstance(result, Refusal):
+        # Released at once so the patient can pay the new amount now; the outbox item queued
+        # with the refusal retries if the HIS does not answer.
+        try:
+            services.his.release_settlement(request.settlement_no)
+        except (HisUnavailable, HisRefused):
+            pass
         raise result
     return result
 

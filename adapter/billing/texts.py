@@ -11,8 +11,8 @@ TEXTS = {
     "bill.one_patient": N_("一次只能支付同一位就诊人的费用。"),
     "bill.paid_elsewhere": N_("“{item}”已在医院窗口或其他渠道缴费，无需重复支付。"),
     "bill.changed": N_("“{item}”的费用已被医院调整，请刷新后确认新的金额。"),
-    "bill.refused": N_("医院暂时不能办理这笔缴费（{reason}），请稍后再试或到窗口缴费。"),
-    "bill.his_unavailable": N_("医院系统暂时无法访问，请稍后再试。"),
+    "bill.locked": N_("“{item}”正在其他渠道办理缴费，请稍后再试。"),
+    "bill.refused": N_("医院暂时不能办理这笔缴费，请稍后再试或到窗口缴费。"),
 }
 
 register(TEXTS)

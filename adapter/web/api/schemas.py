@@ -237,15 +237,35 @@ class BookingPath(Request):
     public_id: PublicId
 
 
-class PaymentBody(Request):
-    """POST /payments."""
+BILL_MAX_CHARGES = 50  # adapter.billing.paying.MAX_CHARGES
 
-    booking_id: PublicId
+
+class PaymentBody(Request):
+    """POST /payments: a held booking, or a bill (a chosen set of unpaid charges)."""
+
+    booking_id: Annotated[PublicId, Field(description="a held booking; or give charge_ids")] = ""
+    charge_ids: Annotated[list[Id], Field(
+        max_length=BILL_MAX_CHARGES,
+        description="unpaid charges of one patient (GET /bills) paid together in one trade; "
+                    "or give booking_id")] = []
     return_url: Annotated[HttpUrl, Field(description="where the wallet returns the patient")] = ""
 
     code: ClassVar[str] = "payment.fields"
     field_codes: ClassVar[dict[str, str]] = {"return_url": "return_url.invalid"}
-    messages: ClassVar[dict[str, str]] = {"return_url": N_("返回地址须为 http(s) 网址")}
+    messages: ClassVar[dict[str, str]] = {"return_url": N_("返回地址须为 http(s) 网址"),
+                                          "": N_("请选择要支付的预约或费用")}
+
+    @model_validator(mode="after")
+    def _booking_or_bill(self) -> PaymentBody:
+        if bool(self.booking_id) == bool(self.charge_ids):
+            raise PydanticCustomError("missing", "give booking_id or charge_ids")
+        return self
+
+
+class BillPath(Request):
+    """A bill (settlement) named in the path."""
+
+    public_id: PublicId
 
 
 class NewPatient(Request):
@@ -432,16 +452,99 @@ class Patients(Answer):
 
 
 class Payment(Answer):
-    """The wallet trade paying a booking; cashier_url is null when the wallet pays in its app."""
+    """The wallet trade paying a booking or a bill; cashier_url is null when the wallet pays in
+    its app."""
 
     out_trade_no: str
     trade_no: str
-    amount: str
+    amount: Annotated[str, Field(description="yuan, two decimals: the HIS's total for a bill")]
     cashier_url: str | None
     platform: str
     pay: dict[str, Any]
+    bill_id: Annotated[str | None, Field(description="the bill paid (GET /bills/{id})")] = None
+
+
+class Charge(Answer):
+    """An unpaid charge from the HIS."""
+
+    id: int
+    item_code: str
+    item_name: str
+    kind: Annotated[str, Field(description="fee item kind: drug, laboratory, examination...")]
+    quantity: Annotated[str, Field(description="a decimal number as text")]
+    unit_price: Annotated[str, Field(description="yuan, two decimals")]
+    amount: Annotated[str, Field(description="yuan, two decimals")]
+    amount_fen: int
+    department: BookingDepartment
+    group_code: Annotated[str, Field(description=(
+        "charges sharing a non-empty group code can be paid together; empty: alone"))]
+    ordered_at: dt.datetime | None
+
+
+class PatientBills(Answer):
+    """One patient's unpaid charges."""
+
+    patient: BookingPatient
+    charges: list[Charge]
+
+
+class Bills(Answer):
+    """GET /bills: the unpaid charges of the account's own and verified dependants' records."""
+
+    patients: list[PatientBills]
+    current: Annotated[bool, Field(description="false: the HIS could not be asked just now")]
+
+
+class BillLine(Answer):
+    """A charge of a bill, at the amount the HIS locked it for."""
+
+    charge_id: int
+    item_name: str
+    quantity: str
+    amount: str
+
+
+class BillReceipt(Answer):
+    """What the HIS issued once it posted the payment."""
+
+    receipt_no: str
+    invoice_no: str
+    check_code: str
+    invoice_url: str
+
+
+class NextStop(Answer):
+    """Where to go next (mappings/next_stop.csv)."""
+
+    kind: str
+    place: str
+    location: str
+
+
+class Split(Answer):
+    """Who pays what (yuan): cash now; the insurance parts present and zero."""
+
+    self_pay: str
+    insurance_fund: str
+    personal_account: str
+
+
+class Bill(Answer):
+    """A bill paid or being paid, its receipt and next stops."""
+
+    id: str
+    status: Literal["pending_payment", "committing", "committed", "refunded", "expired"]
+    status_text: str
+    total: str
+    split: Split
+    refunded: str
+    patient: BookingPatient
+    lines: list[BillLine]
+    receipt: BillReceipt | None
+    next_stops: list[NextStop]
+    lock_expires_at: dt.datetime
 
 
 REQUESTS: tuple[type[Request], ...] = (SessionBody, BookingBody, PaymentBody, NewPatient)
 ANSWERS: tuple[type[Answer], ...] = (Error, Patient, Patients, SessionAnswer, LoginUrl,
-                                     Departments, Slots, Booking, Bookings, Payment)
+                                     Departments, Slots, Booking, Bookings, Payment, Bills, Bill)
