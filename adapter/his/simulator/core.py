@@ -30,7 +30,8 @@ from adapter.his.mllp import DropConnection
 from adapter.his.profile import Hl7Profile
 from adapter.his.schedule import parse_siu
 from adapter.his.segments import MessageError, dtm
-from adapter.his.simulator import wire
+from adapter.his.simulator import cashier_wire, wire
+from adapter.his.simulator.cashier import Cashier
 from adapter.mappings import Doctor, Mappings
 from adapter.ports import PatientIdentity, SlotRecord
 
@@ -112,7 +113,11 @@ class HisSimulator:
             "SRM^S04": self._cancel_srm,
             "SIU^S15": self._cancel_siu,
             "SQM^S25": self._slot_pool,
+            **{f"QBP^{event}": self._billing for event in cashier_wire.EVENTS},
         }
+        # The cash desk (charges, locks, commits, refunds, the settlement list) and its knobs.
+        self.cashier = Cashier(mappings, tz, profile, self._now)
+        self._lose_answer = False
         self._seed_hospital(today or dt.datetime.now(tz).date(), days,
                             slots_per_session)
         for patient in _DEMO_PATIENTS:
@@ -234,7 +239,8 @@ class HisSimulator:
             else:
                 answer = self._encode(self._answer(text, header))
                 self._answers[key] = answer
-        if self.drop_rate and self._rng.random() < self.drop_rate:
+            lose, self._lose_answer = self._lose_answer, False  # a commit answer the knob loses
+        if lose or (self.drop_rate and self._rng.random() < self.drop_rate):
             # The answer is kept: the retransmission after reconnecting gets it (no second effect).
             raise DropConnection(answer[: len(answer) // 2])
         return answer
@@ -386,6 +392,10 @@ class HisSimulator:
         if self._release(event.filler_appointment_id) is None:
             return self._ack(header, "AE", UNKNOWN_KEY, "unknown appointment")
         return self._ack(header, "AA")
+
+    def _billing(self, text: str, header: Header) -> str:
+        answer, self._lose_answer = self.cashier.answer(text, header, self._next_control_id())
+        return answer
 
     def _slot_pool(self, text: str, header: Header) -> str:
         query_tag, start, end = wire.parse_sqm_s25(text)
