@@ -139,10 +139,12 @@ def deliver_his_settle(services: Services, job: OutboxJob, now: dt.datetime) -> 
         status = services.his.settlement_status(request.settlement_no)
         if status.state is SettlementState.COMMITTED and status.receipt is not None:
             receipt = status.receipt
+        elif _past_limit(services, settlement, now):
+            refusal = "HIS_UNREACHABLE"  # not posted, and too late to post: refund
         else:
             with services.session_factory.begin() as session:
                 lock_settlement(session, id=settlement_id).commit_sent += 1
-    if receipt is None:
+    if receipt is None and not refusal:
         try:
             receipt = services.his.commit_settlement(request)
         except HisRefused as exc:
@@ -158,14 +160,24 @@ def deliver_his_settle(services: Services, job: OutboxJob, now: dt.datetime) -> 
         finish(session, job, now)
 
 
+def _past_limit(services: Services, settlement: Settlement, now: dt.datetime) -> bool:
+    limit = dt.timedelta(minutes=services.config.bill_commit_give_up_minutes)
+    return (settlement.paid_at or settlement.updated_at) + limit <= now
+
+
 def give_up_his_settle(services: Services, session: Session, job: OutboxJob,
                        now: dt.datetime) -> bool:
-    """A paid bill that still cannot be posted after the configured time is refunded and
-    raised (reconciliation then checks the HIS did not post it meanwhile)."""
+    """A paid bill the HIS has not answered for the configured time: refunded and raised when
+    no commit can have reached the HIS; else raised only, and kept asking the HIS's status."""
     settlement = lock_settlement(session, id=int(job.subject_id))
-    limit = dt.timedelta(minutes=services.config.bill_commit_give_up_minutes)
-    if settlement.status != SettlementStatus.COMMITTING or \
-            (settlement.paid_at or settlement.updated_at) + limit > now:
+    if settlement.status != SettlementStatus.COMMITTING or not _past_limit(
+            services, settlement, now):
+        return False
+    if settlement.commit_sent:
+        if settlement.raised_at is None:
+            settlement.raised_at, settlement.raised_reason = now, "HIS_UNREACHABLE"
+            logger.error("settlement %s: the HIS has not answered in time; raised",
+                         settlement.public_id)
         return False
     refused_for_good(session, settlement, "HIS_UNREACHABLE", now)
     return True
