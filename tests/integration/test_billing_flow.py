@@ -26,7 +26,7 @@ from adapter.his.mllp import MllpServer
 from adapter.his.mllp_client import MllpClient
 from adapter.his.profile import Hl7Profile
 from adapter.his.simulator import HisSimulator
-from adapter.his.simulator.cashier_wire import build_dft_charges, build_dft_refunds
+from adapter.his.simulator.cashier_wire import build_dft_refunds
 from adapter.models import (
     OutboxMessage,
     Patient,
@@ -64,7 +64,8 @@ def wires(engine, session_factory, sandbox, app_keys):
     his_server.start()
     config = replace(load_config({}), secret_key="k", mllp_listen=Address("127.0.0.1", 0),
                      his_mllp=Address(*his_server.server_address[:2]),
-                     alipay_app_id=APP_ID, alipay_seller_id=SELLER_ID)
+                     alipay_app_id=APP_ID, alipay_seller_id=SELLER_ID,
+                     public_url="https://hospital.example")
     runtime = Runtime(config, engine, session_factory, MAP, Hl7Profile())
     runtime.protector = DataProtector(Keyring(active="k1", keys={"k1": b"\x01" * KEY_BYTES},
                                               index_key=b"\x02" * KEY_BYTES))
@@ -111,8 +112,8 @@ def _trade_status(runtime, out_trade_no: str) -> str:
 def test_charges_paid_in_the_sandbox_are_posted_once_and_a_cancelled_test_refunded_once(wires):
     runtime, his, sandbox, to_listener, account_id = wires
     now = dt.datetime.now(TZ)
-    lines = his.cashier.issue_charges(HIS_PATIENT, "V20300307001", "PED")  # after the consult
-    dft = build_dft_charges(his.profile, "HIS-DFT-1", now, HIS_PATIENT, lines).encode()
+    dft = his.consultation_finished(HIS_PATIENT, "V20300307001", "PED")  # the doctor's orders
+    lines = list(his.cashier.charges.values())
     assert parse_ack(to_listener.send(dft)).code == "AA"
     assert process_inbound(runtime) == 1
     with runtime.session_factory() as session:
@@ -157,5 +158,8 @@ def test_charges_paid_in_the_sandbox_are_posted_once_and_a_cancelled_test_refund
     trade = requests.get(f"{sandbox.url}/_sandbox/trades/{started.out_trade_no}",
                          timeout=5).json()
     assert len(trade["refunds"]) == 1
-    kinds = sorted(r.kind for r in runtime.his.settlement_list(now.date()))
-    assert kinds == [SettlementKind.PAYMENT, SettlementKind.REFUND]
+    listed = runtime.his.settlement_list(now.date())  # over the wire, as reconciliation reads it
+    assert sorted(r.kind for r in listed) == [SettlementKind.PAYMENT, SettlementKind.REFUND]
+    own = his.settlement_list(now.date())  # the simulator's own list: the same lines
+    assert [(r.receipt_no, r.amount_fen, r.kind) for r in listed] == [
+        (r.receipt_no, r.amount_fen, r.kind) for r in own]

@@ -34,6 +34,7 @@ from adapter.his.simulator import cashier_wire, wire
 from adapter.his.simulator.cashier import Cashier
 from adapter.mappings import Doctor, Mappings
 from adapter.ports import PatientIdentity, SlotRecord
+from adapter.ports_billing import SettlementRecord
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +209,21 @@ class HisSimulator:
                     self._slots[slot_id] = replace(slot, status="closed", available=0)
                     closed += 1
             return closed
+
+    def settlement_list(self, day: dt.date) -> list[SettlementRecord]:
+        """The cash desk's payments and refunds of a day (the reconciliation's HIS side)."""
+        with self._lock:
+            return self.cashier.settlement_list(day)
+
+    def consultation_finished(self, his_patient_id: str, visit_number: str,
+                              department_code: str) -> bytes:
+        """The doctor's orders after a consult: charges issued, and the DFT^P03 the HIS sends
+        the adapter's listener about them."""
+        with self._lock:
+            lines = self.cashier.issue_charges(his_patient_id, visit_number, department_code)
+            return cashier_wire.build_dft_charges(
+                self.profile, self._next_control_id(), self._now(), his_patient_id,
+                lines).encode("utf-8")
 
     # -- MLLP entry points ---------------------------------------------------------------
 
