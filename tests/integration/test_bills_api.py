@@ -123,3 +123,17 @@ def test_bad_and_foreign_bill_requests_are_refused_in_the_error_shape(system):
     runtime.his.down = True
     down = client.post("/api/v1/payments", json={"charge_ids": ids[1:]})
     assert down.status_code == 503 and down.json["error"] == "his.unavailable"
+
+
+def test_the_bills_pages_come_in_chinese_and_english(system):
+    app, runtime = system
+    client, his_id = _signed_in(app, runtime)
+    assert client.get("/h5/bills").status_code == 200
+    chinese = client.get("/h5/bills").get_data(as_text=True)
+    assert "门诊缴费" in chinese and "/static/h5/bills.js" in chinese
+    english = client.get("/h5/bills?lang=en").get_data(as_text=True)
+    assert "Pay bills" in english and '"bill_pay": "Pay"' in english
+    receipt = client.get("/h5/bills/S1?lang=en").get_data(as_text=True)
+    assert "Electronic receipt" in receipt and "Next, go to" in receipt
+    assert '"bill_id": "S1"' in receipt
+    assert app.test_client().get("/h5/bills").status_code == 302  # sign in first
