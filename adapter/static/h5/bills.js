@@ -18,9 +18,14 @@ async function payGroup(button, charges) {
   button.disabled = true;
   button.textContent = t("paying");
   try {
-    // The amount is the hospital's: the page sends only which charges.
-    const payment = await api("POST", "/payments", { body: { charge_ids: charges.map((c) => c.id) } });
-    const returnUrl = absolute(pageUrl(`bills/${encodeURIComponent(payment.bill_id)}`));
+    // The amount is the hospital's: the page sends only which charges. The bill's page is
+    // known once the hospital has locked them; asking again for the same charges returns the
+    // same lock and trade, now with the cashier coming back to that page.
+    const chargeIds = charges.map((c) => c.id);
+    const { bill_id: billId } = await api("POST", "/payments", { body: { charge_ids: chargeIds } });
+    const returnUrl = absolute(pageUrl(`bills/${encodeURIComponent(billId)}`));
+    const payment = await api("POST", "/payments",
+      { body: { charge_ids: chargeIds, return_url: returnUrl } });
     pay(payment, returnUrl);
   } catch (error) {
     button.disabled = false;
