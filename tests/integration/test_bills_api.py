@@ -137,3 +137,21 @@ def test_the_bills_pages_come_in_chinese_and_english(system):
     assert "Electronic receipt" in receipt and "Next, go to" in receipt
     assert '"bill_id": "S1"' in receipt
     assert app.test_client().get("/h5/bills").status_code == 302  # sign in first
+
+
+def test_where_the_profile_queries_the_his_the_list_is_asked_for_and_kept(system):
+    app, runtime = system
+    runtime.profile = replace(runtime.profile, charge_source="query")
+    client, his_id = _signed_in(app, runtime)
+    line = ChargeLine(f"{his_id}-9", his_id, "V2", "DRUG_AMOX", "阿莫西林", "2", 1800, 3600,
+                      "PED", "RX9")
+    runtime.his.charges[line.his_charge_id] = line
+    bills = client.get("/api/v1/bills").json
+    assert bills["current"] is True
+    assert [(c["item_name"], c["quantity"], c["unit_price"], c["amount"])
+            for c in bills["patients"][0]["charges"]] == [("阿莫西林", "2", "18.00", "36.00")]
+    assert client.get("/api/v1/bills").json["patients"][0]["charges"][0]["id"] == \
+        bills["patients"][0]["charges"][0]["id"]  # kept once by the HIS's id
+    runtime.his.down = True  # the HIS cannot answer: the list kept is shown, marked stale
+    stale = client.get("/api/v1/bills").json
+    assert stale["current"] is False and len(stale["patients"][0]["charges"]) == 1

@@ -166,3 +166,14 @@ def test_a_cancelled_test_is_refunded_and_listed(gateway, his):
     kinds = [(r.kind, r.amount_fen) for r in gateway.settlement_list(NOW.date())]
     assert kinds == [(SettlementKind.PAYMENT, answer.total_fen),
                      (SettlementKind.REFUND, lines[1].amount_fen)]
+
+
+def test_a_dft_p03_mixing_charges_and_refunds_or_with_bad_amounts_is_refused(his):
+    lines = his.cashier.issue_charges("P000123", "V1", "PED")
+    charges = build_dft_charges(PROFILE, "H1", NOW, "P000123", lines)
+    refund = build_dft_refunds(PROFILE, "H2", NOW, "P000123", [("RF1", "RC1", "", 100)])
+    mixed = charges + "\r" + refund.split("\r")[-1]
+    with pytest.raises(MessageError):
+        parse_dft_p03(mixed, TZ)
+    with pytest.raises(MessageError):
+        parse_dft_p03(charges.replace("25.00&CNY", "25.001&CNY", 1), TZ)

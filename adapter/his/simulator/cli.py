@@ -42,9 +42,16 @@ def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
 @click.option("--timezone", envvar="ADAPTER_TIMEZONE", default=Config.hospital_timezone,
               show_default=True, show_envvar=True,
               help="The hospital's time zone, as the adapter's ADAPTER_TIMEZONE.")
+@click.option("--window-races", is_flag=True,
+              help="The cash desk's window takes charges the wallet has locked.")
+@click.option("--refuse-commit-with", default="", metavar="CODE",
+              help="Refuse every bill commit with this ERR-5 code.")
+@click.option("--lose-commit-answers", type=click.IntRange(min=0), default=0,
+              help="Make this many bill commits and lose their answers on the wire.")
 def simulate_his_command(
     listen: str, mappings_dir: Path | None, latency_ms: int, ae_rate: float, drop_rate: float,
     refuse_connections: bool, seed: int | None, slots_per_session: int, timezone: str,
+    window_races: bool, refuse_commit_with: str, lose_commit_answers: int,
 ) -> None:
     """Run the HIS simulator over MLLP until interrupted."""
     try:
@@ -61,6 +68,9 @@ def simulate_his_command(
         ae_rate=ae_rate, drop_rate=drop_rate, refuse_connections=refuse_connections, seed=seed,
         slots_per_session=slots_per_session,
     )
+    cashier = simulator.cashier
+    cashier.window_races, cashier.refuse_commit_with = window_races, refuse_commit_with
+    cashier.lose_commit_answers = lose_commit_answers
     server = serve(simulator, host, port)
     logger.info("HIS simulator listening on %s:%s", *server.server_address)
     click.echo(f"HIS simulator listening on {host}:{server.server_address[1]}")
