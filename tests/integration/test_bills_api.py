@@ -3,20 +3,25 @@ paying a chosen set (the HIS's total), the receipt with next stops, refusals in 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import select
 
 from adapter import create_app
 from adapter.billing.charges import charges_reported
+from adapter.billing.paying import pay_bill
 from adapter.config import load_config
 from adapter.his.profile import Hl7Profile
 from adapter.mappings import load_mappings
 from adapter.models import Patient, Trade
+from adapter.models_billing import Settlement, SettlementLine, SettlementStatus
 from adapter.payments.notices import apply_payment_notification
 from adapter.ports import PaymentNotice, TradeState
 from adapter.ports_billing import ChargeLine, ChargesReported
 from adapter.protection import DataProtector, generate_key_file, load_keyring
+from adapter.refusals import Refusal
 from adapter.runtime import Runtime
 from adapter.worker.outbox import deliver_outbox
 from tests.conftest import MAPPINGS
@@ -155,3 +160,37 @@ def test_where_the_profile_queries_the_his_the_list_is_asked_for_and_kept(system
     runtime.his.down = True  # the HIS cannot answer: the list kept is shown, marked stale
     stale = client.get("/api/v1/bills").json
     assert stale["current"] is False and len(stale["patients"][0]["charges"]) == 1
+
+
+def test_many_requests_racing_for_one_charge_lock_it_once(system):
+    app, runtime = system
+    client, his_id = _signed_in(app, runtime)
+    _charges(runtime, his_id)
+    ids = [c["id"] for c in client.get("/api/v1/bills").json["patients"][0]["charges"]]
+    with runtime.session_factory() as session:
+        account_id = session.scalar(select(Patient.wallet_account_id)
+                                    .where(Patient.his_patient_id == his_id))
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def race(chosen: list[int]) -> None:
+        start.wait()
+        try:
+            outcomes.append(pay_bill(runtime, account_id, chosen, runtime.clock.now()).public_id)
+        except Refusal as refusal:
+            outcomes.append(refusal.code)
+
+    threads = [threading.Thread(target=race, args=([ids[0]] if n % 2 else ids,))
+               for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with runtime.session_factory() as session:
+        locked = session.scalars(select(SettlementLine.charge_id).join(
+            Settlement, Settlement.id == SettlementLine.settlement_id).where(
+            Settlement.status == SettlementStatus.PENDING_PAYMENT))
+        locked = list(locked)
+    assert sorted(locked) == sorted(set(locked)) and ids[0] in locked  # each charge once
+    assert len({o for o in outcomes if o.startswith("S")}) == 1, outcomes
+    assert len(runtime.wallet.trades) == 1
