@@ -110,7 +110,7 @@ class SettlementState(StrEnum):
 
 
 @dataclass(frozen=True)
-class SettlementStatus:
+class SettlementAtHis:
     """A status query's answer."""
 
     state: SettlementState
@@ -154,7 +154,7 @@ class BillingHis(Protocol):
         """Post the payment (QBP^ZB3); HisRefused when refused for good."""
         ...
 
-    def settlement_status(self, settlement_no: str) -> SettlementStatus:
+    def settlement_status(self, settlement_no: str) -> SettlementAtHis:
         """Whether a settlement was committed (QBP^ZB4): decides a commit whose answer was lost."""
         ...
 

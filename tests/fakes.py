@@ -266,14 +266,14 @@ class FakeBillingHis(FakeHis):
         return self.receipts[request.settlement_no]
 
     def settlement_status(self, settlement_no: str):
-        from adapter.ports_billing import SettlementState, SettlementStatus
+        from adapter.ports_billing import SettlementAtHis, SettlementState
 
         self._check()
         if settlement_no in self.receipts:
-            return SettlementStatus(SettlementState.COMMITTED, self.receipts[settlement_no])
+            return SettlementAtHis(SettlementState.COMMITTED, self.receipts[settlement_no])
         if settlement_no in self.locks.values():
-            return SettlementStatus(SettlementState.LOCKED)
-        return SettlementStatus(SettlementState.NOT_FOUND)
+            return SettlementAtHis(SettlementState.LOCKED)
+        return SettlementAtHis(SettlementState.NOT_FOUND)
 
     def release_settlement(self, settlement_no: str) -> None:
         self._check()

@@ -47,10 +47,10 @@ from adapter.ports_billing import (
     PreSettled,
     Receipt,
     RefundsRequested,
+    SettlementAtHis,
     SettlementKind,
     SettlementRecord,
     SettlementState,
-    SettlementStatus,
 )
 
 QUERIES = {
@@ -217,14 +217,14 @@ def parse_receipt(text: str) -> Receipt:
     return _receipt(one(_accepted(text, "ZB3"), "ZRC"))
 
 
-def parse_status(text: str) -> SettlementStatus:
+def parse_status(text: str) -> SettlementAtHis:
     """An RSP^ZB4: NF not found; OK with ZRC committed; OK without it locked."""
     message = _accepted(text, "ZB4")
     if get(one(message, "QAK"), 2) == "NF":
-        return SettlementStatus(SettlementState.NOT_FOUND)
+        return SettlementAtHis(SettlementState.NOT_FOUND)
     if has(message, "ZRC"):
-        return SettlementStatus(SettlementState.COMMITTED, _receipt(message.segment("ZRC")))
-    return SettlementStatus(SettlementState.LOCKED)
+        return SettlementAtHis(SettlementState.COMMITTED, _receipt(message.segment("ZRC")))
+    return SettlementAtHis(SettlementState.LOCKED)
 
 
 def parse_released(text: str) -> None:

@@ -30,8 +30,8 @@ from adapter.ports_billing import (
     PreSettled,
     PreSettleRequest,
     Receipt,
+    SettlementAtHis,
     SettlementRecord,
-    SettlementStatus,
 )
 
 logger = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ class MllpHisGateway:
             params.append(("PAID_AT", billing.time_param(paid_at)))
         return self._billing("ZB3", params, billing.parse_receipt)
 
-    def settlement_status(self, settlement_no: str) -> SettlementStatus:
+    def settlement_status(self, settlement_no: str) -> SettlementAtHis:
         """QBP^ZB4 -> RSP^ZB4: committed (with its receipt), locked, or not found."""
         return self._billing("ZB4", [("SETTLEMENT", settlement_no)], billing.parse_status)
 
