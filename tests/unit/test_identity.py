@@ -516,7 +516,7 @@ SAMPLE_PARAMS = {"limit": 2, "window_days": 90, "allowed_from": "2025-09-13",
                  "until": "2025-09-12", "expected": 18, "expected_en": "8 digits", "age": 14,
                  "adult_age": 18, "visit_date": "2025-06-18", "document_type": "RESIDENT_ID",
                  "suggested_type": "HMT_RESIDENCE_PERMIT", "release_at": "06-01 08:00",
-                 "deadline": "06-17 15:00"}
+                 "deadline": "06-17 15:00", "item": "CBC"}
 
 
 def raised_codes() -> set[str]:
