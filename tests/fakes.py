@@ -240,6 +240,7 @@ class FakeBillingHis(FakeHis):
                 raise HisRefused(HisOutcome(False, error_code=reason, error_text="refused",
                                             details={"charge": charge_id}))
         amounts = {}
+        self.lock_until = request.lock_until
         for charge_id in request.his_charge_ids:
             self.locks[charge_id] = request.settlement_no
             amounts[charge_id] = self.amount_changes.get(charge_id,

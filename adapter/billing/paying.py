@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 PURPOSE = "bill"
 MAX_CHARGES = 50  # one bill; the HIS's settlement takes a few prescriptions at most
+# The HIS holds the lock this long past the payment deadline: a trade paid in its last second
+# is notified (and committed) after it. The adapter releases the lock itself (QBP^ZB5) once
+# the deadline has passed unpaid, so the grace never keeps the window waiting for nothing.
+LOCK_GRACE = dt.timedelta(minutes=10)
 
 # The HIS's reasons (ERR-5) for refusing a pre-settlement, and what the patient is told.
 CHARGE_PAID = "CHARGE_PAID"  # paid at the window or elsewhere
@@ -137,6 +141,7 @@ def _refused(services: Services, settlement_id: int, exc: HisRefused,
                 elif code == CHARGE_UNKNOWN:
                     charge.status = ChargeStatus.CANCELLED
         give_back_charges(session, settlement, now)
+        item = item or lines_of(session, settlement)[0][1].item_name
     logger.info("settlement %s refused by the HIS (%s)", settlement.public_id, code)
     if code == CHARGE_PAID:
         return Refusal("bill.paid_elsewhere", item=item)
@@ -218,7 +223,8 @@ def pay_bill(services: Services, account_id: int, charge_ids: list[int],
             charges = _choose(session, account_id, charge_ids)
             settlement = _open_settlement(session, account_id, charges, lock_until, now)
             request = PreSettleRequest(settlement.public_id, settlement.his_patient_id,
-                                       tuple(c.his_charge_id for c in charges), lock_until)
+                                       tuple(c.his_charge_id for c in charges),
+                                       lock_until + LOCK_GRACE)
         settlement_id = (pending or settlement).id
     if pending is not None:  # the same bill asked again: the same HIS lock, the same trade
         return _resume(services, settlement_id)

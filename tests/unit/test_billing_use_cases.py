@@ -3,6 +3,7 @@ its failure paths, lock expiry, refunds the HIS asks for, the split."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -74,6 +75,21 @@ def test_a_paid_bill_is_committed_once_with_the_his_total_and_receipt(hospital):
     assert hospital.his.commits == 1
     assert charge(hospital, f"C{his_id}-1").status == ChargeStatus.PAID
     assert any("RC000001" in json.loads(m.payload)["text"] for m in hospital.outbox("push"))
+
+
+def test_the_his_holds_the_lock_past_the_deadline_for_a_last_second_payment(hospital):
+    account_id, his_id = his_patient(hospital)
+    reported(hospital, his_id, line(his_id, 1))
+    started = pay(hospital, account_id, charge_ids(hospital, f"C{his_id}-1"))
+    deadline = settlement(hospital, started.public_id).lock_expires_at
+    assert deadline == hospital.clock.now() + dt.timedelta(minutes=15)
+    assert hospital.his.lock_until == deadline + dt.timedelta(minutes=10)
+    hospital.clock.advance(minutes=14, seconds=59)
+    hospital.wallet.pay(started.out_trade_no)  # paid in the last second, notified later
+    hospital.clock.advance(minutes=2)
+    assert hospital.notify(started.out_trade_no) == "applied"
+    hospital.deliver()
+    assert settlement(hospital, started.public_id).status == SettlementStatus.COMMITTED
 
 
 def test_the_same_bill_asked_twice_is_one_lock_and_one_trade(hospital):
