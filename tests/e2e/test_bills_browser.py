@@ -31,16 +31,17 @@ from adapter.protection import DataProtector, generate_key_file, load_keyring
 from adapter.runtime import Runtime
 from adapter.wallet.alipay.client import AlipayClient
 from adapter.wallet.alipay.gateway import AlipayWalletGateway
+from adapter.wallet.sandbox import SandboxState
 from adapter.worker.inbound import process_inbound
 from adapter.worker.outbox import deliver_outbox
 from tests.e2e.conftest import Phone, require_browser
 from tests.integration.test_crash_recovery import MAP
-from tests.integration.test_wallet_sandbox import (  # noqa: F401 - the sandbox's fixtures
+from tests.integration.test_wallet_sandbox import (  # noqa: F401 - the sandbox's key fixture
     ADULT,
     APP_ID,
     SELLER_ID,
+    Sandbox,
     app_keys,
-    sandbox,
 )
 
 require_browser()
@@ -51,6 +52,17 @@ from tests.e2e.test_h5_browser import _sign_in  # noqa: E402 - it needs the brow
 
 pytestmark = pytest.mark.slow
 TZ = load_config({}).tz
+
+
+@pytest.fixture
+def sandbox(app_keys):
+    # A browser is slower than a test client: the sandbox's clock runs at 1/20 of real time
+    # (an auth code lives 15 s), not the 1/1000 of its own tests.
+    state = SandboxState(app_public_key=app_keys[1], app_id=APP_ID, seller_id=SELLER_ID,
+                         notify_time_scale=0.05, seed=7)
+    sandbox = Sandbox(state)
+    yield sandbox
+    sandbox.stop()
 
 
 @pytest.fixture
