@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from adapter.mappings import FEE_KINDS
+
 FILE = "next_stop.csv"
 COLUMNS = ("kind", "department", "place_zh", "place_en", "location")
 
@@ -46,6 +48,8 @@ def load_next_stops(mappings_dir: Path) -> dict[tuple[str, str], NextStop]:
             key = (row["kind"].strip(), row["department"].strip())
             if not key[0] or not row["place_zh"].strip():
                 raise NextStopError(f"{path}:{line}: kind and place_zh are required")
+            if key[0] not in FEE_KINDS:
+                raise NextStopError(f"{path}:{line}: kind must be one of {', '.join(FEE_KINDS)}")
             if key in stops:
                 raise NextStopError(f"{path}:{line}: {key[0]} {key[1]} given twice")
             stops[key] = NextStop(key[0], row["place_zh"].strip(), row["place_en"].strip(),
