@@ -25,7 +25,6 @@ from adapter.models import (
     Trade,
     WalletNotification,
 )
-from adapter.models_billing import Settlement
 
 bp = Blueprint("metrics", __name__)
 
@@ -48,7 +47,6 @@ class DatabaseCollector(Collector):
             ("adapter_bookings", "Registration bookings, by status", Booking.status),
             ("adapter_trades", "Wallet trades, by status", Trade.status),
             ("adapter_slots", "Slots in the wallet channel's pool, by status", Slot.status),
-            ("adapter_settlements", "Bill payments, by status", Settlement.status),
         )
         with self._sessions() as session:  # type: ignore[operator]
             for name, documentation, column in queries:
@@ -57,11 +55,6 @@ class DatabaseCollector(Collector):
                         select(column, func.count()).group_by(column)):
                     family.add_metric([value], count)
                 yield family
-            raised = GaugeMetricFamily("adapter_settlements_raised",
-                                       "Paid bills that could not be posted, raised for staff")
-            raised.add_metric([], session.scalar(select(func.count()).select_from(Settlement)
-                                                 .where(Settlement.raised_at.is_not(None))))
-            yield raised
             link = GaugeMetricFamily("adapter_link_up", "1 when the link last worked",
                                      labels=["link"])
             age = GaugeMetricFamily("adapter_link_checked_seconds_ago",
