@@ -76,6 +76,7 @@ def db_upgrade(revision: str) -> None:
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 def check_mappings_command(directory: Path | None) -> None:
     """Validate the code tables in mappings/, naming file, line and problem."""
+    from adapter.billing.stops import NextStopError, load_next_stops
     from adapter.mappings import MappingProblem, check_mappings
     from adapter.registration.policy import PolicyError, load_registration_policy
     from adapter.registration.rules import BookingRulesError, load_booking_rules
@@ -85,6 +86,8 @@ def check_mappings_command(directory: Path | None) -> None:
     for name, load, error in (
         ("booking_rules.toml", load_booking_rules, BookingRulesError),
         ("registration.toml", load_registration_policy, PolicyError),
+        ("next_stop.csv", lambda path: load_next_stops.__wrapped__(path.parent),
+         NextStopError),
     ):
         try:
             load(directory / name)

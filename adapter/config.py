@@ -138,6 +138,10 @@ class Config:
     # Reverse proxies in front of the web role (nginx: 1) whose X-Forwarded-For is believed;
     # 0 takes the connection's address, so a client cannot pick its own.
     trusted_proxies: int = 0
+    # Fee payment (docs/billing.md): how long charges stay locked in the HIS for an unpaid
+    # trade, and how long a paid bill keeps trying to post before it is refunded and raised.
+    bill_payment_minutes: float = 15.0
+    bill_commit_give_up_minutes: float = 30.0
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -237,6 +241,10 @@ class Config:
         if self.staff_lockout_failures < 1 or self.staff_lockout_minutes <= 0:
             raise ConfigError("ADAPTER_STAFF_LOCKOUT_FAILURES must be 1 or more and "
                               "ADAPTER_STAFF_LOCKOUT_MINUTES positive")
+        if not 1 <= self.bill_payment_minutes <= 120:
+            raise ConfigError("ADAPTER_BILL_PAYMENT_MINUTES must be between 1 and 120")
+        if self.bill_commit_give_up_minutes < 1:
+            raise ConfigError("ADAPTER_BILL_COMMIT_GIVE_UP_MINUTES must be at least 1")
         for origin in self.allowed_origins:
             if origin_of(origin) != origin:
                 raise ConfigError("ADAPTER_ALLOWED_ORIGINS must list origins such as "
@@ -468,6 +476,10 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
             for item in fields(Throttles)
         }),
         "trusted_proxies": _whole(env, "ADAPTER_TRUSTED_PROXIES", defaults.trusted_proxies),
+        "bill_payment_minutes": _number(
+            env, "ADAPTER_BILL_PAYMENT_MINUTES", defaults.bill_payment_minutes),
+        "bill_commit_give_up_minutes": _number(
+            env, "ADAPTER_BILL_COMMIT_GIVE_UP_MINUTES", defaults.bill_commit_give_up_minutes),
     }
     for key, name in (
         ("web_listen", "ADAPTER_WEB_LISTEN"),

@@ -558,6 +558,14 @@ class CriticalAlert(Base):
 
 # The staff side's and reconciliation's tables live in their own modules; imported here so that
 # Base.metadata (and so Alembic and the tests) always has them.
+# Fee payment's tables live in their own module; imported here so that Base.metadata (and so
+# Alembic and the tests) always has them.
+from adapter.models_billing import (  # noqa: E402,F401
+    Charge,
+    HisRefund,
+    Settlement,
+    SettlementLine,
+)
 from adapter.models_reconciliation import (  # noqa: E402,F401
     ReconciliationDiscrepancy,
     ReconciliationHeal,

@@ -12,7 +12,16 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapter import identity, payments, queueing, reconciliation, registration, results, staff
+from adapter import (
+    billing,
+    identity,
+    payments,
+    queueing,
+    reconciliation,
+    registration,
+    results,
+    staff,
+)
 from adapter.clock import Clock, SystemClock
 from adapter.config import Config, ConfigError
 from adapter.db import make_engine, make_session_factory
@@ -36,6 +45,7 @@ FLOWS: tuple[Flow, ...] = (
     results.FLOW,
     staff.FLOW,
     reconciliation.FLOW,
+    billing.FLOW,
 )
 
 

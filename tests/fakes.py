@@ -256,3 +256,93 @@ def sign_in(client, auth_code: str, lang: str = ""):
     state = client.get("/api/v1/session/login-url?redirect_uri=http://127.0.0.1/h5/").json["state"]
     suffix = f"?lang={lang}" if lang else ""
     return client.post(f"/api/v1/session{suffix}", json={"auth_code": auth_code, "state": state})
+
+
+class FakeBillingHis(FakeHis):
+    """FakeHis with the HIS's cash desk: charges, locks, commits, status, settlement list.
+
+    Knobs: ``down`` (every call unknown), ``lose_commit_answers`` (that many commits are made
+    and their answers lost), ``refuse_commit_with`` (an ERR-5 code), ``paid_at_window`` (charge
+    ids the window took, racing the wallet).
+    """
+
+    def __init__(self, slots: list[SlotRecord] | None = None) -> None:
+        super().__init__(slots)
+        self.charges: dict[str, object] = {}  # his_charge_id -> ChargeLine
+        self.locks: dict[str, str] = {}  # his_charge_id -> settlement no
+        self.receipts: dict[str, object] = {}  # settlement no -> Receipt
+        self.committed_fen: dict[str, int] = {}  # settlement no -> amount posted
+        self.commits = 0  # commit messages that reached the HIS
+        self.lose_commit_answers = 0
+        self.refuse_commit_with = ""
+        self.paid_at_window: set[str] = set()
+        self.released: list[str] = []
+        self.amount_changes: dict[str, int] = {}  # his_charge_id -> the HIS's new amount
+
+    def query_charges(self, his_patient_id: str, visit_number: str = "") -> list:
+        self._check()
+        return [c for i, c in self.charges.items() if c.his_patient_id == his_patient_id
+                and i not in self.paid_at_window and i not in self.locks]
+
+    def pre_settle(self, request):
+        from adapter.ports import HisRefused
+        from adapter.ports_billing import PreSettled
+
+        self._check()
+        for charge_id in request.his_charge_ids:
+            reason = ""
+            if charge_id not in self.charges:
+                reason = "CHARGE_UNKNOWN"
+            elif charge_id in self.paid_at_window:
+                reason = "CHARGE_PAID"
+            elif self.locks.get(charge_id, request.settlement_no) != request.settlement_no:
+                reason = "CHARGE_LOCKED"
+            if reason:
+                raise HisRefused(HisOutcome(False, error_code=reason, error_text="refused",
+                                            details={"charge": charge_id}))
+        amounts = {}
+        self.lock_until = request.lock_until
+        for charge_id in request.his_charge_ids:
+            self.locks[charge_id] = request.settlement_no
+            amounts[charge_id] = self.amount_changes.get(charge_id,
+                                                         self.charges[charge_id].amount_fen)
+        return PreSettled(request.settlement_no, amounts, sum(amounts.values()))
+
+    def commit_settlement(self, request):
+        from adapter.ports import HisRefused
+        from adapter.ports_billing import Receipt
+
+        self._check()
+        if request.settlement_no not in self.receipts:
+            held = [i for i, s in self.locks.items() if s == request.settlement_no]
+            if self.refuse_commit_with or not held or set(held) & self.paid_at_window:
+                code = self.refuse_commit_with or ("CHARGE_PAID" if held else "NOT_LOCKED")
+                raise HisRefused(HisOutcome(False, error_code=code, error_text="refused"))
+            self.commits += 1
+            self.receipts[request.settlement_no] = Receipt(
+                f"RC{len(self.receipts) + 1:06d}", f"INV{len(self.receipts) + 1:06d}", "CHK")
+            self.committed_fen[request.settlement_no] = request.total_fen
+        if self.lose_commit_answers:
+            self.lose_commit_answers -= 1
+            raise HisUnavailable("fake HIS: commit answer lost")
+        return self.receipts[request.settlement_no]
+
+    def settlement_status(self, settlement_no: str):
+        from adapter.ports_billing import SettlementAtHis, SettlementState
+
+        self._check()
+        if settlement_no in self.receipts:
+            return SettlementAtHis(SettlementState.COMMITTED, self.receipts[settlement_no])
+        if settlement_no in self.locks.values():
+            return SettlementAtHis(SettlementState.LOCKED)
+        return SettlementAtHis(SettlementState.NOT_FOUND)
+
+    def release_settlement(self, settlement_no: str) -> None:
+        self._check()
+        if settlement_no not in self.receipts:
+            self.locks = {i: s for i, s in self.locks.items() if s != settlement_no}
+        self.released.append(settlement_no)
+
+    def bill_settlement_list(self, day: dt.date) -> list:
+        self._check()
+        return []

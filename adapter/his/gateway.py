@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 from adapter.db import utcnow
-from adapter.his import patients, queue, schedule, settlement
+from adapter.his import billing, patients, queue, schedule, settlement
 from adapter.his.codes import APPLICATION_INTERNAL_ERROR, ERROR_ACK_CODES
 from adapter.his.control_ids import ControlIds
 from adapter.his.header import HeaderError, decode_message, encode_message, parse_ack
@@ -26,8 +27,19 @@ from adapter.ports import (
     SettlementList,
     SlotRecord,
 )
+from adapter.ports_billing import (
+    ChargeLine,
+    CommitRequest,
+    PreSettled,
+    PreSettleRequest,
+    Receipt,
+    SettlementAtHis,
+    SettlementRecord,
+)
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # HL7 table 0357 code 207 "application internal error" with no business reason in ERR-5: the
 # HIS failed, it did not refuse. The outcome is unknown, so the caller retries (same placer id)
@@ -211,6 +223,65 @@ class MllpHisGateway:
                 visit_date=visit_date, session=session, taken_at=taken_at)
         except MessageError as exc:
             raise HisRefused(HisOutcome(False, error_code=exc.code, error_text=exc.text)) from None
+    # -- fee payment (adapter.ports_billing.BillingHis) -----------------------------------
+
+    def _billing(self, event: str, params: list[tuple[str, str]],
+                 parse: Callable[[str], T]) -> T:
+        """One query of the billing profile: its answer read, or HisRefused with the HIS's
+        ERR-5 code (and ERR-6, the charge it is about), or HisUnavailable when the answer is
+        unusable (the outcome is unknown)."""
+        _cid, response = self._exchange(
+            lambda cid, now: billing.build_query(self._profile, cid, now, event, params))
+        try:
+            return parse(response)
+        except MessageError as exc:
+            app_code = getattr(exc, "app_code", None)
+            if app_code is None:
+                raise HisUnavailable(f"unusable RSP^{event} ({exc.code})") from None
+            raise HisRefused(HisOutcome(False, error_code=app_code or exc.code,
+                                        error_text=exc.text,
+                                        details={"charge": exc.parameter})) from None
+
+    def query_charges(self, his_patient_id: str, visit_number: str = "") -> list[ChargeLine]:
+        """QBP^ZB1 -> RSP^ZB1: the patient's unpaid charges."""
+        params = [("PATIENT", his_patient_id)] + ([("VISIT", visit_number)] if visit_number
+                                                  else [])
+        return self._billing("ZB1", params, lambda text: billing.parse_charges(
+            text, self._tz, his_patient_id))
+
+    def pre_settle(self, request: PreSettleRequest) -> PreSettled:
+        """QBP^ZB2 -> RSP^ZB2: the charges locked until lock_until, with the HIS's amounts."""
+        params = [("PATIENT", request.his_patient_id), ("SETTLEMENT", request.settlement_no),
+                  *(("CHARGE", c) for c in request.his_charge_ids),
+                  ("LOCK_UNTIL", billing.time_param(request.lock_until.astimezone(self._tz)))]
+        return self._billing("ZB2", params, lambda text: billing.parse_presettled(
+            text, request.settlement_no))
+
+    def commit_settlement(self, request: CommitRequest) -> Receipt:
+        """QBP^ZB3 -> RSP^ZB3 (ZRC): the payment posted, its receipt."""
+        paid_at = request.paid_at.astimezone(self._tz) if request.paid_at else None
+        params = [("PATIENT", request.his_patient_id), ("SETTLEMENT", request.settlement_no),
+                  ("OUT_TRADE_NO", request.out_trade_no), ("TRADE_NO", request.trade_no),
+                  ("TOTAL", billing.yuan_text(request.total_fen)),
+                  ("SELF_PAY", billing.yuan_text(request.self_pay_fen)),
+                  ("FUND", billing.yuan_text(request.insurance_fund_fen)),
+                  ("ACCOUNT", billing.yuan_text(request.personal_account_fen))]
+        if paid_at is not None:
+            params.append(("PAID_AT", billing.time_param(paid_at)))
+        return self._billing("ZB3", params, billing.parse_receipt)
+
+    def settlement_status(self, settlement_no: str) -> SettlementAtHis:
+        """QBP^ZB4 -> RSP^ZB4: committed (with its receipt), locked, or not found."""
+        return self._billing("ZB4", [("SETTLEMENT", settlement_no)], billing.parse_status)
+
+    def release_settlement(self, settlement_no: str) -> None:
+        """QBP^ZB5 -> RSP^ZB5: the lock released (unknown settlements are fine)."""
+        self._billing("ZB5", [("SETTLEMENT", settlement_no)], billing.parse_released)
+
+    def bill_settlement_list(self, day: dt.date) -> list[SettlementRecord]:
+        """QBP^ZB6 -> RSP^ZB6: the HIS's payments and refunds of a day (its zone)."""
+        return self._billing("ZB6", [("DATE", billing.day_param(day))],
+                             lambda text: billing.parse_settlement_list(text, self._tz))
 
     def _srr(self, response: str, control_id: str) -> HisOutcome:
         try:

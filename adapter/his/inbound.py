@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from adapter.his.billing import DFT_P03, parse_dft_p03
 from adapter.his.header import HeaderError, decode_message
 from adapter.his.profile import Hl7Profile
 from adapter.his.queue import QUEUE_TRIGGER, is_queue_event, parse_queue_event
@@ -24,19 +25,23 @@ from adapter.ports import (
     SlotOffered,
     SlotWithdrawn,
 )
+from adapter.ports_billing import ChargesReported, RefundsRequested
 
 # SIU triggers (HL7 v2.5 chapter 10.4) that change the wallet channel's slot pool.
 SLOT_OPENED = ("S12", "S13", "S14")
 SLOT_CLOSED = ("S15", "S17")
 NO_SHOW = "S26"
 
-HisEvent = SlotOffered | SlotWithdrawn | AppointmentMissed | QueueEvent | ResultsReported
+HisEvent = (SlotOffered | SlotWithdrawn | AppointmentMissed | QueueEvent | ResultsReported
+            | ChargesReported | RefundsRequested)
 
 
 def routed_types(profile: Hl7Profile) -> dict[str, type]:
     """Message type -> the event it becomes, for the types this hospital's profile routes."""
     routes: dict[str, type] = {f"SIU^{NO_SHOW}": AppointmentMissed,
-                               f"SIU^{QUEUE_TRIGGER}": QueueEvent, ORU_R01: ResultsReported}
+                               f"SIU^{QUEUE_TRIGGER}": QueueEvent, ORU_R01: ResultsReported,
+                               # Charges (FT1-6 CG) or, one kind per message, refunds (CD).
+                               DFT_P03: ChargesReported}
     if profile.slot_sync in ("notify", "both"):
         # SIU^S14 carries both slot changes and queue events (told apart by SCH-6): routed as
         # either, it is read as what it says.
@@ -58,6 +63,11 @@ def read_event(raw: bytes, tz: dt.tzinfo, fee_of: Callable[[str], int], *,
             return parse_oru_r01(text, header, profile or Hl7Profile(), tz=tz,
                                  document_types_by_hl7=document_types_by_hl7 or {})
         except MessageError as exc:  # its text names fields, never their values
+            raise InboundRefused(f"{exc.code} {exc.text}") from None
+    if header.message_type == DFT_P03:
+        try:
+            return parse_dft_p03(text, tz)
+        except MessageError as exc:
             raise InboundRefused(f"{exc.code} {exc.text}") from None
     if is_queue_event(text):
         try:

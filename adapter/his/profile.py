@@ -41,6 +41,9 @@ class Hl7Profile:
     # How the worker checks that the HIS application answers: "query" (a QBP^Q22 for a document
     # number no patient has; any answer, AE included, proves it is up) or "none".
     link_check: str = "query"
+    # Where unpaid charges come from: "notify" (DFT^P03 on the listener), "query" (QBP^ZB1
+    # when the patient opens their bills) or "both".
+    charge_source: str = "notify"
     # Largest report (OBX of type ED, e.g. a PDF) kept from an ORU^R01, in decoded bytes.
     result_attachment_max_bytes: int = 8 * 1024 * 1024
     # Inbound message types the listener accepts (AA); anything else is answered AR.
@@ -69,6 +72,8 @@ class Hl7Profile:
             raise ProfileError(f"booking_message must be SRM^S01, not {self.booking_message!r}")
         if self.slot_sync not in SLOT_SYNC_MODES:
             raise ProfileError(f"slot_sync must be one of {', '.join(SLOT_SYNC_MODES)}")
+        if self.charge_source not in ("notify", "query", "both"):
+            raise ProfileError("charge_source must be notify, query or both")
         if self.link_check not in ("query", "none"):
             raise ProfileError("link_check must be query or none")
         if self.queue_snapshot not in ("query", "none"):

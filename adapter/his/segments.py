@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import hl7
 from hl7apy.consts import VALIDATION_LEVEL
-from hl7apy.core import Field, Message
+from hl7apy.core import Field, Message, Segment
 from hl7apy.exceptions import HL7apyException
 
 from adapter.his.codes import (
@@ -198,6 +198,30 @@ def _validated(msh: Seg, body: list[Seg | Grp]) -> Message:
     return msg
 
 
+def _msh(profile: Hl7Profile, message_type: str, control_id: str, now: dt.datetime,
+         to_his: bool) -> Seg:
+    """The MSH of a message to the HIS (or, ``to_his`` false, of the HIS answering)."""
+    sender = (profile.sending_application, profile.sending_facility)
+    receiver = (profile.his_application, profile.his_facility)
+    if not to_his:  # the HIS (simulator) answering
+        sender, receiver = receiver, sender
+    return Seg(
+        "MSH",
+        {
+            3: escape(sender[0]),
+            4: escape(sender[1]),
+            5: escape(receiver[0]),
+            6: escape(receiver[1]),
+            7: dtm(now),
+            9: message_type,
+            10: escape(control_id),
+            11: profile.processing_id,
+            12: profile.version,
+            18: escape(profile.charset) if profile.charset else "",
+        },
+    )
+
+
 def build_message(
     profile: Hl7Profile,
     message_type: str,
@@ -215,25 +239,7 @@ def build_message(
     alike). With ``sample_groups``, only that many repeated groups are put through hl7apy: they
     are all made by one function, and hl7apy needs about 8 ms per slot group (4 s for 500).
     """
-    sender = (profile.sending_application, profile.sending_facility)
-    receiver = (profile.his_application, profile.his_facility)
-    if not to_his:  # the HIS (simulator) answering
-        sender, receiver = receiver, sender
-    msh = Seg(
-        "MSH",
-        {
-            3: escape(sender[0]),
-            4: escape(sender[1]),
-            5: escape(receiver[0]),
-            6: escape(receiver[1]),
-            7: dtm(now),
-            9: message_type,
-            10: escape(control_id),
-            11: profile.processing_id,
-            12: profile.version,
-            18: escape(profile.charset) if profile.charset else "",
-        },
-    )
+    msh = _msh(profile, message_type, control_id, now, to_his)
     sample = body
     if sample_groups:
         groups = [c for c in body if isinstance(c, Grp)]
@@ -250,6 +256,39 @@ def build_message(
         ) from None
     header = "MSH|^~\\&|" + _segment_text(msh)[len("MSH|||"):]
     return "\r".join([header] + _serialize(body, []))
+
+
+def build_segments(
+    profile: Hl7Profile,
+    message_type: str,
+    control_id: str,
+    now: dt.datetime,
+    body: list[Seg],
+    *,
+    to_his: bool = True,
+) -> str:
+    """Build a message of the hospital's own profile (a Z trigger event, v2.5 section 2.7.1:
+    site-specific events are allowed; hl7apy has no structure for them). Each standard segment
+    is validated on its own with hl7apy's v2.5 definitions (STRICT); Z segments are the
+    profile's own (docs/hl7-profile.md) and are written as given."""
+    for seg in body:
+        if seg.name.startswith("Z"):
+            continue
+        # QPD-3 repeats one name^value pair per parameter (as in the Q22 conformance
+        # statement); hl7apy's generic QPD defines one "varies" QPD-3: the first is checked.
+        fields = {i: (v[:1] if seg.name == "QPD" and isinstance(v, list) else v)
+                  for i, v in seg.fields.items()}
+        try:
+            segment = Segment(seg.name, version=_V, validation_level=_STRICT)
+            _set_fields(segment, Seg(seg.name, fields))
+            segment.validate()
+        except (HL7apyException, ValueError) as exc:
+            # As in build_message: the kind of error only, never hl7apy's text (it quotes values).
+            raise MessageError(APPLICATION_INTERNAL_ERROR,
+                               f"cannot build {message_type}: {type(exc).__name__}") from None
+    msh = _msh(profile, message_type, control_id, now, to_his)
+    header = "MSH|^~\\&|" + _segment_text(msh)[len("MSH|||"):]
+    return "\r".join([header] + [_segment_text(seg) for seg in body])
 
 
 def person(profile: Hl7Profile, *, application: bool = True) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adapter.flows import OutboxJob, Services
@@ -31,24 +31,33 @@ def refund_in_full(session: Session, out_trade_no: str | None, reason: str,
     enqueue(session, "refund", ("refund", out_request_no), now)
 
 
-def refund_part(session: Session, out_trade_no: str, refund_fen: int, out_request_no: str,
+class RefundTooLarge(Exception):
+    """A refund that would give back more than the trade took."""
+
+
+def refund_part(session: Session, trade: Trade, refund_fen: int, out_request_no: str,
                 reason: str, now: dt.datetime) -> bool:
-    """Queue a refund of part of a paid trade under ``out_request_no`` (the caller names it so
-    that a retry reuses it); never beyond what is left of the payment, counting the refunds
-    already asked for. False when it would exceed that, or the number is taken."""
-    trade = lock_trade(session, out_trade_no)
-    if trade is None or trade.status not in (TradeStatus.PAID, TradeStatus.REFUNDED):
-        return False
+    """Queue a refund of ``refund_fen`` of a paid trade under ``out_request_no``, once; the
+    caller holds the trade's lock (lock_trade). Returns False when that request exists already.
+
+    Raises RefundTooLarge when all refunds asked for the trade would exceed what it took.
+    """
     if session.get(Refund, out_request_no) is not None:
         return False
-    asked = sum(r.refund_fen for r in session.scalars(
-        select(Refund).where(Refund.out_trade_no == out_trade_no)))
-    if refund_fen <= 0 or asked + refund_fen > trade.total_fen:
-        return False
-    session.add(Refund(out_request_no=out_request_no, out_trade_no=out_trade_no,
+    if trade.status not in (TradeStatus.PAID, TradeStatus.REFUNDED) or \
+            refund_fen <= 0 or refund_fen > refund_left(session, trade):
+        raise RefundTooLarge(out_request_no)
+    session.add(Refund(out_request_no=out_request_no, out_trade_no=trade.out_trade_no,
                        refund_fen=refund_fen, reason=reason, created_at=now))
     enqueue(session, "refund", ("refund", out_request_no), now)
     return True
+
+
+def refund_left(session: Session, trade: Trade) -> int:
+    """What of a trade has not been asked back yet (fen)."""
+    asked = session.scalar(select(func.coalesce(func.sum(Refund.refund_fen), 0))
+                           .where(Refund.out_trade_no == trade.out_trade_no))
+    return trade.total_fen - asked
 
 
 def deliver_refund(services: Services, job: OutboxJob, now: dt.datetime) -> None:

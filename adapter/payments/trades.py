@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapter.failures import safe_code
 from adapter.flows import OutboxJob, Services
 from adapter.models import Trade, TradeStatus, WalletAccount
 from adapter.outbox import enqueue, finish
-from adapter.ports import WalletRefused, WalletUnreachable
+from adapter.ports import WalletRefused, WalletUnavailable, WalletUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,23 @@ def close_at_wallet(services: Services, out_trade_no: str, now: dt.datetime) -> 
             trade_found_paid(session, out_trade_no, status.trade_no, now,
                              services.paid_handlers)
     return status.paid
+
+
+def closed_before_release(services: Services, out_trade_no: str | None,
+                          now: dt.datetime) -> bool:
+    """Close an expiring trade before what it holds is let go: True when it is closed (or
+    never reached its wallet); False when it turned out paid (the payment has been applied)
+    or the wallet could not say (try again later: never let go of what may have been paid)."""
+    with services.session_factory() as session:
+        if not out_trade_no or is_unsent(session, out_trade_no):
+            return True
+    try:
+        return not close_at_wallet(services, out_trade_no, now)
+    except WalletUnavailable:
+        return False
+    except Exception as exc:  # noqa: BLE001 - one bad trade must not stop the caller's others
+        logger.error("closing trade %s failed: %s", out_trade_no, safe_code(exc))
+        return False
 
 
 def deliver_close_trade(services: Services, job: OutboxJob, now: dt.datetime) -> None:

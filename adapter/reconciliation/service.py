@@ -29,7 +29,7 @@ from adapter.models import (
     Refund,
     Trade,
 )
-from adapter.payments.refunds import refund_in_full, refund_part
+from adapter.payments.refunds import RefundTooLarge, refund_in_full, refund_part
 from adapter.payments.trades import lock_trade, mark_paid
 from adapter.ports import (
     BillEntryKind,
@@ -406,8 +406,14 @@ def _heal_all(services: Services, run_id: int, day: dt.date, found: list[Discrep
 def _apply(services: Services, session: Session, item: Discrepancy, books: Books,
            subject: str, now: dt.datetime) -> str:
     if item.action is Action.REFUND_HIS_REFUND:
-        done = refund_part(session, item.out_trade_no, item.heal_fen, subject,
-                           "hospital refund found by reconciliation", now)
+        trade = lock_trade(session, item.out_trade_no)
+        if trade is None:
+            return "refused"
+        try:
+            done = refund_part(session, trade, item.heal_fen, subject,
+                               "hospital refund found by reconciliation", now)
+        except RefundTooLarge:
+            return "refused"
         return "refunded" if done else "refused"
     trade = lock_trade(session, item.out_trade_no)
     if trade is None or trade.status not in UNHEARD:

@@ -153,6 +153,10 @@ def js_strings() -> dict[str, str]:
         "weekday_5": gettext("周五"),
         "weekday_6": gettext("周六"),
         "fee": gettext("¥{amount}"),
+        "bill_pay": gettext("去缴费"),
+        "bill_total": gettext("合计"),
+        "no_bills": gettext("暂无待缴费用"),
+        "quantity": gettext("数量 {n}"),
         "minutes_seconds": gettext("{m} 分 {s} 秒"),
         "queue_wait": gettext("约 {low}–{high} 分钟"),
         "queue_updated": gettext("更新于 {time}"),
@@ -236,6 +240,16 @@ def queue(booking_id: str) -> ResponseReturnValue:
     return _page("queue.html", "queue", js_config={
         "booking_id": booking_id, "poll_ms": QUEUE_POLL_MS,
         "token": request.args.get("token", "")[:200]})
+@bp.get("/bills")
+def bills() -> ResponseReturnValue:
+    """Unpaid charges, one card per group the hospital lets be paid together."""
+    return _page("bills.html", "bills")
+
+
+@bp.get("/bills/<bill_id>")
+def bill(bill_id: str) -> ResponseReturnValue:
+    """A bill as it is paid and posted: the receipt and where to go next."""
+    return _page("bill.html", "bill", js_config={"bill_id": bill_id})
 
 
 @bp.get("/patients")

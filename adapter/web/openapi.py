@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from adapter.web.api import schemas as s
+from adapter.web.api import schemas_bills as b
 from adapter.web.api.validation import (
     MAX_BODY_BYTES,
     MAX_DEPTH,
@@ -28,13 +29,14 @@ _WHY = {
     401: "Not signed in (`session.required`) or the wallet refused the sign-in",
     403: "Refused: a write from another origin",
     404: "Unknown (or someone else's)",
-    409: "Conflict with the current state (slot full, booking not payable)",
+    409: "Conflict with the current state (slot full, booking not payable, charge paid or "
+         "changed in the HIS)",
     413: f"Too large: a body over {MAX_BODY_BYTES} bytes or more than "
          f"{MAX_QUERY_PARAMETERS} query parameters",
     415: "A write whose Content-Type is not application/json",
     422: "A rule said no; `message` says which, in the patient's language",
     429: "Too many requests; try again after Retry-After seconds",
-    503: "The wallet could not say (outcome unknown): try again shortly",
+    503: "The wallet (or, for a bill, the HIS) could not say: try again shortly",
 }
 
 WRITE = (403, 413, 415)
@@ -104,9 +106,18 @@ OPERATIONS = (
     Operation("/bookings/{public_id}/queue", "get",
               "The booking's place in its doctor's queue, with the estimated wait", 200,
               s.QueueView, path_params=s.BookingPath, errors=(401, 404, *READ)),
-    Operation("/payments", "post", "Create (or return) the wallet trade paying a held booking",
+    Operation("/payments", "post",
+              "Create (or return) the wallet trade paying a held booking or a bill",
               201, s.Payment, body=s.PaymentBody,
-              errors=(400, 401, 404, 409, 422, 503, *WRITE, *THROTTLED)),
+              errors=(400, 401, 404, 409, 422, 503, *WRITE, *THROTTLED),
+              description="Give `booking_id`, or `charge_ids` (one patient's unpaid charges, "
+                          "of one group): the HIS pre-settles them and its total is the "
+                          "amount. A charge paid at the window or changed in the HIS is 409 "
+                          "`bill.paid_elsewhere` / `bill.changed`."),
+    Operation("/bills", "get", "Unpaid charges of the account's own and verified dependants' "
+              "records", 200, b.Bills, errors=(401, *READ)),
+    Operation("/bills/{public_id}", "get", "A bill: its state, the HIS's receipt, next stops",
+              200, b.Bill, path_params=s.BillPath, errors=(401, 404, *READ)),
     Operation("/patients", "get", "The signed-in user's patients", 200, s.Patients,
               errors=(401, *READ)),
     Operation("/patients", "post", "Add a dependant (child, spouse, parent, other)", 201,
@@ -166,7 +177,7 @@ def openapi() -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in s.REQUESTS]
     models += [(m, "validation") for op in OPERATIONS
                for m in (op.query, op.headers, op.path_params) if m is not None]
-    models += [(m, "serialization") for m in s.ANSWERS]
+    models += [(m, "serialization") for m in (*s.ANSWERS, *b.ANSWERS)]
     unique = list(dict.fromkeys(models))
     _, top = models_json_schema(unique, ref_template=REF)
     schemas = top.get("$defs", {})

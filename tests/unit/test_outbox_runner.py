@@ -39,8 +39,8 @@ def until_due(hospital, message) -> None:
 def test_the_flows_declare_which_kinds_are_never_parked(runtime):
     kinds = runtime.flows.outbox
     assert {kind for kind, spec in kinds.items() if spec.never_parked} == {
-        "his_book", "his_cancel", "refund"}
-    assert kinds["his_book"].give_up is not None
+        "his_book", "his_cancel", "refund", "his_settle"}
+    assert kinds["his_book"].give_up is not None and kinds["his_settle"].give_up is not None
     assert {"his_patient", "push", "close_trade"} <= set(kinds)
 
 

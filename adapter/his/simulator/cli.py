@@ -52,10 +52,17 @@ def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
               show_default=True, help="How much faster than life the queue moves (0: at once).")
 @click.option("--slots-soon", is_flag=True,
               help="Also open a slot per department starting in about 20 minutes.")
+@click.option("--window-races", is_flag=True,
+              help="The cash desk's window takes charges the wallet has locked.")
+@click.option("--refuse-commit-with", default="", metavar="CODE",
+              help="Refuse every bill commit with this ERR-5 code.")
+@click.option("--lose-commit-answers", type=click.IntRange(min=0), default=0,
+              help="Make this many bill commits and lose their answers on the wire.")
 def simulate_his_command(
     listen: str, mappings_dir: Path | None, latency_ms: int, ae_rate: float, drop_rate: float,
     refuse_connections: bool, seed: int | None, slots_per_session: int, timezone: str,
     adapter_mllp: str, clinic_time_scale: float, slots_soon: bool,
+    window_races: bool, refuse_commit_with: str, lose_commit_answers: int,
 ) -> None:
     """Run the HIS simulator over MLLP until interrupted."""
     try:
@@ -86,6 +93,9 @@ def simulate_his_command(
                           seed=seed)
         simulator.arrival_listeners.append(hall.on_arrival)
         simulator.queue_source = hall.snapshot
+    cashier = simulator.cashier
+    cashier.window_races, cashier.refuse_commit_with = window_races, refuse_commit_with
+    cashier.lose_commit_answers = lose_commit_answers
     server = serve(simulator, host, port)
     logger.info("HIS simulator listening on %s:%s", *server.server_address)
     click.echo(f"HIS simulator listening on {host}:{server.server_address[1]}")

@@ -31,7 +31,8 @@ from adapter.his.profile import Hl7Profile
 from adapter.his.queue import is_queue_query, parse_adt_a10, parse_queue_query
 from adapter.his.schedule import parse_siu
 from adapter.his.segments import MessageError, dtm
-from adapter.his.simulator import settlement_wire, wire
+from adapter.his.simulator import cashier_wire, settlement_wire, wire
+from adapter.his.simulator.cashier import Cashier
 from adapter.his.simulator.clinic_wire import build_queue_sqr
 from adapter.mappings import Doctor, Mappings
 from adapter.ports import (
@@ -43,6 +44,7 @@ from adapter.ports import (
     SettlementKind,
     SlotRecord,
 )
+from adapter.ports_billing import SettlementRecord
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +131,7 @@ class HisSimulator:
             "SQM^S25": self._slot_pool,
             "QBP^Q13": self._settlement_list,
             "ADT^A10": self._arrive,
+            **{f"QBP^{event}": self._billing for event in cashier_wire.EVENTS},
         }
         # Check-ins heard (ADT^A10): the filler id -> the arrival. The clinic's queue (the
         # demo's clinic day, adapter.his.simulator.clinic) makes such a patient Arrived.
@@ -137,6 +140,9 @@ class HisSimulator:
         # Answers queue snapshot queries: (doctor, date, session) -> each line's latest event
         # (the clinic hall's, when one plays); none: an empty queue.
         self.queue_source: Callable[[str, dt.date, str], list[QueueEvent]] | None = None
+        # The cash desk (charges, locks, commits, refunds, the settlement list) and its knobs.
+        self.cashier = Cashier(mappings, tz, profile, self._now)
+        self._lose_answer = False
         self._seed_hospital(today or dt.datetime.now(tz).date(), days,
                             slots_per_session)
         for patient in _DEMO_PATIENTS:
@@ -255,6 +261,21 @@ class HisSimulator:
                     closed += 1
             return closed
 
+    def bill_settlement_list(self, day: dt.date) -> list[SettlementRecord]:
+        """The cash desk's payments and refunds of a day (bills; QBP^ZB6)."""
+        with self._lock:
+            return self.cashier.settlement_list(day)
+
+    def consultation_finished(self, his_patient_id: str, visit_number: str,
+                              department_code: str) -> bytes:
+        """The doctor's orders after a consult: charges issued, and the DFT^P03 the HIS sends
+        the adapter's listener about them."""
+        with self._lock:
+            lines = self.cashier.issue_charges(his_patient_id, visit_number, department_code)
+            return cashier_wire.build_dft_charges(
+                self.profile, self._next_control_id(), self._now(), his_patient_id,
+                lines).encode("utf-8")
+
     # -- MLLP entry points ---------------------------------------------------------------
 
     def on_connect(self, conn: socket.socket, peer: tuple) -> bool:
@@ -285,7 +306,8 @@ class HisSimulator:
             else:
                 answer = self._encode(self._answer(text, header))
                 self._answers[key] = answer
-        if self.drop_rate and self._rng.random() < self.drop_rate:
+            lose, self._lose_answer = self._lose_answer, False  # a commit answer the knob loses
+        if lose or (self.drop_rate and self._rng.random() < self.drop_rate):
             # The answer is kept: the retransmission after reconnecting gets it (no second effect).
             raise DropConnection(answer[: len(answer) // 2])
         return answer
@@ -454,6 +476,9 @@ class HisSimulator:
             for listener in self.arrival_listeners:
                 listener(notice)
         return self._ack(header, "AA")
+    def _billing(self, text: str, header: Header) -> str:
+        answer, self._lose_answer = self.cashier.answer(text, header, self._next_control_id())
+        return answer
 
     def _slot_pool(self, text: str, header: Header) -> str:
         if is_queue_query(text):
@@ -516,6 +541,11 @@ class HisSimulator:
         query_tag, day = settlement_wire.parse_qbp_q13(text)
         with self._lock:
             entries = [e for e in self._settlements if e.at.astimezone(self.tz).date() == day]
+            # The cash desk's bills (wallet and window) are on the same list, as in a HIS.
+            entries += [HisSettlement(
+                receipt_no=r.receipt_no, kind=r.kind, channel=SettlementChannel(r.channel),
+                amount_fen=r.amount_fen, at=r.at, out_trade_no=r.out_trade_no,
+                placer_id=r.settlement_no) for r in self.cashier.settlement_list(day)]
         return settlement_wire.build_rtb_k13(
             self.profile, self._next_control_id(), self._now(), request=header,
             query_tag=query_tag, day=day, settlements=entries, tz=self.tz)

@@ -51,7 +51,8 @@ STATUS_TEXT = {
 # Refusal code -> HTTP status, where it is not 422.
 REFUSAL_STATUS = {"slot.full": 409, "slot.unknown": 404, "patient.unknown": 404,
                   "booking.unknown": 404, "booking.not_payable": 409,
-                  "booking.confirming": 409}
+                  "booking.confirming": 409, "bill.unknown": 404, "bill.not_payable": 409,
+                  "bill.paid_elsewhere": 409, "bill.changed": 409, "bill.locked": 409}
 
 
 def booking_json(db: Session, booking: Booking) -> dict[str, Any]:

@@ -261,15 +261,35 @@ class CheckInBody(Request):
         "location": N_("位置信息无效"), "token": N_("签到二维码无效，请扫描院内张贴的签到二维码。")}
 
 
-class PaymentBody(Request):
-    """POST /payments."""
+BILL_MAX_CHARGES = 50  # adapter.billing.paying.MAX_CHARGES
 
-    booking_id: PublicId
+
+class PaymentBody(Request):
+    """POST /payments: a held booking, or a bill (a chosen set of unpaid charges)."""
+
+    booking_id: Annotated[PublicId, Field(description="a held booking; or give charge_ids")] = ""
+    charge_ids: Annotated[list[Id], Field(
+        max_length=BILL_MAX_CHARGES,
+        description="unpaid charges of one patient (GET /bills) paid together in one trade; "
+                    "or give booking_id")] = []
     return_url: Annotated[HttpUrl, Field(description="where the wallet returns the patient")] = ""
 
     code: ClassVar[str] = "payment.fields"
     field_codes: ClassVar[dict[str, str]] = {"return_url": "return_url.invalid"}
-    messages: ClassVar[dict[str, str]] = {"return_url": N_("返回地址须为 http(s) 网址")}
+    messages: ClassVar[dict[str, str]] = {"return_url": N_("返回地址须为 http(s) 网址"),
+                                          "": N_("请选择要支付的预约或费用")}
+
+    @model_validator(mode="after")
+    def _booking_or_bill(self) -> PaymentBody:
+        if bool(self.booking_id) == bool(self.charge_ids):
+            raise PydanticCustomError("missing", "give booking_id or charge_ids")
+        return self
+
+
+class BillPath(Request):
+    """A bill (settlement) named in the path."""
+
+    public_id: PublicId
 
 
 class NewPatient(Request):
@@ -488,14 +508,16 @@ class Patients(Answer):
 
 
 class Payment(Answer):
-    """The wallet trade paying a booking; cashier_url is null when the wallet pays in its app."""
+    """The wallet trade paying a booking or a bill; cashier_url is null when the wallet pays in
+    its app."""
 
     out_trade_no: str
     trade_no: str
-    amount: str
+    amount: Annotated[str, Field(description="yuan, two decimals: the HIS's total for a bill")]
     cashier_url: str | None
     platform: str
     pay: dict[str, Any]
+    bill_id: Annotated[str | None, Field(description="the bill paid (GET /bills/{id})")] = None
 
 
 REQUESTS: tuple[type[Request], ...] = (SessionBody, BookingBody, PaymentBody, NewPatient,
