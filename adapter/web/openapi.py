@@ -92,6 +92,18 @@ OPERATIONS = (
     Operation("/payments", "post", "Create (or return) the wallet trade paying a held booking",
               201, s.Payment, body=s.PaymentBody,
               errors=(400, 401, 404, 409, 422, 503, *WRITE, *THROTTLED)),
+    Operation("/results", "get", "The released results of the account's verified patients",
+              200, s.Results, errors=(401, *READ),
+              description="Every call is written to the audit trail."),
+    Operation("/results/{result_id}", "get", "One released result: values, ranges, flags, "
+              "trends", 200, s.Result, path_params=s.ResultPath, errors=(401, 404, *READ),
+              description="Someone else's, held, preliminary or withdrawn results are as "
+                          "unknown as ids that name none (404); every call, shown or refused, "
+                          "is written to the audit trail."),
+    Operation("/results/{result_id}/files/{file_id}", "get", "A report file of a result "
+              "(application/pdf, as an attachment)", 200, path_params=s.ResultFilePath,
+              ok_description="The file's bytes, with its Content-Type and Content-Disposition",
+              errors=(401, 404, *READ)),
     Operation("/patients", "get", "The signed-in user's patients", 200, s.Patients,
               errors=(401, *READ)),
     Operation("/patients", "post", "Add a dependant (child, spouse, parent, other)", 201,

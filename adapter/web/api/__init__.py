@@ -10,10 +10,19 @@ from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
 from adapter.web import openapi as description
-from adapter.web.api import bookings, csrf, patients, payments, session, slots, validation
+from adapter.web.api import (
+    bookings,
+    csrf,
+    patients,
+    payments,
+    results,
+    session,
+    slots,
+    validation,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-for resource in (session, patients, slots, bookings, payments):
+for resource in (session, patients, slots, bookings, payments, results):
     bp.register_blueprint(resource.bp)
 bp.before_request(csrf.check_write)  # writes: own Origin and JSON only (docs/security.md)
 validation.init_api(bp)

@@ -111,6 +111,8 @@ def _not_self(value: Any) -> Any:  # noqa: ANN401
 
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True), BeforeValidator(_whole_number)]
+# An id in a path: digits only (no sign, no "1.0"), within the same bounds.
+PathId = Annotated[int, Field(ge=1, le=MAX_ID)]
 PersonName = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX),
                        AfterValidator(_person_name),
                        Field(json_schema_extra={"pattern": NAME_PATTERN})]
@@ -235,6 +237,19 @@ class BookingPath(Request):
     """A booking named in the path; one that cannot exist is as unknown as any other."""
 
     public_id: PublicId
+
+
+class ResultPath(Request):
+    """A result named in the path; one that cannot exist is as unknown as any other."""
+
+    result_id: PathId
+
+
+class ResultFilePath(Request):
+    """A report file of a result named in the path."""
+
+    result_id: PathId
+    file_id: PathId
 
 
 class PaymentBody(Request):
@@ -442,6 +457,82 @@ class Payment(Answer):
     pay: dict[str, Any]
 
 
+class ResultPatient(Answer):
+    """Whom a result is about: one of the account's own verified links."""
+
+    id: int
+    name: str
+    relation: str
+
+
+class ResultSummary(Answer):
+    """A released result in the list."""
+
+    id: int
+    title: str
+    kind: str
+    status: Literal["final", "corrected"]
+    corrected: bool
+    critical: Annotated[bool, Field(description="holds a critical value: contact the hospital")]
+    abnormal: Annotated[int, Field(description="how many values are flagged abnormal")]
+    observed_at: dt.datetime | None
+    released_at: dt.datetime | None
+    patient: ResultPatient
+    url: Annotated[str, Field(description="the report page")]
+
+
+class Results(Answer):
+    """GET /results."""
+
+    results: list[ResultSummary]
+
+
+class TrendPoint(Answer):
+    """One value of an analyte in the person's released results."""
+
+    result_id: int
+    observed_at: dt.datetime | None
+    value: Annotated[str, Field(description="a decimal string, never a float")]
+    abnormal: bool
+
+
+class ResultFile(Answer):
+    """A report file (the PDF of an imaging report)."""
+
+    id: int
+    content_type: str
+    size: int
+    url: str
+
+
+class ResultObservation(Answer):
+    """One value of a result, with its reference range and flags."""
+
+    code: str
+    name: str
+    value_type: str
+    value: Annotated[str, Field(description="as the laboratory wrote it")]
+    number: Annotated[str, Field(description="a decimal string (NM, SN), else empty")]
+    comparator: str
+    units: str
+    reference_range: str
+    flags: list[str]
+    abnormal: bool
+    critical: bool
+    file: ResultFile | None
+    file_problem: Annotated[str, Field(description="why a file is missing: too_large, "
+                                                   "unreadable")]
+    trend: Annotated[list[TrendPoint], Field(description="oldest first, this one last; empty "
+                                                         "without earlier values")]
+
+
+class Result(ResultSummary):
+    """GET /results/{result_id}: the report."""
+
+    observations: list[ResultObservation]
+
+
 REQUESTS: tuple[type[Request], ...] = (SessionBody, BookingBody, PaymentBody, NewPatient)
 ANSWERS: tuple[type[Answer], ...] = (Error, Patient, Patients, SessionAnswer, LoginUrl,
-                                     Departments, Slots, Booking, Bookings, Payment)
+                                     Departments, Slots, Booking, Bookings, Payment,
+                                     Results, Result)

@@ -1,0 +1,44 @@
+"""result views: the audit trail of every view of a result and every refused attempt
+
+Revision ID: 0014
+Revises: 0009
+Create Date: 2026-12-03 07:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0014"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+TIME = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "result_view",
+        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("at", TIME, nullable=False),
+        sa.Column("wallet_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("patient_id", sa.BigInteger(), nullable=True),
+        sa.Column("action", sa.String(length=8), nullable=False),
+        sa.Column("result_id", sa.BigInteger(), nullable=True),
+        sa.Column("file_id", sa.BigInteger(), nullable=True),
+        sa.Column("outcome", sa.String(length=8), nullable=False),
+        sa.Column("reason", sa.String(length=20), nullable=False),
+        sa.Column("shown", sa.Integer(), nullable=False),
+        sa.Column("ip", sa.String(length=64), nullable=False),
+        sa.Column("user_agent", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_result_view_result", "result_view", ["result_id", "at"])
+    op.create_index("ix_result_view_account", "result_view", ["wallet_account_id", "at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_result_view_account", table_name="result_view")
+    op.drop_index("ix_result_view_result", table_name="result_view")
+    op.drop_table("result_view")
