@@ -43,6 +43,7 @@ class InboundMessage(Base):
         # digest tells a true retransmission from another message that reuses the id.
         UniqueConstraint("sender", "control_id", "digest", name="uq_inbound_retransmission"),
         Index("ix_inbound_status_id", "status", "id"),
+        Index("ix_inbound_ordering", "ordering_key", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -62,6 +63,9 @@ class InboundMessage(Base):
     ack: Mapped[bytes] = mapped_column(LargeBinary)  # exactly the bytes answered
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # adapter.his.inbound.ordering_key: one key's messages are applied in arrival order,
+    # different keys' in parallel; "" is applied one at a time across all of them.
+    ordering_key: Mapped[str] = mapped_column(String(40), default="")
 
 
 class Slot(Base):

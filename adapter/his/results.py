@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -117,6 +118,40 @@ def parse_oru_r01(text: str, header: Header, profile: Hl7Profile, *, tz: dt.tzin
              f"{_first(str(msh(4)) if len(msh) > 4 else '', header)}"
     return ResultsReported(control_id=control_id_of(message), sender=sender,
                            reports=tuple(r for r in reports if r.orders))
+
+
+def ordering_key(text: str, header: Header, profile: Hl7Profile) -> str:
+    """What an ORU^R01's place in line is kept by: the patient it is about (PID-3 under the
+    HIS's authority, else its first id), else its first order number; "" when it names
+    neither. Every message of one order is about one patient, so applying the messages of one
+    patient in arrival order applies each order's in order, while other patients' results go
+    in parallel (adapter.worker.inbound). A plain scan, not a parse: the listener computes it
+    for every message before its ACK."""
+    fs, cs, rs = header.field_sep, header.component_sep, header.repetition_sep
+    pid_ids: list[list[str]] = []
+    order = ""
+    for segment in re.split(r"\r\n?|\n", text):
+        if segment.startswith("PID" + fs) and not pid_ids:
+            fields = segment.split(fs)
+            raw = fields[3] if len(fields) > 3 else ""
+            pid_ids = [rep.split(cs) for rep in raw.split(rs) if rep.split(cs)[0].strip()]
+        elif segment.startswith("OBR" + fs) and not order:
+            fields = segment.split(fs)
+            filler = fields[3].split(cs)[0] if len(fields) > 3 else ""
+            placer = fields[2].split(cs)[0] if len(fields) > 2 else ""
+            order = (filler or placer).strip()
+    own = [c for c in pid_ids if len(c) > 4 and c[4] == profile.his_identifier_type
+           and c[3] == profile.his_assigning_authority]
+    chosen = (own or pid_ids)[:1]
+    if chosen:  # the id with its authority and type: another authority's id is another's
+        cx = [c.strip() for c in (chosen[0] + [""] * 5)[:5]]
+        value = f"patient\x1f{cx[0]}\x1f{cx[3]}\x1f{cx[4]}"
+    elif order:
+        value = f"order\x1f{order}"
+    else:
+        return ""
+    digest = hashlib.sha256(f"{header.sender}\x1f{value}".encode()).hexdigest()
+    return digest[:40]
 
 
 def _first(raw: str, header: Header) -> str:

@@ -1,4 +1,5 @@
-"""result views: the audit trail of every view of a result and every refused attempt
+"""result views: the audit trail of every view of a result and every refused attempt; the
+inbound messages' ordering key (results of different patients are applied in parallel)
 
 Revision ID: 0014
 Revises: 0009
@@ -18,6 +19,12 @@ TIME = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("inbound_message") as batch:
+        batch.add_column(sa.Column("ordering_key", sa.String(length=40), nullable=False,
+                                   server_default=""))
+    with op.batch_alter_table("inbound_message") as batch:
+        batch.alter_column("ordering_key", server_default=None)
+    op.create_index("ix_inbound_ordering", "inbound_message", ["ordering_key", "status", "id"])
     op.create_table(
         "result_view",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
@@ -42,3 +49,6 @@ def downgrade() -> None:
     op.drop_index("ix_result_view_account", table_name="result_view")
     op.drop_index("ix_result_view_result", table_name="result_view")
     op.drop_table("result_view")
+    op.drop_index("ix_inbound_ordering", table_name="inbound_message")
+    with op.batch_alter_table("inbound_message") as batch:
+        batch.drop_column("ordering_key")
