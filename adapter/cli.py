@@ -305,7 +305,8 @@ def run_command(no_simulators: bool) -> None:
             config = replace(config, alipay_seller_id="2088000000000001")
         simulators.append(subprocess.Popen(
             [sys.executable, "-m", "adapter.cli", "simulate-his", "--listen", str(config.his_mllp),
-             "--mappings", str(config.mappings_dir), "--timezone", config.hospital_timezone],
+             "--mappings", str(config.mappings_dir), "--timezone", config.hospital_timezone,
+             "--lis-to", str(config.mllp_listen)],
         ))
         simulators.append(subprocess.Popen(
             [sys.executable, "-m", "adapter.cli", "wallet-sandbox", "--listen", sandbox_listen,
