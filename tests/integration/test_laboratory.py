@@ -85,9 +85,9 @@ def test_the_days_results_reach_the_wallet_and_read_on_the_report(runtime):
                 deliver_outbox(runtime)
                 return len(due)
 
-            assert round_() == 1
+            assert round_() == 2  # three months' history, then the day's results
             texts = [text for _, text in runtime.wallet.messages]
-            assert len(texts) == 3 and sum("联系医院" in t for t in texts) == 1
+            assert len(texts) == 4 and sum("联系医院" in t for t in texts) == 1
             assert not any(v in "".join(texts) for v in ("6.9", "128", "412"))
             with runtime.session_factory() as db:
                 assert len(list(db.scalars(select(CriticalAlert)))) == 1
@@ -99,12 +99,14 @@ def test_the_days_results_reach_the_wallet_and_read_on_the_report(runtime):
         listener.shutdown()
 
     listed = browser.get("/api/v1/results").json["results"]
-    by_kind = {r["kind"]: r for r in listed}
+    assert [r["kind"] for r in listed].count("CBC") == 2
+    by_kind = {r["kind"]: r for r in reversed(listed)}  # the newest of each kind
     assert set(by_kind) == {"CBC", "BMP", "CT"}
     assert by_kind["BMP"]["critical"] and by_kind["CBC"]["corrected"]
     cbc = browser.get(f"/api/v1/results/{by_kind['CBC']['id']}").json
     hgb = next(o for o in cbc["observations"] if o["code"] == "HGB")
     assert (hgb["number"], hgb["abnormal"]) == ("131", False)
+    assert [p["value"] for p in hgb["trend"]] == ["134", "131"]  # three months ago, today
     platelets = next(o for o in cbc["observations"] if o["code"] == "PLT")
     assert platelets["flags"] == ["H"] and platelets["reference_range"] == "125-350"
     ct = browser.get(f"/api/v1/results/{by_kind['CT']['id']}").json

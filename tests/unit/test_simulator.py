@@ -257,8 +257,10 @@ def test_the_laboratory_reports_each_visitor_once_one_critical_a_pdf_then_a_corr
                           document_types_by_hl7={"NNCHN": "RESIDENT_ID"}).reports[0]
 
     first = lab.due(now)
-    assert [what[2] for what, _ in first] == ["first", "first"]
-    reports = [read(text) for _, text in first]
+    assert [what[2] for what, _ in first] == ["history", "first", "history", "first"]
+    history = read(first[0][1]).orders[0]
+    assert history.observed_at == now - dt.timedelta(days=90) and history.kind == "CBC"
+    reports = [read(text) for what, text in first if what[2] == "first"]
     assert [r.his_patient_id for r in reports] == ["P000000", "P000001"]
     assert [o.kind for o in reports[0].orders] == ["CBC", "BMP", "CT"]
     potassium = [[o for o in r.orders[1].observations if o.code == "K"][0] for r in reports]
@@ -283,4 +285,4 @@ def test_the_laboratory_reports_each_visitor_once_one_critical_a_pdf_then_a_corr
     for what, _ in lab.due(now):
         lab.sent(what)
     assert lab.due(now) == []
-    assert lab.due(now + dt.timedelta(days=1))[0][0][2] == "first"  # a new day, new visits
+    assert lab.due(now + dt.timedelta(days=1))[1][0][2] == "first"  # a new day, new visits

@@ -2,9 +2,10 @@
 sent to the adapter's listener as ORU^R01 over MLLP, as a real LIS sends them.
 
 Each visitor of the day (a patient with an appointment today, or one the adapter found in or
-added to the HIS today) gets a blood count, a biochemistry panel with some abnormal values
-(the day's first visitor also one critical potassium), and a chest CT report whose PDF travels
-in an ED observation; on the next round the blood count is corrected (OBR-25 C). The mirror of
+added to the HIS today) gets their blood count of three months ago (the history the trends
+start from), then the day's blood count, a biochemistry panel with some abnormal values (the
+day's first visitor also one critical potassium) and a chest CT report whose PDF travels in an
+ED observation; on the next round the blood count is corrected (OBR-25 C). The mirror of
 adapter.his.results; docs/hl7-profile.md describes the fields.
 """
 
@@ -47,6 +48,8 @@ BLOOD_COUNT = ("CBC", "血常规", (
     Analyte("PLT", "血小板计数", "412", "10*9/L", "125-350", "H"),
     Analyte("NEUT%", "中性粒细胞百分比", "0.62", "1", "0.40-0.75"),
 ))
+# The same patient's blood count three months earlier: the values the trends start from.
+EARLIER_VALUES = (("5.9", "N"), ("4.61", "N"), ("134", "N"), ("298", "N"), ("0.58", "N"))
 # The correction the laboratory sends on the next round: the haemoglobin was re-measured.
 CORRECTED_HGB = Analyte("HGB", "血红蛋白", "131", "g/L", "130-175")
 BIOCHEMISTRY = ("BMP", "生化全项", (
@@ -125,6 +128,7 @@ class _Visit:
     patient: PatientIdentity
     day: dt.date
     number: int  # the laboratory's running number that day
+    history: bool = False  # the earlier blood count sent
     sent: bool = False
     corrected: bool = False
 
@@ -156,6 +160,8 @@ class Laboratory:
             for (day, his_id), visit in self._visits.items():
                 if day != today:
                     continue
+                if not visit.history:
+                    out.append(((day, his_id, "history"), self._history(visit, now)))
                 if not visit.sent:
                     out.append(((day, his_id, "first"), self._first(visit, now)))
                 elif not visit.corrected:
@@ -167,7 +173,9 @@ class Laboratory:
         day, his_id, step = what
         with self._lock:
             visit = self._visits[day, his_id]
-            if step == "first":
+            if step == "history":
+                visit.history = True
+            elif step == "first":
                 visit.sent = True
             else:
                 visit.corrected = True
@@ -203,6 +211,18 @@ class Laboratory:
         # characters, and laboratories send PDFs larger still): it validates a placeholder,
         # and the file's base64 (no HL7 delimiter among its characters) takes its place.
         return text.replace(_PDF_PLACE, base64.b64encode(self._pdf).decode("ascii"))
+
+    def _history(self, visit: _Visit, now: dt.datetime) -> str:
+        """The blood count of the patient's visit three months ago, which the laboratory
+        reports with the day's (the report page draws each value's trend from it)."""
+        taken = now - dt.timedelta(days=90)
+        earlier = [Analyte(a.code, a.name, value, a.units, a.reference_range, flag)
+                   for a, (value, flag) in zip(BLOOD_COUNT[2], EARLIER_VALUES, strict=True)]
+        placer, filler = self._numbers(visit, "CBC")
+        orders = [_order(1, f"{placer}-H", f"{filler}H", BLOOD_COUNT[:2], "F", taken, taken,
+                         [_obx(n, a, "F", taken) for n, a in enumerate(earlier, start=1)])]
+        return build_oru(self.profile, f"L{now:%y%m%d%H%M%S}{visit.number:03d}H", now,
+                         visit.patient, self._hl7_type(visit.patient), orders)
 
     def _correction(self, visit: _Visit, now: dt.datetime) -> str:
         taken = now - dt.timedelta(hours=1)
