@@ -184,37 +184,42 @@ def _process_keyed(services: Services, handlers: Mapping[type, list[EventHandler
         _release_keys(keys)
 
 
-def _apply(services: Services, session: Session, handlers: Mapping[type, list[EventHandler]],
-           messages: list[InboundMessage]) -> int:
-    """Apply claimed messages in the session's transaction, each in its own savepoint.
+def _handle(services: Services, session: Session, handlers: Mapping[type, list[EventHandler]],
+            message: InboundMessage, document_types_by_hl7: dict[str, str]) -> None:
+    event = read_event(message.raw, services.config.tz, services.mappings.fee_fen,
+                       profile=services.profile, document_types_by_hl7=document_types_by_hl7)
+    now = services.clock.now()
+    for handle in handlers.get(type(event), ()):
+        handle(services, session, event, now)
 
-    The attempt counts and the processed marks are written for the whole batch at once (one
-    statement each, in the same transaction): two round trips a message fewer under a backlog.
-    """
-    if not messages:
-        return 0
-    tz, fee_of = services.config.tz, services.mappings.fee_fen
-    document_types_by_hl7 = {d.hl7_type: code
-                             for code, d in services.mappings.document_types.items()}
-    taken = list(messages)
-    session.execute(update(InboundMessage)
-                    .where(InboundMessage.id.in_([m.id for m in taken]))
-                    .values(attempts=InboundMessage.attempts + 1)
-                    .execution_options(synchronize_session=False))
-    for message in taken:
-        set_committed_value(message, "attempts", message.attempts + 1)
+
+def _apply_together(services: Services, session: Session,
+                    handlers: Mapping[type, list[EventHandler]], messages: list[InboundMessage],
+                    document_types_by_hl7: dict[str, str]) -> list[InboundMessage] | None:
+    """All of them in one savepoint (two round trips a message fewer than one savepoint
+    each); None, with nothing kept, as soon as one fails or is refused."""
+    try:
+        with session.begin_nested():
+            for message in messages:
+                _handle(services, session, handlers, message, document_types_by_hl7)
+    except Exception:  # noqa: BLE001 - told apart message by message in _apply_each
+        return None
+    return messages
+
+
+def _apply_each(services: Services, session: Session,
+                handlers: Mapping[type, list[EventHandler]], messages: list[InboundMessage],
+                document_types_by_hl7: dict[str, str]) -> list[InboundMessage]:
+    """Each in its own savepoint: a refused one is failed for good, one that raised is
+    retried later (and holds back the later messages of its key)."""
     processed: list[InboundMessage] = []
     held_back: set[str] = set()  # keys whose earlier message will be retried: the rest waits
-    for message in taken:
+    for message in messages:
         if message.ordering_key != SERIAL and message.ordering_key in held_back:
             continue
         try:
             with session.begin_nested():
-                event = read_event(message.raw, tz, fee_of, profile=services.profile,
-                                   document_types_by_hl7=document_types_by_hl7)
-                now = services.clock.now()
-                for handle in handlers.get(type(event), ()):
-                    handle(services, session, event, now)
+                _handle(services, session, handlers, message, document_types_by_hl7)
             processed.append(message)
         except InboundRefused as exc:
             message.status = InboundStatus.FAILED
@@ -231,6 +236,31 @@ def _apply(services: Services, session: Session, handlers: Mapping[type, list[Ev
                 message.error_text = safe_code(exc)
             else:
                 held_back.add(message.ordering_key)
+    return processed
+
+
+def _apply(services: Services, session: Session, handlers: Mapping[type, list[EventHandler]],
+           messages: list[InboundMessage]) -> int:
+    """Apply claimed messages in the session's transaction: together in one savepoint, or,
+    when one of them fails, each in its own.
+
+    The attempt counts and the processed marks are written for the whole batch at once (one
+    statement each, in the same transaction): two round trips a message fewer under a backlog.
+    """
+    if not messages:
+        return 0
+    document_types_by_hl7 = {d.hl7_type: code
+                             for code, d in services.mappings.document_types.items()}
+    taken = list(messages)
+    session.execute(update(InboundMessage)
+                    .where(InboundMessage.id.in_([m.id for m in taken]))
+                    .values(attempts=InboundMessage.attempts + 1)
+                    .execution_options(synchronize_session=False))
+    for message in taken:
+        set_committed_value(message, "attempts", message.attempts + 1)
+    processed = _apply_together(services, session, handlers, taken, document_types_by_hl7)
+    if processed is None:  # one of them failed: each on its own, so the others still apply
+        processed = _apply_each(services, session, handlers, taken, document_types_by_hl7)
     if processed:
         done_at = services.clock.now()
         session.execute(update(InboundMessage)
