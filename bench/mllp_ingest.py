@@ -94,11 +94,11 @@ def resident_id(n: int) -> str:
 
 
 def result_oru(control_id: str, n: int, patients: int) -> bytes:
-    """An ORU^R01 (a blood count) for bench patient ``n % patients``, every tenth one the
-    correction of that patient's previous order."""
+    """An ORU^R01 (a blood count) for bench patient ``n % patients``; for every tenth patient,
+    each second message is the correction of the order before it."""
     patient = n % patients
     visit = n // patients
-    corrected = visit > 0 and n % 10 == 9
+    corrected = patient % 10 == 9 and visit % 2 == 1
     order = visit - 1 if corrected else visit
     status = "C" if corrected else "F"
     ts = "20240301083000"
