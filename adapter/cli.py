@@ -192,7 +192,9 @@ def run_command(no_simulators: bool) -> None:
              "--mappings", str(config.mappings_dir), "--timezone", config.hospital_timezone,
              # The simulator's hall plays each check-in's queue to our listener, and a slot
              # soon today lets a newcomer check in at once (docs/queueing.md, "The demo").
-             "--adapter-mllp", str(config.mllp_listen), "--slots-soon"],
+             "--adapter-mllp", str(config.mllp_listen), "--slots-soon",
+             # The laboratory sends the day's results to our listener (docs/results.md).
+             "--lis-to", str(config.mllp_listen)],
         ))
         simulators.append(subprocess.Popen(
             [sys.executable, "-m", "adapter.cli", "wallet-sandbox", "--listen", sandbox_listen,

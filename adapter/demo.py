@@ -4,12 +4,16 @@ It starts the whole system (`hospital-adapter run`: web, listener, worker, HIS s
 sandbox) in a temporary folder on free ports, then, as a parent in the wallet would: signs in on
 the sandbox's login page, adds a child, books a paediatrics slot, pays on the sandbox cashier
 (the sandbox notifies /notify/alipay), waits for the HIS to confirm over MLLP, cancels, and
-waits for the refund. Every step is printed; any broken invariant makes it exit non-zero.
+waits for the refund; then the simulator's laboratory sends the day's results (a blood count
+and its correction, biochemistry with a critical value, a CT report as PDF), which reach the
+parent's wallet inbox and read on the report page. Every step is printed; any broken
+invariant makes it exit non-zero.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -148,6 +152,7 @@ class Demo:
         inbox = requests.get(f"{self.sandbox}/inbox/{parent['user_id']}", timeout=TIMEOUT).json()
         self.check(len(inbox) >= 2, f"{len(inbox)} wallet messages told the parent each step")
         self.visit_today(parent["user_id"], child_id)
+        self.results(parent["user_id"])
 
     def pay_and_confirm(self, booking_id: str) -> requests.Response:
         """Pay a held booking on the sandbox's cashier and wait for the HIS to confirm it."""
@@ -207,6 +212,42 @@ class Demo:
             m for m in requests.get(f"{self.sandbox}/inbox/{user_id}", timeout=TIMEOUT).json()
             if "轮到您就诊" in str(m)])
         self.check(bool(inbox), "the wallet pushed checked in, N ahead and your turn")
+
+
+    def results(self, user_id: str) -> None:
+        """The laboratory's results of the parent's visit today, in the wallet and on the
+        report page."""
+        self.step("the laboratory sends the day's results over MLLP (ORU^R01)")
+        listed = _wait("the results and their correction", lambda: (
+            lambda rs: rs if len(rs) >= 3 and any(r["corrected"] for r in rs) else None)(
+            self.api("GET", "/results").json()["results"]), seconds=90)
+        kinds = {r["kind"]: r for r in reversed(listed)}  # the newest of each kind
+        self.check({"CBC", "BMP", "CT"} <= set(kinds),
+                   "blood count, biochemistry and CT report are readable")
+        self.check(kinds["BMP"]["critical"], "the biochemistry holds the critical value")
+        self.check(kinds["CBC"]["corrected"], "the blood count shows as corrected")
+        cbc = self.api("GET", f"/results/{kinds['CBC']['id']}").json()
+        self.check(all(len(o["trend"]) == 2 for o in cbc["observations"]),
+                   "each blood count value has its trend since three months ago")
+        report = self.api("GET", f"/results/{kinds['BMP']['id']}").json()
+        flagged = [o["code"] for o in report["observations"] if o["abnormal"]]
+        self.check("GLU" in flagged and "K" in flagged, "abnormal values are flagged")
+        ct = self.api("GET", f"/results/{kinds['CT']['id']}").json()
+        file = next(o["file"] for o in ct["observations"] if o["file"])
+        pdf = self.http.get(f"{self.web}{file['url']}", timeout=TIMEOUT)
+        self.check(pdf.headers.get("Content-Type") == "application/pdf"
+                   and pdf.content.startswith(b"%PDF"), "the CT report is a PDF")
+        page = self.http.get(f"{self.web}{kinds['CBC']['url']}", timeout=TIMEOUT)
+        self.check(page.ok and "result.js" in page.text, "the report page opens")
+        inbox = _wait("the result messages", lambda: [
+            text for text in (json.dumps(m, ensure_ascii=False) for m in requests.get(
+                f"{self.sandbox}/inbox/{user_id}", timeout=TIMEOUT).json())
+            if "/h5/results/" in text])
+        self.check(any("联系医院" in text for text in inbox),
+                   "the critical value came as 'please contact the hospital', never its value")
+        self.check(not any("6.9" in text for text in inbox), "no value in any message")
+        self.echo(f"    {len(inbox)} result message(s) in the wallet; report: "
+                  f"{self.web}/h5/results/{kinds['CBC']['id']}")
 
     def _status(self, booking_id: str) -> str:
         return self.api("GET", f"/bookings/{booking_id}").json()["status"]
@@ -322,7 +363,8 @@ def demo_command(keep: bool) -> None:
         click.echo(f"logs: {system.log}", err=True)
         sys.exit(1)
     click.echo("demo passed: booked, paid, confirmed by the HIS, cancelled and refunded; "
-               "checked in today, followed the queue to the call; the day reconciled clean")
+               "checked in today, followed the queue to the call; the day's results in the "
+               "wallet and on the report page; the day reconciled clean")
     if keep:
         click.echo(f"kept {folder}")
     else:

@@ -44,6 +44,7 @@ class InboundMessage(Base):
         UniqueConstraint("sender", "control_id", "digest", name="uq_inbound_retransmission"),
         Index("ix_inbound_status_id", "status", "id"),
         Index("ix_inbound_received_at", "received_at"),
+        Index("ix_inbound_ordering", "ordering_key", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -67,6 +68,9 @@ class InboundMessage(Base):
     # error counts (reprocessing clears it).
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    # adapter.his.inbound.ordering_key: one key's messages are applied in arrival order,
+    # different keys' in parallel; "" is applied one at a time across all of them.
+    ordering_key: Mapped[str] = mapped_column(String(40), default="")
 
 
 class Slot(Base):
@@ -556,10 +560,9 @@ class CriticalAlert(Base):
     escalated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
 
-# The staff side's and reconciliation's tables live in their own modules; imported here so that
-# Base.metadata (and so Alembic and the tests) always has them.
-# Fee payment's tables live in their own module; imported here so that Base.metadata (and so
-# Alembic and the tests) always has them.
+# Fee payment's, the staff side's, reconciliation's and the results audit trail's tables live in
+# their own modules; imported here so that Base.metadata (and so Alembic and the tests) always
+# has them.
 from adapter.models_billing import (  # noqa: E402,F401
     Charge,
     HisRefund,
@@ -571,4 +574,5 @@ from adapter.models_reconciliation import (  # noqa: E402,F401
     ReconciliationHeal,
     ReconciliationRun,
 )
+from adapter.models_results import ResultView, ResultViewOutcome  # noqa: E402,F401
 from adapter.models_staff import StaffAccount, StaffAudit, StaffSession  # noqa: E402,F401

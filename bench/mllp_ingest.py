@@ -8,11 +8,23 @@ handler that parses each message with hl7apy and answers an ACK built with hl7ap
 closes the connection after one message, so that half opens a connection per message.
 
     .venv/bin/python bench/mllp_ingest.py -n 2000 --connections 1,8
+
+Results mode (``--results``, on PostgreSQL: ``--database-url postgresql+psycopg://...``, a
+database the bench may empty): patients are seeded with their HIS ids and verified links, so
+every ORU^R01 is matched, released and announced (outbox on). The listener takes ``-n`` messages
+over each connection count with no worker running (a HIS outage's backlog, 10,000 by default),
+then ``--workers`` inbound-runner processes drain it; it prints the ACK rate and p99, the rate
+at which results became readable, checks some patients' results through GET /api/v1/results,
+and ends with the line ``results_ingest: ack_per_s=<n> processed_per_s=<n> ack_p99_ms=<n>``.
+
+    .venv/bin/python bench/mllp_ingest.py --results -n 5000 --connections 1,8 \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import socket
@@ -70,6 +82,39 @@ def oru(control_id: str, n: int) -> bytes:
             f"OBX|{i}|NM|{code}^{name}^LOCAL||{value}|{unit}|{ref}|{flag}|||F|||{ts}|LAB^检验科"
         )
     segments.append("NTE|1|L|Specimen received in good condition; results reviewed by the lab.")
+    return ("\r".join(segments) + "\r").encode("utf-8")
+
+
+def resident_id(n: int) -> str:
+    """A made-up resident ID number (GB 11643 check digit) for bench patient ``n``."""
+    from stdnum.cn import ric
+
+    body = f"1101011980{(n // 1000) % 12 + 1:02d}{n % 28 + 1:02d}{n % 1000:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def result_oru(control_id: str, n: int, patients: int) -> bytes:
+    """An ORU^R01 (a blood count) for bench patient ``n % patients``; for every tenth patient,
+    each second message is the correction of the order before it."""
+    patient = n % patients
+    visit = n // patients
+    corrected = patient % 10 == 9 and visit % 2 == 1
+    order = visit - 1 if corrected else visit
+    status = "C" if corrected else "F"
+    ts = "20240301083000"
+    segments = [
+        f"MSH|^~\\&|LIS|BJ-HOSP|FHA|WALLET|{ts}+0800||ORU^R01^ORU_R01|{control_id}|P|2.5"
+        "|||AL|NE|CHN|UNICODE UTF-8",
+        f"PID|1||B{patient:07d}^^^HIS^PI~{resident_id(patient)}^^^CHN^NNCHN||测试{patient}"
+        "^^^^^^L||19800101|M",
+        f"ORC|RE|PL{patient}-{order}|FL{patient}-{order}||CM",
+        f"OBR|1|PL{patient}-{order}|FL{patient}-{order}|CBC^Complete blood count^LN|||{ts}"
+        f"|||||||{ts}|BLD|1234^李^医生||||||{ts}||HM|{status}",
+    ]
+    for i, (code, name, value, unit, ref, flag) in enumerate(ANALYTES, 1):
+        value = f"{value}1" if corrected and i == 1 else value
+        segments.append(f"OBX|{i}|NM|{code}^{name}^LOCAL||{value}|{unit}|{ref}|{flag}|||"
+                        f"{status}|||{ts}|LAB^检验科")
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 
@@ -235,6 +280,183 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _bench_env(database_url: str, key_file: Path, port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ADAPTER_DATABASE_URL=database_url, ADAPTER_MLLP_LISTEN=f"127.0.0.1:{port}",
+        ADAPTER_DATA_KEY_FILE=str(key_file), ADAPTER_THROTTLE="off",
+        ADAPTER_SECRET_KEY="bench-only-secret",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+    )
+    return env
+
+
+def seed_patients(runtime, patients: int) -> None:
+    """Empty the database, then one certified wallet user per bench patient, whose self link
+    the HIS knows as B<n>: every result is matched, released and announced."""
+    from sqlalchemy import insert
+
+    from adapter.db import Base
+    from adapter.models import Patient, Verification, WalletAccount
+
+    protector = runtime.protector
+    with runtime.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+        connection.execute(insert(WalletAccount), [
+            {"id": n + 1, "platform": "alipay", "user_id": f"2088{n:012d}", "is_certified": True}
+            for n in range(patients)])
+        connection.execute(insert(Patient), [
+            {"wallet_account_id": n + 1, "relation": "self", "name": f"测试{n}",
+             "document_type": "RESIDENT_ID",
+             "document_number_enc": protector.encrypt(resident_id(n), "document"),
+             "document_index": protector.blind_index(resident_id(n), "RESIDENT_ID"),
+             "document_masked": "1*****************", "birth_date": dt.date(1980, 1, 1),
+             "sex": "M", "his_patient_id": f"B{n:07d}", "verification": Verification.SELF}
+            for n in range(patients)])
+        if runtime.engine.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('wallet_account', 'id'), "
+                f"{patients + 1})")
+
+
+def drain_child() -> None:
+    """Child-process mode: one inbound runner (as the worker runs it) until nothing waits."""
+    from sqlalchemy import func, select
+
+    from adapter.config import load_config
+    from adapter.models import InboundMessage, InboundStatus
+    from adapter.runtime import Runtime
+    from adapter.worker.inbound import drain_inbound
+
+    runtime = Runtime.from_config(load_config())
+    idle = 0
+    while idle < 3:
+        if drain_inbound(runtime):
+            idle = 0
+            continue
+        with runtime.session_factory() as session:
+            waiting = session.scalar(select(func.count()).select_from(InboundMessage).where(
+                InboundMessage.status == InboundStatus.RECEIVED))
+        idle = idle + 1 if not waiting else 0
+        time.sleep(0.05)
+
+
+def read_through_api(runtime, patients: int, sample: int = 20) -> tuple[int, int]:
+    """GET /api/v1/results as some bench patients: (results listed, results expected)."""
+    from sqlalchemy import func, select
+
+    from adapter import create_app
+    from adapter.identity.sessions import start_session
+    from adapter.models import Patient, Result
+    from adapter.web.api.errors import SESSION_FIELD
+
+    app = create_app(runtime=runtime)
+    listed = expected = 0
+    with app.app_context():
+        from adapter.web.api.errors import session_key_id
+
+        key = session_key_id()
+    for n in range(0, patients, max(1, patients // sample)):
+        with runtime.session_factory.begin() as session:
+            patient = session.scalar(select(Patient).where(Patient.his_patient_id == f"B{n:07d}"))
+            token = start_session(session, patient.wallet_account_id, key=key,
+                                  now=dt.datetime.now(dt.UTC))
+            expected += session.scalar(select(func.count()).select_from(Result).where(
+                Result.document_index == patient.document_index, Result.state == "released"))
+        client = app.test_client()
+        with client.session_transaction() as cookie:
+            cookie[SESSION_FIELD] = token
+        answer = client.get("/api/v1/results")
+        listed += len(answer.get_json()["results"]) if answer.status_code == 200 else 0
+    return listed, expected
+
+
+def results_mode(args: argparse.Namespace, counts: list[int]) -> int:
+    """ORU^R01 with matching and outbox on: ACK rate, then the backlog drained by workers."""
+    from sqlalchemy import func, select
+
+    from adapter.config import load_config
+    from adapter.models import InboundMessage, InboundStatus, OutboxMessage, Result
+    from adapter.protection import generate_key_file
+    from adapter.runtime import Runtime
+
+    if not args.database_url or not args.database_url.startswith("postgresql"):
+        print("--results measures PostgreSQL: give --database-url postgresql+psycopg://...",
+              file=sys.stderr)
+        return 2
+    run_id = time.strftime("%H%M%S")
+    total = args.n * len(counts)
+    with tempfile.TemporaryDirectory(prefix="results-bench-") as tmp:
+        key_file = Path(tmp) / "data.key"
+        generate_key_file(key_file)
+        port = free_port()
+        env = _bench_env(args.database_url, key_file, port)
+        os.environ.update(env)  # this process reads the same database and key
+        log_path = Path(tmp) / "servers.log"
+        with log_path.open("w") as log:
+            subprocess.run([hospital_adapter(), "db", "upgrade"], env=env, check=True,
+                           cwd=REPO, stdout=log, stderr=log)
+            runtime = Runtime.from_config(load_config())
+            seed_patients(runtime, args.patients)
+            listener = subprocess.Popen([hospital_adapter(), "listener"], env=env, cwd=REPO,
+                                        stdout=log, stderr=log)
+            acks: dict[int, dict] = {}
+            try:
+                wait_for_port(port, listener)
+                print(f"{args.patients} patients; {args.n} ORU^R01 of about "
+                      f"{len(result_oru('SIZE', 0, args.patients))} bytes per connection count "
+                      f"{counts}; backlog {total}; {args.workers} inbound runners", flush=True)
+                offset = 0
+                for c in counts:
+                    messages = [(f"R{run_id}-{i}", result_oru(f"R{run_id}-{i}", i,
+                                                              args.patients))
+                                for i in range(offset, offset + args.n)]
+                    offset += args.n
+                    acks[c] = run_load(adapter_sender(port), messages, c)
+                    report("ack", c, acks[c], "  (stored before the ACK; no worker running)")
+            finally:
+                stop(listener)
+            started = time.perf_counter()
+            workers = [subprocess.Popen([sys.executable, __file__, "--drain-inbound"], env=env,
+                                        cwd=REPO, stdout=log, stderr=log)
+                       for _ in range(args.workers)]
+            try:
+                while True:
+                    with runtime.session_factory() as session:
+                        waiting = session.scalar(
+                            select(func.count()).select_from(InboundMessage)
+                            .where(InboundMessage.status == InboundStatus.RECEIVED))
+                    if not waiting or all(w.poll() is not None for w in workers):
+                        break
+                    time.sleep(0.1)
+                elapsed = time.perf_counter() - started
+            finally:
+                for worker in workers:
+                    stop(worker)
+        with runtime.session_factory() as session:
+            statuses = dict(session.execute(
+                select(InboundMessage.status, func.count())
+                .group_by(InboundMessage.status)).all())
+            results = session.scalar(select(func.count()).select_from(Result).where(
+                Result.state == "released"))
+            pushes = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.kind == "result_push"))
+        processed = statuses.get(InboundStatus.PROCESSED, 0)
+        listed, expected = read_through_api(runtime, args.patients)
+    rate = processed / elapsed if elapsed else 0.0
+    print(f"drained  workers={args.workers:<3} {rate:9.1f} msg/s  {processed} of {total} "
+          f"processed in {elapsed:.1f} s; statuses {statuses}; {results} results released, "
+          f"{pushes} result pushes queued", flush=True)
+    print(f"api      GET /api/v1/results as {args.patients // max(1, args.patients // 20)} "
+          f"patients: {listed} of {expected} released results listed", flush=True)
+    best = max(acks.values(), key=lambda r: r["rate"])
+    worst_p99 = max(r["p99"] for r in acks.values())
+    print(f"results_ingest: ack_per_s={best['rate']:.0f} processed_per_s={rate:.0f} "
+          f"ack_p99_ms={worst_p99:.1f}")
+    return 0
+
+
 def report(name: str, connections: int, result: dict, note: str = "") -> None:
     extra = f"  codes={result['codes']}"
     if result["errors"]:
@@ -250,13 +472,25 @@ def main() -> int:
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--targets", default="adapter,hl7apy",
                         help="which servers to measure (default adapter,hl7apy)")
+    parser.add_argument("--results", action="store_true",
+                        help="results mode: matching and outbox on, backlog drained by workers")
+    parser.add_argument("--patients", type=int, default=1000,
+                        help="results mode: patients the messages are about (default 1000)")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="results mode: inbound runner processes (default 4)")
     parser.add_argument("--serve-hl7apy", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--drain-inbound", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_hl7apy:
         serve_hl7apy(args.serve_hl7apy)
         return 0
+    if args.drain_inbound:
+        drain_child()
+        return 0
 
     counts = [int(c) for c in args.connections.split(",") if c.strip()]
+    if args.results:
+        return results_mode(args, counts)
     targets = {t.strip() for t in args.targets.split(",")}
     sample = oru("SIZE", 0)
     print(f"{args.n} ORU^R01 messages of about {len(sample)} bytes per run; "

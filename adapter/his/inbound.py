@@ -11,10 +11,11 @@ import datetime as dt
 from collections.abc import Callable
 
 from adapter.his.billing import DFT_P03, parse_dft_p03
-from adapter.his.header import HeaderError, decode_message
+from adapter.his.header import Header, HeaderError, decode_message
 from adapter.his.profile import Hl7Profile
 from adapter.his.queue import QUEUE_TRIGGER, is_queue_event, parse_queue_event
 from adapter.his.results import ORU_R01, parse_oru_r01
+from adapter.his.results import ordering_key as result_ordering_key
 from adapter.his.schedule import parse_siu
 from adapter.his.segments import MessageError
 from adapter.ports import (
@@ -48,6 +49,16 @@ def routed_types(profile: Hl7Profile) -> dict[str, type]:
         routes.update({f"SIU^{t}": SlotOffered for t in SLOT_OPENED if t not in routes})
         routes.update({f"SIU^{t}": SlotWithdrawn for t in SLOT_CLOSED})
     return {kind: event for kind, event in routes.items() if kind in profile.inbound}
+
+
+def ordering_key(text: str, header: Header, profile: Hl7Profile) -> str:
+    """The key a stored message keeps its place in line by: messages with one key are applied
+    in arrival order, messages with different keys in parallel; "" (schedule and queue
+    messages, whose order matters across the whole pool) are applied one at a time, in
+    arrival order, by one worker (adapter.worker.inbound)."""
+    if header.message_type == ORU_R01:
+        return result_ordering_key(text, header, profile)
+    return ""
 
 
 def read_event(raw: bytes, tz: dt.tzinfo, fee_of: Callable[[str], int], *,

@@ -40,6 +40,7 @@ from adapter.his.header import (
     decode_message,
     encode_message,
 )
+from adapter.his.inbound import ordering_key
 from adapter.his.mllp import HANDLER_ERROR, MllpServer
 from adapter.his.profile import Hl7Profile
 from adapter.models import InboundMessage, InboundStatus
@@ -185,6 +186,8 @@ class InboundHandler:
             error_text=verdict.error_text,
             raw=payload,
             ack=ack,
+            ordering_key=ordering_key(text, header, self._profile)
+            if verdict.status == InboundStatus.RECEIVED else "",
         )
 
     @staticmethod

@@ -55,7 +55,8 @@ def announce(session: Session, result: Result, now: dt.datetime) -> int:
     returns how many were queued."""
     if result.announced_version >= result.version or not result.document_index:
         return 0
-    links = recipients(session, result.document_index)
+    with session.no_autoflush:  # the result's own changes are flushed once, with these
+        links = recipients(session, result.document_index)
     for link in links:
         enqueue(session, KIND, ("result", result.id), now, account_id=link.wallet_account_id,
                 version=result.version, notice=notice_of(result))

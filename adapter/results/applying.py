@@ -105,13 +105,14 @@ def apply_order(session: Session, event: ResultsReported, report: ResultReport, 
     result.status = (ResultStatus.CORRECTED.value if result.corrected
                      else order.status.value)
     if changed:
-        if result.id is not None:
+        new = result.id is None
+        if not new:
             result.version += 1
         result.content_digest = digest
         session.flush()
-        result.critical = _store_observations(session, result, order, policy)
+        result.critical = _store_observations(session, result, order, policy, replace=not new)
     _decide_state(result, match, policy, now)
-    session.flush()
+    # No flush here: the state and the announced version go to the database in one UPDATE.
     if result.critical and changed:
         raise_alert(session, result, now)
     if result.state != ResultState.UNMATCHED and (result.state == ResultState.RELEASED
@@ -148,10 +149,13 @@ def _decide_state(result: Result, match: Match, policy: ReleasePolicy,
 
 
 def _store_observations(session: Session, result: Result, order: ResultOrder,
-                        policy: ReleasePolicy) -> bool:
-    """Replace the result's observations (and files) with the order's; True when critical."""
-    session.execute(delete(ResultObservation).where(ResultObservation.result_id == result.id))
-    session.execute(delete(ResultAttachment).where(ResultAttachment.result_id == result.id))
+                        policy: ReleasePolicy, *, replace: bool = True) -> bool:
+    """Replace the result's observations (and files) with the order's; True when critical.
+    A new result has none to replace (two statements fewer per result in a backlog)."""
+    if replace:
+        session.execute(delete(ResultObservation).where(
+            ResultObservation.result_id == result.id))
+        session.execute(delete(ResultAttachment).where(ResultAttachment.result_id == result.id))
     critical = False
     for position, observation in enumerate(order.observations, start=1):
         is_critical = policy.is_critical(observation)

@@ -167,6 +167,21 @@ def js_strings() -> dict[str, str]:
         "queue_your_turn": gettext("轮到您了，请到 {room} 诊室"),
         "queue_room": gettext("{room} 诊室"),
         "check_in_none": gettext("今天没有可签到的预约"),
+        "no_results": gettext("还没有报告"),
+        "result_critical": gettext("请联系医院"),
+        "result_abnormal": gettext("{n} 项异常"),
+        "result_normal": gettext("未见异常标记"),
+        "result_corrected": gettext("已更正"),
+        "result_not_found": gettext("找不到这份报告。"),
+        "flag_high": gettext("↑偏高"),
+        "flag_very_high": gettext("↑↑危急偏高"),
+        "flag_low": gettext("↓偏低"),
+        "flag_very_low": gettext("↓↓危急偏低"),
+        "flag_abnormal": gettext("异常"),
+        "flag_very_abnormal": gettext("危急异常"),
+        "trend_of": gettext("{name}的历次结果"),
+        "open_report_file": gettext("查看报告文件：{name}"),
+        "report_file_missing": gettext("报告文件未能收到，请到医院打印。"),
     }
 
 
@@ -240,6 +255,8 @@ def queue(booking_id: str) -> ResponseReturnValue:
     return _page("queue.html", "queue", js_config={
         "booking_id": booking_id, "poll_ms": QUEUE_POLL_MS,
         "token": request.args.get("token", "")[:200]})
+
+
 @bp.get("/bills")
 def bills() -> ResponseReturnValue:
     """Unpaid charges, one card per group the hospital lets be paid together."""
@@ -250,6 +267,18 @@ def bills() -> ResponseReturnValue:
 def bill(bill_id: str) -> ResponseReturnValue:
     """A bill as it is paid and posted: the receipt and where to go next."""
     return _page("bill.html", "bill", js_config={"bill_id": bill_id})
+
+
+@bp.get("/results")
+def results() -> ResponseReturnValue:
+    """My results: the released results of the signed-in user and their dependants."""
+    return _page("results.html", "results")
+
+
+@bp.get("/results/<int:result_id>")
+def result(result_id: int) -> ResponseReturnValue:
+    """One report: values, ranges, flags, trends, the report file (read from the API)."""
+    return _page("result.html", "result", js_config={"result_id": result_id})
 
 
 @bp.get("/patients")

@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from adapter.web.api import schemas as s
 from adapter.web.api import schemas_bills as b
+from adapter.web.api import schemas_results as r
 from adapter.web.api.validation import (
     MAX_BODY_BYTES,
     MAX_DEPTH,
@@ -118,6 +119,18 @@ OPERATIONS = (
               "records", 200, b.Bills, errors=(401, *READ)),
     Operation("/bills/{public_id}", "get", "A bill: its state, the HIS's receipt, next stops",
               200, b.Bill, path_params=s.BillPath, errors=(401, 404, *READ)),
+    Operation("/results", "get", "The released results of the account's verified patients",
+              200, r.Results, errors=(401, *READ),
+              description="Every call is written to the audit trail."),
+    Operation("/results/{result_id}", "get", "One released result: values, ranges, flags, "
+              "trends", 200, r.Result, path_params=s.ResultPath, errors=(401, 404, *READ),
+              description="Someone else's, held, preliminary or withdrawn results are as "
+                          "unknown as ids that name none (404); every call, shown or refused, "
+                          "is written to the audit trail."),
+    Operation("/results/{result_id}/files/{file_id}", "get", "A report file of a result "
+              "(application/pdf, as an attachment)", 200, path_params=s.ResultFilePath,
+              ok_description="The file's bytes, with its Content-Type and Content-Disposition",
+              errors=(401, 404, *READ)),
     Operation("/patients", "get", "The signed-in user's patients", 200, s.Patients,
               errors=(401, *READ)),
     Operation("/patients", "post", "Add a dependant (child, spouse, parent, other)", 201,
@@ -177,7 +190,7 @@ def openapi() -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in s.REQUESTS]
     models += [(m, "validation") for op in OPERATIONS
                for m in (op.query, op.headers, op.path_params) if m is not None]
-    models += [(m, "serialization") for m in (*s.ANSWERS, *b.ANSWERS)]
+    models += [(m, "serialization") for m in (*s.ANSWERS, *b.ANSWERS, *r.ANSWERS)]
     unique = list(dict.fromkeys(models))
     _, top = models_json_schema(unique, ref_template=REF)
     schemas = top.get("$defs", {})

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from adapter.failures import safe_code
 from adapter.models import JobRun
-from adapter.worker.inbound import process_inbound
+from adapter.worker.inbound import drain_inbound
 from adapter.worker.links import check_links
 from adapter.worker.outbox import deliver_outbox
 
@@ -82,7 +82,7 @@ def make_scheduler(runtime: Any, *, blocking: bool) -> BackgroundScheduler | Blo
                              if at_start else {}))
 
     add("deliver_outbox", deliver_outbox, 1, (runtime, merged.outbox))
-    add("process_inbound", process_inbound, 2, (runtime, merged.events))
+    add("process_inbound", drain_inbound, 2, (runtime, merged.events))
     add("check_links", check_links, runtime.config.link_check_interval, (runtime,),
         at_start=True)
     for job in merged.jobs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from dataclasses import replace
 
 import pytest
@@ -156,7 +157,7 @@ def test_openapi_describes_every_api_route(app):
     spec = app.test_client().get("/api/v1/openapi.json").json
     described = {(path, method.upper()) for path, item in spec["paths"].items()
                  for method in item}
-    routed = {(rule.rule.removeprefix("/api/v1").replace("<public_id>", "{public_id}"), method)
+    routed = {(re.sub(r"<(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1")), method)
               for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1")
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     assert described == routed

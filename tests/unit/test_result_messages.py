@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from adapter.his.inbound import read_event
+from adapter.his.header import decode_message
+from adapter.his.inbound import ordering_key, read_event
 from adapter.his.profile import Hl7Profile
 from adapter.models import Patient, Result, ResultObservation
 from adapter.ports import ResultsReported, ResultStatus
@@ -252,8 +253,6 @@ def test_a_message_with_neither_obr_nor_obx_is_refused_for_staff():
 
 
 def _oru_samples() -> list[Path]:
-    from adapter.his.header import decode_message
-
     found = []
     for path in sorted(SAMPLES.glob("*.hl7")):
         if decode_message(path.read_bytes())[1].message_type == "ORU^R01":
@@ -278,3 +277,29 @@ def test_every_public_sample_is_read_and_held_for_staff(hospital, patient, path)
         rows = list(session.scalars(select(Result)))
         assert {r.state for r in rows} == {"unmatched"}  # nobody here is our patient
         assert session.scalar(select(ResultObservation.id).limit(1)) is not None
+
+
+def test_the_ordering_key_is_the_patient_else_the_order_and_tolerates_every_variant():
+    profile = Hl7Profile()
+
+    def key(raw: bytes) -> str:
+        text, header = decode_message(raw)
+        return ordering_key(text, header, profile)
+
+    keys = {name: key(raw) for name, (raw, _) in VARIANTS.items()}
+    by_his_id = keys["standard"]
+    # One patient's messages share a key whatever their encoding, orders or statuses...
+    for name in ("lf separators", "crlf separators", "utf-8 bom", "gb18030", "version 2.3",
+                 "z segments", "several orders", "correction", "preliminary",
+                 "cancelled order without results", "other escape character"):
+        assert keys[name] == by_his_id, name
+    # ...another authority's id or a document still names one patient; without a PID, the
+    # order number keeps the order's messages together.
+    assert keys["another assigning authority"] not in ("", by_his_id)
+    assert keys["document only in pid-3"] not in ("", by_his_id)
+    no_pid = message(OBR.format(n=1, kind="CBC", kind_name="血常规", status="C"),
+                     obx(1, "NM", "6.3"), cid="V2").encode()
+    assert keys["no pid"] == key(no_pid) != by_his_id
+    assert key(message("OBX|1|NM|WBC||6.2").encode()) == ""  # nothing to keep it by
+    other_sender = VARIANTS["standard"][0].replace(b"|LIS|", b"|PACS|")
+    assert key(other_sender) != by_his_id

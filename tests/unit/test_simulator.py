@@ -236,3 +236,53 @@ def test_refuse_connections_and_latency(his):
     assert his.on_connect(None, ("127.0.0.1", 1)) is True
     his.refuse_connections = True
     assert his.on_connect(None, ("127.0.0.1", 1)) is False
+
+
+def test_the_laboratory_reports_each_visitor_once_one_critical_a_pdf_then_a_correction():
+    import re
+    from dataclasses import replace as changed
+
+    from adapter.his.inbound import read_event
+    from adapter.his.simulator.lab import Laboratory, report_pdf
+
+    tz = ZoneInfo("Asia/Shanghai")
+    people = [changed(p, his_patient_id=f"P{n:06d}") for n, p in enumerate(
+        (PatientIdentity("张伟", "M", dt.date(1985, 6, 12), "RESIDENT_ID", "110101198506121230"),
+         PatientIdentity("李娜", "F", dt.date(1992, 11, 3), "RESIDENT_ID", "310104199211032629")))]
+    lab = Laboratory(lambda day: people, Hl7Profile(), tz, {"RESIDENT_ID": "NNCHN"})
+    now = dt.datetime(2030, 3, 7, 10, 0, tzinfo=tz)
+
+    def read(text):
+        return read_event(text.encode(), tz, lambda code: 0, profile=Hl7Profile(),
+                          document_types_by_hl7={"NNCHN": "RESIDENT_ID"}).reports[0]
+
+    first = lab.due(now)
+    assert [what[2] for what, _ in first] == ["history", "first", "history", "first"]
+    history = read(first[0][1]).orders[0]
+    assert history.observed_at == now - dt.timedelta(days=90) and history.kind == "CBC"
+    reports = [read(text) for what, text in first if what[2] == "first"]
+    assert [r.his_patient_id for r in reports] == ["P000000", "P000001"]
+    assert [o.kind for o in reports[0].orders] == ["CBC", "BMP", "CT"]
+    potassium = [[o for o in r.orders[1].observations if o.code == "K"][0] for r in reports]
+    assert [(k.number, k.abnormal_flags) for k in potassium] == [("6.9", ("HH",)),
+                                                                 ("4.2", ("N",))]
+    pdf = reports[0].orders[2].observations[1].attachment
+    assert pdf.content_type == "application/pdf" and pdf.data == report_pdf(
+        ("Chest CT (plain scan) - imaging report",
+         "Findings: both lungs clear; no focal lesion.",
+         "Mediastinum central; heart size normal.", "Impression: no abnormality seen."))
+    # The cross-reference table points at each object (ISO 32000-1 7.5.4).
+    offsets = [int(o) for o in re.findall(rb"(\d{10}) 00000 n", pdf.data)]
+    assert [pdf.data[o:o + 7] for o in offsets] == [b"%d 0 obj" % n for n in range(1, 6)]
+
+    assert lab.due(now) == first  # not acknowledged yet: offered again
+    for what, _ in first:
+        lab.sent(what)
+    [(what, text)] = [d for d in lab.due(now) if d[0][1] == "P000000"]
+    assert what[2] == "correction"
+    [cbc] = read(text).orders
+    assert cbc.status.value == "corrected" and cbc.filler_order == reports[0].orders[0].filler_order
+    for what, _ in lab.due(now):
+        lab.sent(what)
+    assert lab.due(now) == []
+    assert lab.due(now + dt.timedelta(days=1))[1][0][2] == "first"  # a new day, new visits

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 import zoneinfo
 from dataclasses import astuple
 from pathlib import Path
@@ -12,10 +13,12 @@ from pathlib import Path
 import click
 
 from adapter.config import Config, parse_address
+from adapter.his.header import parse_ack
 from adapter.his.mllp import MllpServer
 from adapter.his.mllp_client import MllpClient
 from adapter.his.simulator.core import HisSimulator
 from adapter.his.simulator.hall import ClinicHall
+from adapter.his.simulator.lab import Laboratory
 from adapter.mappings import default_mappings_dir, load_mappings
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,11 @@ def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
 @click.option("--seed", type=int, default=None, help="Seed of the fault dice.")
 @click.option("--slots-per-session", type=click.IntRange(1, 200), default=10,
               show_default=True, help="Numbered slots per doctor per half day for the wallet.")
+@click.option("--lis-to", default="", metavar="HOST:PORT",
+              help="Also be the laboratory: send the day's results (ORU^R01) to the adapter's "
+                   "MLLP listener there.")
+@click.option("--lis-every", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True,
+              help="Seconds between the laboratory's rounds.")
 @click.option("--timezone", envvar="ADAPTER_TIMEZONE", default=Config.hospital_timezone,
               show_default=True, show_envvar=True,
               help="The hospital's time zone, as the adapter's ADAPTER_TIMEZONE.")
@@ -60,7 +68,8 @@ def serve(simulator: HisSimulator, host: str, port: int) -> MllpServer:
               help="Make this many bill commits and lose their answers on the wire.")
 def simulate_his_command(
     listen: str, mappings_dir: Path | None, latency_ms: int, ae_rate: float, drop_rate: float,
-    refuse_connections: bool, seed: int | None, slots_per_session: int, timezone: str,
+    refuse_connections: bool, seed: int | None, slots_per_session: int, lis_to: str,
+    lis_every: float, timezone: str,
     adapter_mllp: str, clinic_time_scale: float, slots_soon: bool,
     window_races: bool, refuse_commit_with: str, lose_commit_answers: int,
 ) -> None:
@@ -96,6 +105,13 @@ def simulate_his_command(
     cashier = simulator.cashier
     cashier.window_races, cashier.refuse_commit_with = window_races, refuse_commit_with
     cashier.lose_commit_answers = lose_commit_answers
+    stop = threading.Event()
+    if lis_to:
+        try:
+            lis_host, lis_port = astuple(parse_address(lis_to, "--lis-to"))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--lis-to") from None
+        start_laboratory(simulator, lis_host, lis_port, lis_every, stop)
     server = serve(simulator, host, port)
     logger.info("HIS simulator listening on %s:%s", *server.server_address)
     click.echo(f"HIS simulator listening on {host}:{server.server_address[1]}")
@@ -104,6 +120,27 @@ def simulate_his_command(
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
         server.shutdown()
         if client is not None:
             client.close()
+
+
+def start_laboratory(simulator: HisSimulator, host: str, port: int, every: float,
+                     stop: threading.Event) -> threading.Thread:
+    """The laboratory's rounds in a thread: the day's results to the adapter's listener."""
+    lab = Laboratory(simulator.day_visitors, simulator.profile, simulator.tz,
+                     {code: d.hl7_type for code, d in simulator.mappings.document_types.items()})
+    client = MllpClient(host, port, connect_timeout=2, ack_timeout=10)
+
+    def send(payload: bytes) -> str:
+        return parse_ack(client.send(payload)).code
+
+    def now() -> dt.datetime:
+        return dt.datetime.now(simulator.tz)
+
+    thread = threading.Thread(target=lab.run, args=(send, every, stop, now),
+                              name="laboratory", daemon=True)
+    thread.start()
+    logger.info("laboratory sends results to %s:%s every %.1f s", host, port, every)
+    return thread

@@ -119,6 +119,9 @@ class HisSimulator:
         self._settlements: list[HisSettlement] = []
         self._receipts = itertools.count(1)
         self._answers: dict[tuple[str, str], bytes] = {}  # (sender, MSH-10) -> answer
+        # HIS id -> the day the adapter found the patient in, or added them to, the HIS: a
+        # visit of that day for the laboratory (adapter.his.simulator.lab).
+        self._arrivals: dict[str, dt.date] = {}
         self._patient_ids = itertools.count(123)
         self._filler_ids = itertools.count(1)
         self._control_ids = itertools.count(1)
@@ -239,6 +242,19 @@ class HisSimulator:
         """The wallet channel's pool by HIS slot id (a copy)."""
         with self._lock:
             return dict(self._slots)
+
+    def day_visitors(self, day: dt.date) -> list[PatientIdentity]:
+        """The patients seen on ``day``: an appointment that day, or arrived through the
+        adapter (found or added) that day; in the order the HIS met them."""
+        with self._lock:
+            ids = [his_id for his_id, arrived in self._arrivals.items() if arrived == day]
+            for appointment in self._appointments.values():
+                slot = self._slots.get(appointment.his_slot_id)
+                if (appointment.status == "booked" and slot is not None
+                        and slot.start_at.astimezone(self.tz).date() == day
+                        and appointment.his_patient_id not in ids):
+                    ids.append(appointment.his_patient_id)
+            return [self._patients[his_id] for his_id in ids if his_id in self._patients]
 
     def take_slot_in_his(self, his_slot_id: str) -> None:
         """The HIS's own window sold the slot: it is no longer available."""
@@ -369,6 +385,8 @@ class HisSimulator:
         else:
             his_id = self._by_document.get((document_type, number))
             found = [self._patients[his_id]] if his_id else []
+            if his_id:
+                self._arrivals.setdefault(his_id, self._now().date())
         return wire.build_rsp_k22(
             self.profile, self._next_control_id(), self._now(), request=header,
             query_tag=query_tag, patients=found, hl7_id_types=self._hl7_types, error=error,
@@ -380,6 +398,7 @@ class HisSimulator:
         # returns the one HIS id.
         patient = wire.parse_adt_a28(text, self._by_hl7)
         stored = self._register(replace(patient, his_patient_id=""))
+        self._arrivals.setdefault(stored.his_patient_id, self._now().date())
         logger.info("HIS simulator: patient %s in index (%s)", stored.his_patient_id,
                     header.control_id)
         return self._ack(header, "AA")

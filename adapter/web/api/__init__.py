@@ -17,13 +17,14 @@ from adapter.web.api import (
     patients,
     payments,
     queue,
+    results,
     session,
     slots,
     validation,
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-for resource in (session, patients, slots, bookings, queue, payments, bills):
+for resource in (session, patients, slots, bookings, queue, payments, bills, results):
     bp.register_blueprint(resource.bp)
 bp.before_request(csrf.check_write)  # writes: own Origin and JSON only (docs/security.md)
 validation.init_api(bp)

@@ -113,6 +113,8 @@ def _not_self(value: Any) -> Any:  # noqa: ANN401
 
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True), BeforeValidator(_whole_number)]
+# An id in a path: digits only (no sign, no "1.0"), within the same bounds.
+PathId = Annotated[int, Field(ge=1, le=MAX_ID)]
 PersonName = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX),
                        AfterValidator(_person_name),
                        Field(json_schema_extra={"pattern": NAME_PATTERN})]
@@ -237,6 +239,19 @@ class BookingPath(Request):
     """A booking named in the path; one that cannot exist is as unknown as any other."""
 
     public_id: PublicId
+
+
+class ResultPath(Request):
+    """A result named in the path; one that cannot exist is as unknown as any other."""
+
+    result_id: PathId
+
+
+class ResultFilePath(Request):
+    """A report file of a result named in the path."""
+
+    result_id: PathId
+    file_id: PathId
 
 
 class CheckInLocation(Request):
