@@ -107,6 +107,7 @@ class Demo:
                            json={"auth_code": back["auth_code"], "state": back["state"]})
         self.check(session.status_code == 201 and session.json()["certified"],
                    "signed in as a certified user; the wallet identity is patient 'self'")
+        self_id = next(p["id"] for p in session.json()["patients"] if p["relation"] == "self")
 
         self.step("the parent adds their child (under 14, with the guardian's consent)")
         child = parent["children"][0]
@@ -151,8 +152,41 @@ class Demo:
         self.check(bool(back), "the place went back to the pool")
         inbox = requests.get(f"{self.sandbox}/inbox/{parent['user_id']}", timeout=TIMEOUT).json()
         self.check(len(inbox) >= 2, f"{len(inbox)} wallet messages told the parent each step")
-        self.visit_today(parent["user_id"], child_id)
+        # The parent's own visit today (a verified identity: bills and results are shown to
+        # verified patients only, and the child was added by the parent, not verified).
+        self.visit_today(parent["user_id"], self_id)
+        self.pay_bill()
         self.results(parent["user_id"])
+
+    def pay_bill(self) -> None:
+        """After the consultation: the doctor's orders come as a bill; pay it in the wallet,
+        then read the HIS's receipt and where to go next."""
+        self.step("after the consultation the HIS sends the bill (DFT^P03): pay it in the wallet")
+        charges = _wait("the consultation's charges", lambda: [
+            c for p in self.api("GET", "/bills").json()["patients"] for c in p["charges"]],
+            seconds=90)
+        group = charges[0]["group_code"]
+        chosen = [c for c in charges if group and c["group_code"] == group] or charges[:1]
+        fen = sum(c["amount_fen"] for c in chosen)
+        self.check(bool(chosen), f"{len(chosen)} charge(s) to pay together, "
+                                 f"e.g. {chosen[0]['item_name']}")
+        payment = self.api("POST", "/payments", json={
+            "charge_ids": [c["id"] for c in chosen], "return_url": f"{self.web}/h5/bills"})
+        self.check(payment.status_code == 201
+                   and payment.json()["amount"] == f"{fen // 100}.{fen % 100:02d}",
+                   f"the HIS locked them for ¥{payment.json().get('amount')}: one trade")
+        bill_id = payment.json()["bill_id"]
+        paid = requests.post(payment.json()["cashier_url"].split("?")[0],
+                             data={"return_url": ""}, timeout=TIMEOUT)
+        self.check(paid.ok, "paid in the sandbox")
+        bill = _wait("the HIS's receipt", lambda: (
+            lambda b: b if b["status"] == "committed" else None)(
+            self.api("GET", f"/bills/{bill_id}").json()))
+        self.check(bool(bill["receipt"] and bill["receipt"]["receipt_no"]),
+                   f"posted in the HIS: receipt {bill['receipt']['receipt_no']}, e-invoice "
+                   f"{bill['receipt']['invoice_no']}")
+        self.check(bool(bill["next_stops"]), "next: " + "; ".join(
+            f"{n['place']} {n['location']}".strip() for n in bill["next_stops"]))
 
     def pay_and_confirm(self, booking_id: str) -> requests.Response:
         """Pay a held booking on the sandbox's cashier and wait for the HIS to confirm it."""
@@ -174,10 +208,10 @@ class Demo:
     def visit_today(self, user_id: str, patient_id: int) -> None:
         """Book the slot opening soon today, check in from the car park, watch the queue."""
         tz = zoneinfo.ZoneInfo("Asia/Shanghai")
-        self.step("a visit today: book the paediatrics slot that starts soon")
+        self.step("a visit today: the parent books a general medicine slot that starts soon")
         today = dt.datetime.now(tz).date()
         soon = _wait("a slot soon today", lambda: [
-            s for s in self.api("GET", f"/slots?department=PED&date={today}").json()["slots"]
+            s for s in self.api("GET", f"/slots?department=GIM&date={today}").json()["slots"]
             if s["status"] == "open" and s["remaining"] and dt.datetime.fromisoformat(
                 s["start_at"]) - dt.datetime.now(tz) < dt.timedelta(minutes=60)])
         held = self.api("POST", "/bookings", json={"slot_id": soon[0]["id"],
@@ -363,8 +397,9 @@ def demo_command(keep: bool) -> None:
         click.echo(f"logs: {system.log}", err=True)
         sys.exit(1)
     click.echo("demo passed: booked, paid, confirmed by the HIS, cancelled and refunded; "
-               "checked in today, followed the queue to the call; the day's results in the "
-               "wallet and on the report page; the day reconciled clean")
+               "checked in today, followed the queue to the call, paid the consultation's bill "
+               "(receipt, next stop); the day's results in the wallet and on the report page; "
+               "the day reconciled clean")
     if keep:
         click.echo(f"kept {folder}")
     else:

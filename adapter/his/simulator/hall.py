@@ -104,6 +104,12 @@ class ClinicHall:
             tell(number, K.CALLED, placer, patient)
             minutes(doctor.consult_median * math.exp(self._rng.gauss(0, doctor.consult_sigma)))
             tell(number, K.FINISHED, placer, patient)
+        # The doctor's orders after the consult: the cash desk's charges, sent as DFT^P03.
+        charges = self.simulator.consultation_finished(
+            notice.his_patient_id, f"{tag}{ours:03d}", slot.department_code)
+        with self._lock:
+            self.send(charges.decode("utf-8"))
+        sent += 1
         logger.info("clinic hall: played %d queue events for %s", sent,
                     notice.placer_appointment_id)
         return sent
