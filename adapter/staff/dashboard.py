@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from adapter.models import (
     Booking,
+    CheckIn,
     CriticalAlert,
     InboundMessage,
     LinkState,
@@ -91,6 +92,7 @@ class Dashboard:
     now: dt.datetime
     links: list[LinkView]
     bookings_today: int
+    check_ins_today: int
     payments_today: Money
     refunds_today: Money
     results_delivered_today: int
@@ -117,6 +119,7 @@ def read_dashboard(session: Session, *, now: dt.datetime, tz: ZoneInfo,
         now=now,
         links=_links(session, now, link_names, link_max_age),
         bookings_today=_count(session, Booking.id, Booking.created_at >= today),
+        check_ins_today=_count(session, CheckIn.id, CheckIn.checked_in_at >= today),
         payments_today=_money(session, Trade.total_fen, Trade.paid_at >= today),
         refunds_today=_money(session, Refund.refund_fen, Refund.status == "done",
                              Refund.done_at >= today),

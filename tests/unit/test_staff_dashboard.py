@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
+
 from adapter.links import record_link
-from adapter.models import InboundMessage, InboundStatus, OutboxMessage, OutboxStatus
+from adapter.models import (
+    Booking,
+    CheckIn,
+    InboundMessage,
+    InboundStatus,
+    OutboxMessage,
+    OutboxStatus,
+)
 from adapter.staff.dashboard import day_start, read_dashboard
 from adapter.staff.messages import MessageQuery, Source, State, search_messages
 from tests.unit.conftest import FEE, TZ
@@ -57,10 +66,15 @@ def test_todays_bookings_payments_and_refunds_in_fen(hospital):
     hospital.deliver()
     hospital.deliver()
     board = _board(hospital)
-    assert board.bookings_today == 2
+    assert board.bookings_today == 2 and board.check_ins_today == 0
     assert (board.payments_today.count, board.payments_today.fen) == (2, 2 * FEE)
     assert (board.refunds_today.count, board.refunds_today.fen) == (1, FEE)
     assert isinstance(board.payments_today.fen, int)
+    with hospital.runtime.session_factory.begin() as session:  # a check-in today (adapter.queueing)
+        booking = session.scalar(select(Booking).where(Booking.public_id != public_id))
+        session.add(CheckIn(booking_id=booking.id, method="remote",
+                            checked_in_at=hospital.clock.now()))
+    assert _board(hospital).check_ins_today == 1
     # tomorrow in the hospital's zone starts a new day
     hospital.clock.set(day_start(hospital.clock.now(), TZ) + dt.timedelta(days=1))
     assert _board(hospital).payments_today.count == 0
