@@ -109,7 +109,6 @@ class ClinicHall:
             notice.his_patient_id, f"{tag}{ours:03d}", slot.department_code)
         with self._lock:
             self.send(charges.decode("utf-8"))
-        sent += 1
         logger.info("clinic hall: played %d queue events for %s", sent,
                     notice.placer_appointment_id)
         return sent
