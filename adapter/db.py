@@ -105,3 +105,11 @@ def write_transaction(session: Any) -> None:  # noqa: ANN401 - a Session
 def utcnow() -> dt.datetime:
     """The current time, aware, in UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def aggregate_utc(value: dt.datetime | str) -> dt.datetime:
+    """A UtcDateTime read through an aggregate (``min``...), which bypasses the column type:
+    SQLite hands back a naive UTC time or a string; aware in UTC either way."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from adapter.db import aggregate_utc
 from adapter.models import (
     Booking,
     CheckIn,
@@ -170,19 +171,13 @@ def _backlogs(session: Session, now: dt.datetime,
             .where(OutboxMessage.status == OutboxStatus.PENDING).group_by(OutboxMessage.kind)):
         destination = destinations.get(kind) or kind
         pending[destination] += count
-        first = _aware(first)
+        first = aggregate_utc(first)
         oldest[destination] = min(oldest.get(destination, first), first)
     names = sorted(set(destinations.values()) | set(pending))
     return [Backlog(name, pending.get(name, 0),
                     int((now - oldest[name]).total_seconds()) if name in oldest else 0)
             for name in names]
 
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    # An aggregate (min) bypasses the column type: SQLite returns a naive UTC time, or a string.
-    if isinstance(moment, str):
-        moment = dt.datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _counters(session: Session, since: dt.datetime) -> list[Counter]:

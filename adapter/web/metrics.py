@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from adapter.clock import Clock
+from adapter.db import aggregate_utc
 from adapter.models import (
     Booking,
     InboundMessage,
@@ -88,7 +89,7 @@ class DatabaseCollector(Collector):
                     select(OutboxMessage.kind, func.min(OutboxMessage.created_at))
                     .where(OutboxMessage.status == OutboxStatus.PENDING)
                     .group_by(OutboxMessage.kind)):
-                oldest.add_metric([kind], max(0.0, (now - _aware(created, now)).total_seconds()))
+                oldest.add_metric([kind], max(0.0, (now - aggregate_utc(created)).total_seconds()))
             yield oldest
             yield from self._links(session, now)
             yield from self._jobs(session, now)
@@ -105,7 +106,7 @@ class DatabaseCollector(Collector):
         for state in session.scalars(select(LinkState)):  # type: ignore[attr-defined]
             link.add_metric([state.name], 1.0 if state.up else 0.0)
             age.add_metric([state.name],
-                           max(0.0, (now - _aware(state.checked_at, now)).total_seconds()))
+                           max(0.0, (now - state.checked_at).total_seconds()))
             info.add_metric([state.name], {"detail": state.detail[:200]})
         yield link
         yield age
@@ -127,15 +128,10 @@ class DatabaseCollector(Collector):
             runs.add_metric([job.name], job.runs)
             failures.add_metric([job.name], job.failures)
             ago.add_metric([job.name],
-                           max(0.0, (now - _aware(job.last_started_at, now)).total_seconds()))
+                           max(0.0, (now - job.last_started_at).total_seconds()))
             took.add_metric([job.name], job.last_milliseconds / 1000)
             ok.add_metric([job.name], 1.0 if job.last_ok else 0.0)
         yield from (runs, failures, ago, took, ok)
-
-
-def _aware(moment, now):  # noqa: ANN001, ANN202 - datetimes
-    """SQLite hands back naive UTC; compare like with like."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=now.tzinfo)
 
 
 class RequestMetrics:

@@ -35,6 +35,24 @@ from tests.integration.test_registration import resident_id
 MAP = load_mappings(MAPPINGS)
 
 
+def pool_simulator_slots(session_factory, simulator: HisSimulator, count: int) -> list[int]:
+    """The simulator's first ``count`` open slots from tomorrow on, in our pool (capacity 1
+    each, as the slot sync would add them); their ids, in order."""
+    after = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    records = sorted((s for s in simulator.slots.values()
+                      if s.status == "open" and s.available and s.start_at > after),
+                     key=lambda s: s.start_at)[:count]
+    assert len(records) == count
+    with session_factory.begin() as session:
+        slots = [Slot(his_slot_id=r.his_slot_id, department_code=r.department_code,
+                      doctor_code=r.doctor_code, service_code=r.service_code,
+                      start_at=r.start_at, end_at=r.end_at, capacity=1, booked=0,
+                      fee_fen=r.fee_fen) for r in records]
+        session.add_all(slots)
+        session.flush()
+        return [slot.id for slot in slots]
+
+
 @pytest.fixture
 def his():
     simulator = HisSimulator(MAP, tz=load_config({}).tz, seed=1)
@@ -66,14 +84,7 @@ def test_worker_killed_after_the_his_booked_it_books_once_after_restart(
     app = create_app(runtime=runtime)
 
     # A slot of the simulator's pool, in ours.
-    record = next(s for s in sorted(simulator.slots.values(), key=lambda s: s.start_at)
-                  if s.status == "open" and s.available
-                  and s.start_at > dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
-    with session_factory.begin() as session:
-        session.add(Slot(his_slot_id=record.his_slot_id, department_code=record.department_code,
-                         doctor_code=record.doctor_code, service_code=record.service_code,
-                         start_at=record.start_at, end_at=record.end_at, capacity=1, booked=0,
-                         fee_fen=record.fee_fen))
+    pool_simulator_slots(session_factory, simulator, 1)
     runtime.wallet.add_user("c1", user_id="2088000000000777", is_certified=True, name="王五",
                             document_type="RESIDENT_ID",
                             document_number=resident_id("19750505", "135"), sex="M")

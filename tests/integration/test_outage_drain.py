@@ -22,7 +22,7 @@ from adapter.his.mllp import MllpServer
 from adapter.his.profile import Hl7Profile
 from adapter.his.simulator import HisSimulator
 from adapter.identity.patients import sign_in_with_wallet
-from adapter.models import Booking, BookingStatus, OutboxMessage, Refund, Slot, Trade
+from adapter.models import Booking, BookingStatus, OutboxMessage, Refund, Trade
 from adapter.payments.notices import apply_payment_notification
 from adapter.payments.refunds import refund_in_full
 from adapter.ports import PaymentNotice, TradeState
@@ -35,7 +35,7 @@ from adapter.runtime import Runtime
 from adapter.wallet.alipay.gateway import AlipayWalletGateway
 from adapter.worker.outbox import deliver_outbox
 from tests.fakes import FakeClock, FakeWallet
-from tests.integration.test_crash_recovery import MAP
+from tests.integration.test_crash_recovery import MAP, pool_simulator_slots
 from tests.integration.test_registration import resident_id
 from tests.integration.test_wallet_sandbox import (  # noqa: F401 - the sandbox's fixtures
     ADULT,
@@ -79,18 +79,7 @@ def test_a_backlog_of_paid_bookings_drains_within_seconds_of_the_his_return(
     runtime.protector = DataProtector(Keyring(active="k1", keys={"k1": b"\x01" * KEY_BYTES},
                                               index_key=b"\x02" * KEY_BYTES))
     # The simulator's open slots, in our pool; one patient each.
-    records = sorted((s for s in simulator.slots.values()
-                      if s.status == "open" and s.available and s.start_at > now
-                      + dt.timedelta(days=1)), key=lambda s: s.start_at)[:BOOKINGS]
-    assert len(records) == BOOKINGS
-    with session_factory.begin() as session:
-        for r in records:
-            session.add(Slot(his_slot_id=r.his_slot_id, department_code=r.department_code,
-                             doctor_code=r.doctor_code, service_code=r.service_code,
-                             start_at=r.start_at, end_at=r.end_at, capacity=1, booked=0,
-                             fee_fen=r.fee_fen))
-    with session_factory() as session:
-        slot_ids = list(session.scalars(select(Slot.id).order_by(Slot.id)))
+    slot_ids = pool_simulator_slots(session_factory, simulator, BOOKINGS)
     patients = []
     for n, _slot in enumerate(slot_ids):
         runtime.wallet.add_user(f"c{n}", user_id=f"2088{n:012d}", is_certified=True,

@@ -29,11 +29,11 @@ from adapter.his.header import decode_message
 from adapter.his.mllp import MllpServer
 from adapter.his.mllp_client import MllpClient
 from adapter.his.simulator import HisSimulator
-from adapter.models import Booking, InboundMessage, OutboxMessage, Patient, Result, Slot
+from adapter.models import Booking, InboundMessage, OutboxMessage, Patient, Result
 from adapter.protection import generate_key_file
 from adapter.wallet.alipay import signing
 from adapter.wallet.sandbox.state import SandboxState
-from tests.integration.test_crash_recovery import MAP
+from tests.integration.test_crash_recovery import MAP, pool_simulator_slots
 from tests.integration.test_wallet_sandbox import APP_ID, SELLER_ID, Sandbox
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -191,19 +191,7 @@ def test_two_of_each_role_deliver_every_item_once_and_apply_every_message_once(
     his, sandbox, webs, listeners, processes = system
     users = requests.post(f"{sandbox.url}/_sandbox/users", json={"count": PATIENTS,
                           "prefix": PREFIX}, timeout=30).json()["user_ids"]
-    now = dt.datetime.now(dt.UTC)
-    records = sorted((s for s in his.simulator.slots.values()
-                      if s.status == "open" and s.available
-                      and s.start_at > now + dt.timedelta(days=1)),
-                     key=lambda s: s.start_at)[:PATIENTS]
-    with session_factory.begin() as session:
-        for r in records:
-            session.add(Slot(his_slot_id=r.his_slot_id, department_code=r.department_code,
-                             doctor_code=r.doctor_code, service_code=r.service_code,
-                             start_at=r.start_at, end_at=r.end_at, capacity=1, booked=0,
-                             fee_fen=r.fee_fen))
-    with session_factory() as session:
-        slot_ids = list(session.scalars(select(Slot.id).order_by(Slot.id)))
+    slot_ids = pool_simulator_slots(session_factory, his.simulator, PATIENTS)
 
     # Through both web instances at once: sign in, hold, pay (the sandbox notifies the web
     # instance whose public URL the trade carries).
