@@ -615,21 +615,29 @@ def run_healthz(bench: Bench, pool: ThreadPoolExecutor, patients: list[Patient],
                     web_requests(bench, p0, time.perf_counter()))
 
 
-def paid_to_confirmed(url: str, paid_at: dict[str, float]) -> list[float]:
-    """Seconds from the buyer's payment (the sandbox's answer, on this machine's clock) to the
-    HIS's answer to the booking's SRM^S01 (the outbox item's done_at, same clock), sorted. The
-    wallet's notification, the adapter's handling and the worker's delivery are all inside."""
+def paid_stages(url: str, paid_at: dict[str, float]) -> list[tuple[float, float, float]]:
+    """Per confirmed booking, sorted by the last: seconds from the buyer's payment to the
+    wallet's first notification reaching the adapter (its row), to the SRM^S01 queued (the
+    booking paid, in the same transaction), and to the HIS's answer to it."""
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
             rows = connection.execute(text("""
-                SELECT b.public_id, extract(epoch FROM o.done_at)
+                SELECT b.public_id,
+                       (SELECT extract(epoch FROM min(n.received_at)) FROM wallet_notification n
+                        WHERE n.out_trade_no = b.out_trade_no),
+                       extract(epoch FROM o.created_at), extract(epoch FROM o.done_at)
                 FROM booking b
                 JOIN outbox_message o ON o.kind = 'his_book' AND o.subject_type = 'booking'
                                      AND o.subject_id = CAST(b.id AS TEXT)
                 WHERE o.done_at IS NOT NULL AND b.status = 'confirmed'""")).all()
-            return sorted(float(done) - paid_at[public_id] for public_id, done in rows
-                          if public_id in paid_at)
+        stages = []
+        for public_id, noticed, queued, done in rows:
+            if public_id in paid_at:
+                start = paid_at[public_id]
+                stages.append((float(noticed or queued) - start, float(queued) - start,
+                               float(done) - start))
+        return sorted(stages, key=lambda stage: stage[-1])
     finally:
         engine.dispose()
 
@@ -1006,7 +1014,8 @@ def main() -> int:  # noqa: C901 - one linear script
             list(pool.map(look, pending))
             time.sleep(POLL_SECONDS)
         to_confirm = sorted(confirmed[b] - paid[b][2] for b in confirmed)
-        recorded = paid_to_confirmed(args.database_url, {b: v[3] for b, v in paid.items()})
+        stages = paid_stages(args.database_url, {b: v[3] for b, v in paid.items()})
+        recorded = [stage[-1] for stage in stages]
 
         # -- the report ---------------------------------------------------------------------
         checks = db_checks(args.database_url)
@@ -1032,6 +1041,14 @@ def main() -> int:  # noqa: C901 - one linear script
                          f"p99 {percentile(recorded, 99):.2f}s, max {recorded[-1]:.2f}s over "
                          f"{len(recorded)} bookings ({args.worker_processes} worker "
                          f"process(es))")
+            for index, name in ((0, "the wallet's notification received"),
+                                (1, "the SRM^S01 queued (booking paid)")):
+                part = sorted(stage[index] for stage in stages)
+                lines.append(f"    of which paid -> {name}: p50 {percentile(part, 50):.2f}s, "
+                             f"p99 {percentile(part, 99):.2f}s")
+            waits = sorted(stage[2] - stage[1] for stage in stages)
+            lines.append(f"    of which queued -> the HIS's answer: p50 "
+                         f"{percentile(waits, 50):.2f}s, p99 {percentile(waits, 99):.2f}s")
         overbooked = [checks.get("slots with booked > capacity"),
                       checks.get("slots with more active bookings than capacity")]
         lost = checks.get("lost: paid, neither confirmed nor confirming nor refunded")
