@@ -24,7 +24,8 @@ from adapter.staff.messages import (
 from adapter.web.admin.guard import ID, bp, remote, requires, runtime, staff
 
 MAX_FIELD = 100  # no search field is longer: ids, codes and trade numbers
-SEARCH_FIELDS = ("source", "type", "status", "control_id", "booking", "trade", "since", "until")
+SEARCH_FIELDS = ("source", "type", "status", "control_id", "booking", "trade", "receipt",
+                 "since", "until")
 BLIND_INDEX = re.compile(r"[0-9a-f]{64}")
 MAX_DOCUMENT = 40
 
@@ -67,6 +68,7 @@ def _query() -> MessageQuery:
     return MessageQuery(source=Source(source), type=field("type"),
                         state=State(state) if state else None, control_id=field("control_id"),
                         booking=field("booking"), trade=field("trade"),
+                        receipt=field("receipt"),
                         since=search_time("since"), until=search_time("until"),
                         patient_indexes=indexes)
 
