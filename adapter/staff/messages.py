@@ -86,6 +86,7 @@ class MessageQuery:
     # A person, by the blind indexes of their document (adapter/protection.py), never by the
     # number itself: their bookings' and patient links' messages and notices.
     patient_indexes: tuple[str, ...] = ()
+    open_only: bool = False  # only failures no staff user has acknowledged yet
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     limit: int = 100
@@ -122,6 +123,8 @@ def _conditions(session: Session, query: MessageQuery) -> list[ColumnElement[boo
         where.append(kind == query.type)
     if query.state is not None:
         where.append(state_of(query.source) == query.state.value)
+    if query.open_only:
+        where.append(model.acknowledged_at.is_(None))
     if query.since is not None:
         where.append(at >= query.since)
     if query.until is not None:
@@ -292,6 +295,23 @@ def acknowledge_messages(session: Session, query: MessageQuery, *, actor: str, r
         record(session, actor, Action.MESSAGE_ACKNOWLEDGED, f"{query.source}:{row.id}", remote,
                now)
     return [row.id for row in rows]
+
+
+# Parked work: what waits for staff, by where it is kept (docs/staff.md).
+PARKED_WORK = ((Source.INBOUND, State.FAILED), (Source.INBOUND, State.PARKED),
+               (Source.OUTBOX, State.PARKED))
+
+
+def parked_work(session: Session, *, limit: int = 50
+                ) -> list[tuple[MessageQuery, list[MessageLine], int]]:
+    """Each kind of parked work not yet acknowledged: the search that finds it (the browser's
+    actions take it as it is), its newest rows and how many there are."""
+    found = []
+    for source, state in PARKED_WORK:
+        query = MessageQuery(source=source, state=state, open_only=True, limit=limit)
+        lines, total = search_messages(session, query)
+        found.append((query, lines, total))
+    return found
 
 
 def raw_message(session: Session, source: Source, message_id: int, *, actor: str,
