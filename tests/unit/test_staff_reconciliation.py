@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from adapter.models import StaffAudit
 from adapter.ports import BillEntryKind, WalletBillEntry
-from adapter.reconciliation.service import reconcile_day
 from adapter.refusals import Refusal
 from adapter.staff.reconciliation import (
     acknowledge_discrepancy,
@@ -19,24 +18,8 @@ from adapter.staff.reconciliation import (
     reconciliation_days,
     rerun_day,
 )
-from tests.unit.conftest import FEE, TZ
-
-
-@pytest.fixture
-def books(hospital):
-    hospital.his.settle_fen = FEE
-    hospital.his.settle_at = hospital.clock.now()
-    return hospital
-
-
-def _today(hospital) -> dt.date:
-    return hospital.clock.now().astimezone(TZ).date()
-
-
-def _run(hospital):
-    runtime = hospital.runtime
-    return reconcile_day(runtime, runtime.wallet, runtime.his, _today(hospital),
-                         now=hospital.clock.now())
+from tests.unit.conftest import FEE
+from tests.unit.test_reconciliation import _day, _run, books  # noqa: F401 - the fixture
 
 
 def _audit(hospital):
@@ -52,7 +35,7 @@ def test_a_day_with_an_open_discrepancy_is_listed_with_its_books_and_classes(boo
     result = _run(books)
     with books.runtime.session_factory() as db:
         [day] = reconciliation_days(db)
-    assert (day.run_id, day.day, day.outcome, day.open) == (result.run_id, _today(books),
+    assert (day.run_id, day.day, day.outcome, day.open) == (result.run_id, _day(books),
                                                              "mismatches", 1)
     assert day.books["wallet"].payments == 2 and day.books["wallet"].payment_fen == FEE + 990
     assert day.books["adapter"].payment_fen == day.books["his"].payment_fen == FEE
@@ -83,7 +66,7 @@ def test_marking_a_discrepancy_handled_is_audited_once_and_the_day_matches(books
 
 def test_a_day_run_again_from_the_report_is_the_latest_and_heals_nothing_twice(books):
     books.confirmed(1)
-    day = _today(books)
+    day = _day(books)
     first = _run(books)
     books.clock.advance(hours=24)
     [again] = rerun_day(books.runtime, day, actor="op", remote="", now=books.clock.now())
@@ -99,7 +82,7 @@ def test_a_day_run_again_from_the_report_is_the_latest_and_heals_nothing_twice(b
 
 @pytest.mark.parametrize("days_back", [0, -1, 401])
 def test_today_the_future_and_the_far_past_cannot_be_run_again(books, days_back):
-    day = _today(books) - dt.timedelta(days=days_back)
+    day = _day(books) - dt.timedelta(days=days_back)
     with pytest.raises(Refusal) as refused:
         rerun_day(books.runtime, day, actor="op", remote="", now=books.clock.now())
     assert refused.value.code == "reconciliation.bad_day"
