@@ -55,6 +55,33 @@ def reconcile_command(day: dt.datetime, csv_file: Path | None, lang: str) -> Non
         click.echo(f"{rows} discrepancies written to {csv_file}")
 
 
+@click.command("prune")
+@click.option("--dry-run", is_flag=True, help="count what would be pruned; change nothing")
+@click.option("--days", type=click.IntRange(min=7), default=None,
+              help="prune what is older than this (default: ADAPTER_RETENTION_DAYS)")
+def prune_command(dry_run: bool, days: int | None) -> None:
+    """Prune finished messages older than the retention period, archived first when
+    ADAPTER_ARCHIVE_DIR is set; failures not yet acknowledged and live work are kept."""
+    from adapter.retention.pruning import document_types_of, prune_old_rows
+
+    runtime = _runtime()
+    _require_schema(runtime)
+    days = days or runtime.config.retention_days
+    if days is None:
+        raise click.ClickException("ADAPTER_RETENTION_DAYS is off: give --days")
+    report = prune_old_rows(runtime.session_factory, days=days, now=runtime.clock.now(),
+                            tz=runtime.config.tz, archive_dir=runtime.config.archive_dir,
+                            document_types=document_types_of(runtime), actor="cli",
+                            dry_run=dry_run)
+    verb = "would prune" if dry_run else "pruned"
+    click.echo(f"{verb} rows older than {report.cutoff:%Y-%m-%d %H:%M} UTC ({days} days):")
+    for table, count in report.counts.items():
+        click.echo(f"  {table:22} {count:>9}")
+    if report.files:
+        click.echo(f"{len(report.files)} archive files written under "
+                   f"{runtime.config.archive_dir}")
+
+
 @click.group("data-key")
 def data_key_group() -> None:
     """The key that encrypts ID and phone numbers (ADAPTER_DATA_KEY_FILE)."""
@@ -284,5 +311,5 @@ def check_in_code_command() -> None:
     click.echo(f"{config.effective_public_url}/h5/check-in?{urlencode({'token': token})}")
 
 
-COMMANDS = (reconcile_command, check_in_code_command, data_key_group, account_group,
+COMMANDS = (reconcile_command, prune_command, check_in_code_command, data_key_group, account_group,
             check_his_command, create_admin_command, staff_group)

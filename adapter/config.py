@@ -60,6 +60,8 @@ class Throttles:
     notify_refused_per_ip: str = "120/minute"
 
 
+MIN_RETENTION_DAYS = 7
+
 THROTTLE_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel",
                             "redis+cluster")
 
@@ -142,6 +144,10 @@ class Config:
     # trade, and how long a paid bill keeps trying to post before it is refunded and raised.
     bill_payment_minutes: float = 15.0
     bill_commit_give_up_minutes: float = 30.0
+    # Retention (docs/operations.md): finished messages older than this many days are pruned
+    # by the worker (None: ADAPTER_RETENTION_DAYS=off, never), archived first to archive_dir.
+    retention_days: int | None = 90
+    archive_dir: Path | None = None
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -245,6 +251,11 @@ class Config:
             raise ConfigError("ADAPTER_BILL_PAYMENT_MINUTES must be between 1 and 120")
         if self.bill_commit_give_up_minutes < 1:
             raise ConfigError("ADAPTER_BILL_COMMIT_GIVE_UP_MINUTES must be at least 1")
+        if self.retention_days is not None and self.retention_days < MIN_RETENTION_DAYS:
+            # The queue's pace estimate reads three days back, reconciliation yesterday's
+            # messages; a week leaves room for a late re-run.
+            raise ConfigError(f"ADAPTER_RETENTION_DAYS must be {MIN_RETENTION_DAYS} or more, "
+                              "or off")
         for origin in self.allowed_origins:
             if origin_of(origin) != origin:
                 raise ConfigError("ADAPTER_ALLOWED_ORIGINS must list origins such as "
@@ -391,6 +402,14 @@ def _time_of_day(env: Mapping[str, str], name: str, default: dt.time | None) -> 
                           ) from None
 
 
+def _days_or_off(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """A whole number of days, or ``off`` (None)."""
+    raw = env.get(name, "").strip()
+    if raw.lower() == "off":
+        return None
+    return _whole(env, name, 0) if raw else default
+
+
 def _secret(env: Mapping[str, str], name: str) -> str:
     """A secret from NAME, or from the file named by NAME_FILE (never from the repository)."""
     if env.get(name):
@@ -480,6 +499,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
             env, "ADAPTER_BILL_PAYMENT_MINUTES", defaults.bill_payment_minutes),
         "bill_commit_give_up_minutes": _number(
             env, "ADAPTER_BILL_COMMIT_GIVE_UP_MINUTES", defaults.bill_commit_give_up_minutes),
+        "retention_days": _days_or_off(env, "ADAPTER_RETENTION_DAYS", defaults.retention_days),
     }
     for key, name in (
         ("web_listen", "ADAPTER_WEB_LISTEN"),
@@ -492,6 +512,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         ("alipay_app_private_key_file", "ADAPTER_ALIPAY_APP_PRIVATE_KEY_FILE"),
         ("alipay_public_key_file", "ADAPTER_ALIPAY_PUBLIC_KEY_FILE"),
         ("data_key_file", "ADAPTER_DATA_KEY_FILE"),
+        ("archive_dir", "ADAPTER_ARCHIVE_DIR"),
     ):
         if env.get(name):
             values[key] = Path(env[name])

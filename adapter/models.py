@@ -275,7 +275,8 @@ class WalletNotification(Base):
 
     __tablename__ = "wallet_notification"
     __table_args__ = (Index("ix_wallet_notification_notify_id", "platform", "notify_id"),
-                      Index("ix_wallet_notification_outcome", "outcome", "id"))
+                      Index("ix_wallet_notification_outcome", "outcome", "id"),
+                      Index("ix_wallet_notification_received_at", "received_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -348,6 +349,7 @@ class IdempotencyRecord(Base):
     __tablename__ = "idempotency_record"
     __table_args__ = (
         UniqueConstraint("wallet_account_id", "key", name="uq_idempotency_key"),
+        Index("ix_idempotency_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -406,6 +408,7 @@ class QueueEventRecord(Base):
         UniqueConstraint("event_id", name="uq_queue_event_id"),
         Index("ix_queue_event_session", "doctor_code", "visit_date", "session"),
         Index("ix_queue_event_placer", "placer_id"),
+        Index("ix_queue_event_visit_date", "visit_date"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -90,6 +90,7 @@ class Settlement(Base):
         Index("ix_settlement_account", "wallet_account_id", "id"),
         Index("ix_settlement_status_lock", "status", "lock_expires_at"),
         Index("ix_settlement_raised", "raised_at"),
+        Index("ix_settlement_receipt", "receipt_no"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

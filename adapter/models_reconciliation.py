@@ -68,6 +68,9 @@ class ReconciliationDiscrepancy(Base):
     action: Mapped[str] = mapped_column(String(30))  # adapter.reconciliation.matching.Action
     healed: Mapped[bool] = mapped_column(default=False)
     heal: Mapped[str] = mapped_column(String(20), default="")  # posted | refunded | earlier
+    # Set by staff on the day's report: seen and handled (the report keeps it, marked).
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class ReconciliationHeal(Base):

@@ -230,7 +230,7 @@ def _write_new(path: Path, data: dict[str, Any], *, replace: bool) -> None:
                 # A filesystem without hard links: O_EXCL still never overwrites.
                 _write_exclusive(path, payload)
             tmp.unlink()
-        _fsync_directory(directory)
+        fsync_directory(directory)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -252,7 +252,8 @@ def _write_exclusive(path: Path, payload: bytes) -> None:
         raise
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a file created or renamed in ``directory`` survive a power cut (where allowed)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

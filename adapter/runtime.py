@@ -20,6 +20,7 @@ from adapter import (
     reconciliation,
     registration,
     results,
+    retention,
     staff,
 )
 from adapter.clock import Clock, SystemClock
@@ -46,6 +47,7 @@ FLOWS: tuple[Flow, ...] = (
     staff.FLOW,
     reconciliation.FLOW,
     billing.FLOW,
+    retention.FLOW,
 )
 
 

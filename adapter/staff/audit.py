@@ -30,6 +30,9 @@ class Action(StrEnum):
     MESSAGE_VIEWED = "message_viewed"
     MESSAGE_REPROCESSED = "message_reprocessed"
     MESSAGE_ACKNOWLEDGED = "message_acknowledged"
+    DISCREPANCY_ACKNOWLEDGED = "discrepancy_acknowledged"
+    RECONCILIATION_RUN = "reconciliation_run"
+    MESSAGES_PRUNED = "messages_pruned"  # by the retention job or `prune`: counts only
 
 
 def record(session: Session, actor: str, action: Action, target: str, remote: str,

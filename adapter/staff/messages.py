@@ -27,6 +27,7 @@ from adapter.models import (
     QueueEventRecord,
     WalletNotification,
 )
+from adapter.models_billing import Settlement
 from adapter.staff.audit import Action, record
 
 
@@ -81,9 +82,11 @@ class MessageQuery:
     control_id: str = ""  # MSH-10 of an inbound message
     booking: str = ""  # a booking's public id (placer id)
     trade: str = ""  # an out_trade_no
+    receipt: str = ""  # a HIS receipt number (a paid bill's settlement.receipt_no)
     # A person, by the blind indexes of their document (adapter/protection.py), never by the
     # number itself: their bookings' and patient links' messages and notices.
     patient_indexes: tuple[str, ...] = ()
+    open_only: bool = False  # only failures no staff user has acknowledged yet
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     limit: int = 100
@@ -120,6 +123,8 @@ def _conditions(session: Session, query: MessageQuery) -> list[ColumnElement[boo
         where.append(kind == query.type)
     if query.state is not None:
         where.append(state_of(query.source) == query.state.value)
+    if query.open_only:
+        where.append(model.acknowledged_at.is_(None))
     if query.since is not None:
         where.append(at >= query.since)
     if query.until is not None:
@@ -139,22 +144,52 @@ def _conditions(session: Session, query: MessageQuery) -> list[ColumnElement[boo
             where.append(InboundMessage.control_id.in_(select(QueueEventRecord.event_id).where(
                 QueueEventRecord.placer_id == query.booking)))
     if query.trade:
-        if query.source is Source.NOTIFICATION:
-            where.append(WalletNotification.out_trade_no == query.trade)
-        elif query.source is Source.OUTBOX:
-            where.append(or_(OutboxMessage.subject_id == query.trade,
-                             OutboxMessage.subject_id.startswith(f"{query.trade}-",
-                                                                 autoescape=True),
-                             OutboxMessage.payload.contains(f'"{query.trade}"',
-                                                            autoescape=True)))
-        else:
+        by_trade = _trade_condition(query.source, query.trade)
+        if by_trade is None:
             return None
+        where.append(by_trade)
+    if query.receipt:
+        by_receipt = _receipt_condition(session, query.source, query.receipt)
+        if by_receipt is None:
+            return None
+        where.append(by_receipt)
     if query.patient_indexes:
         person = _person_condition(query)
         if person is None:
             return None
         where.append(person)
     return where
+
+
+def _trade_condition(source: Source, out_trade_no: str) -> ColumnElement[bool] | None:
+    """A trade's notifications, or its outbox items (closes and refunds name it); None for
+    inbound HL7, which names no trade."""
+    if source is Source.NOTIFICATION:
+        return WalletNotification.out_trade_no == out_trade_no
+    if source is Source.OUTBOX:
+        return or_(OutboxMessage.subject_id == out_trade_no,
+                   OutboxMessage.subject_id.startswith(f"{out_trade_no}-", autoescape=True),
+                   OutboxMessage.payload.contains(f'"{out_trade_no}"', autoescape=True))
+    return None
+
+
+def _receipt_condition(session: Session, source: Source,
+                       receipt_no: str) -> ColumnElement[bool] | None:
+    """The messages of the bill the HIS gave this receipt: its settlement's outbox items (the
+    commit, the release) and its trade's, and the trade's notifications. None when no bill has
+    the receipt, or for inbound HL7: the HIS's refund requests name a receipt inside the
+    message only (search those by control id or time)."""
+    found = session.execute(select(Settlement.id, Settlement.out_trade_no).where(
+        Settlement.receipt_no == receipt_no)).first()
+    if found is None or source is Source.INBOUND:
+        return None
+    settlement_id, out_trade_no = found
+    by_trade = _trade_condition(source, out_trade_no) if out_trade_no else None
+    if source is Source.NOTIFICATION:
+        return by_trade
+    own = and_(OutboxMessage.subject_type == "settlement",
+               OutboxMessage.subject_id == str(settlement_id))
+    return own if by_trade is None else or_(own, by_trade)
 
 
 def _person_condition(query: MessageQuery) -> ColumnElement[bool] | None:
@@ -260,6 +295,23 @@ def acknowledge_messages(session: Session, query: MessageQuery, *, actor: str, r
         record(session, actor, Action.MESSAGE_ACKNOWLEDGED, f"{query.source}:{row.id}", remote,
                now)
     return [row.id for row in rows]
+
+
+# Parked work: what waits for staff, by where it is kept (docs/staff.md).
+PARKED_WORK = ((Source.INBOUND, State.FAILED), (Source.INBOUND, State.PARKED),
+               (Source.OUTBOX, State.PARKED))
+
+
+def parked_work(session: Session, *, limit: int = 50
+                ) -> list[tuple[MessageQuery, list[MessageLine], int]]:
+    """Each kind of parked work not yet acknowledged: the search that finds it (the browser's
+    actions take it as it is), its newest rows and how many there are."""
+    found = []
+    for source, state in PARKED_WORK:
+        query = MessageQuery(source=source, state=state, open_only=True, limit=limit)
+        lines, total = search_messages(session, query)
+        found.append((query, lines, total))
+    return found
 
 
 def raw_message(session: Session, source: Source, message_id: int, *, actor: str,

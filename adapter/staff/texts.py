@@ -15,6 +15,8 @@ TEXTS = {
     "staff.doctor_code_required": N_("医生账户须填写医院信息系统中的医生编码。"),
     "staff.doctor_code_unknown": N_("医生编码不在医生对照表中。"),
     "staff.not_your_patient": N_("这份报告不属于您的患者。"),
+    "reconciliation.unknown": N_("找不到这条对账记录。"),
+    "reconciliation.bad_day": N_("只能对今天以前{days}天内的日期重新对账。"),
 }
 
 register(TEXTS)

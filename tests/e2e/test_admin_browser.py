@@ -144,7 +144,8 @@ def test_a_parked_message_is_found_by_its_booking_resent_and_delivered(system, p
 
     # every page of the staff side loads without a console error; the dashboard refreshes
     for path in ("/admin/", "/admin/?lang=en", "/admin/messages?source=inbound",
-                 "/admin/alerts", "/admin/audit", "/admin/staff",
+                 "/admin/alerts", "/admin/audit", "/admin/staff", "/admin/parked",
+                 "/admin/reconciliation", "/admin/reconciliation?lang=en",
                  f"/admin/messages?source=outbox&booking="
                  f"{public_id}"):
         page.goto(f"{system.web}{path}")

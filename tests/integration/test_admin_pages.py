@@ -12,7 +12,8 @@ from tests.integration.admin_kit import DOCTOR_CODE, make_app, signed_in
 CJK = re.compile(r"[\u3400-\u9fff\uff00-\uffef\u3000-\u303f]")
 PAGES = {
     StaffRole.ADMIN: ("/admin/", "/admin/messages", "/admin/messages?source=outbox",
-                      "/admin/alerts", "/admin/audit", "/admin/staff"),
+                      "/admin/alerts", "/admin/audit", "/admin/staff", "/admin/parked",
+                      "/admin/reconciliation"),
     StaffRole.DOCTOR: ("/admin/doctor",),
 }
 

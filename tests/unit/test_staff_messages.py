@@ -1,5 +1,5 @@
-"""The message browser's search and actions as use cases: business keys (booking, trade,
-patient through the blind index), exactly the searched set reprocessed or acknowledged."""
+"""The message browser's search and actions as use cases: business keys (booking, trade, HIS
+receipt, patient through the blind index), exactly the searched set reprocessed or acknowledged."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from adapter.models import (
     OutboxStatus,
     Patient,
     QueueEventRecord,
+    WalletNotification,
 )
 from adapter.staff.messages import (
     MessageQuery,
@@ -108,3 +109,29 @@ def test_reprocess_and_acknowledge_touch_exactly_the_searched_set(hospital):
                    (OutboxStatus.PENDING, 0, now, None) for r in rows)
         assert reprocess_messages(db, MessageQuery(Source.NOTIFICATION), actor="op", remote="",
                                   now=now) == []  # the wallet resends its own notices
+
+
+def test_a_his_receipt_finds_its_bills_outbox_items_and_notifications(hospital):
+    from tests.fakes import FakeBillingHis
+    from tests.unit.billing_kit import charge_ids, his_patient, line, paid_bill, reported
+    from tests.unit.billing_kit import settlement as bill
+
+    hospital.runtime.his = hospital.his = FakeBillingHis()
+    account_id, his_id = his_patient(hospital)
+    reported(hospital, his_id, line(his_id, 1))
+    started = paid_bill(hospital, account_id, charge_ids(hospital, f"C{his_id}-1"))
+    hospital.deliver()
+    done = bill(hospital, started.public_id)
+    assert done.receipt_no == "RC000001"
+    lines, total = _search(hospital, source=Source.OUTBOX, receipt="RC000001")
+    assert total == len(lines) >= 1
+    assert f"settlement:{done.id}" in {line.key for line in lines}
+    with hospital.runtime.session_factory.begin() as db:  # as /notify/<platform> keeps it
+        for out_trade_no in (started.out_trade_no, "ANOTHER"):
+            db.add(WalletNotification(platform="alipay", raw=b"", out_trade_no=out_trade_no,
+                                      outcome="applied", received_at=hospital.clock.now()))
+    lines, _ = _search(hospital, source=Source.NOTIFICATION, receipt="RC000001")
+    assert [line.key for line in lines] == [started.out_trade_no]
+    # a receipt nobody has, and inbound HL7 (which names receipts inside messages only)
+    assert _search(hospital, source=Source.OUTBOX, receipt="RC999999") == ([], 0)
+    assert _search(hospital, source=Source.INBOUND, receipt="RC000001") == ([], 0)

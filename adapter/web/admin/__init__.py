@@ -14,6 +14,7 @@ from adapter.web.admin import (  # noqa: F401 - they register the views
     auth,
     dashboard,
     messages,
+    reconciliation,
     results,
     staff,
     texts,

@@ -48,7 +48,7 @@ SIGNED_IN = "signed_in"  # requires(SIGNED_IN): any staff role
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Refusal codes and the status each answers with (others: 400).
 REFUSAL_STATUS = {"result.unknown": 404, "alert.unknown": 404, "staff.not_your_patient": 403,
-                  "result.not_held": 409}
+                  "result.not_held": 409, "reconciliation.unknown": 404}
 
 View = TypeVar("View", bound=Callable[..., Any])
 

@@ -17,6 +17,7 @@ from adapter.staff.messages import (
     Source,
     State,
     acknowledge_messages,
+    parked_work,
     raw_message,
     reprocess_messages,
     search_messages,
@@ -24,7 +25,8 @@ from adapter.staff.messages import (
 from adapter.web.admin.guard import ID, bp, remote, requires, runtime, staff
 
 MAX_FIELD = 100  # no search field is longer: ids, codes and trade numbers
-SEARCH_FIELDS = ("source", "type", "status", "control_id", "booking", "trade", "since", "until")
+SEARCH_FIELDS = ("source", "type", "status", "control_id", "booking", "trade", "receipt",
+                 "open", "since", "until")
 BLIND_INDEX = re.compile(r"[0-9a-f]{64}")
 MAX_DOCUMENT = 40
 
@@ -67,6 +69,7 @@ def _query() -> MessageQuery:
     return MessageQuery(source=Source(source), type=field("type"),
                         state=State(state) if state else None, control_id=field("control_id"),
                         booking=field("booking"), trade=field("trade"),
+                        receipt=field("receipt"), open_only=field("open") == "1",
                         since=search_time("since"), until=search_time("until"),
                         patient_indexes=indexes)
 
@@ -137,6 +140,8 @@ def _act(act: object, done_text: str) -> ResponseReturnValue:
         ids = act(db, query, actor=staff().username, remote=remote(),  # type: ignore[operator]
                   now=rt.clock.now())
     flash(done_text.format(n=len(ids)))
+    if request.form.get("back") == "parked":  # the parked work page's buttons
+        return redirect(url_for("admin.parked"), code=303)
     return redirect(url_for("admin.messages", **_search_args()), code=303)
 
 
@@ -152,6 +157,16 @@ def messages_reprocess() -> ResponseReturnValue:
 def messages_acknowledge() -> ResponseReturnValue:
     """Mark exactly the searched failures as handled (they leave the dashboard's counts)."""
     return _act(acknowledge_messages, gettext("已确认 {n} 条失败消息。"))
+
+
+@bp.get("/parked")
+@requires(Permission.STATUS)
+def parked() -> ResponseReturnValue:
+    """Parked work awaiting staff: failed and parked inbound messages, parked outbox items."""
+    with runtime().session_factory() as db:
+        sections = parked_work(db)
+    return render_template("admin/parked.html", title=gettext("待处理的工作"),
+                           sections=sections)
 
 
 @bp.get(f"/messages/<any(inbound, outbox, notification):source>/<{ID}:message_id>")
