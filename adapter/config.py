@@ -62,6 +62,7 @@ class Throttles:
 
 MIN_RETENTION_DAYS = 7
 
+BINDING_METHODS = ("his_match", "health_card")  # adapter.identity.binding.METHODS
 THROTTLE_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel",
                             "redis+cluster")
 
@@ -148,6 +149,13 @@ class Config:
     # by the worker (None: ADAPTER_RETENTION_DAYS=off, never), archived first to archive_dir.
     retention_days: int | None = 90
     archive_dir: Path | None = None
+    # Real-name binding of accounts the wallet did not certify (docs/identity.md): the methods
+    # offered (none given: in development both, in production those whose service is set),
+    # the hospital's SMS gateway and the electronic health card registry (JSON over HTTP,
+    # adapter/registry/); in development both default to the wallet sandbox's.
+    binding_methods: tuple[str, ...] = ()
+    sms_gateway: str = ""
+    health_card_registry: str = ""
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -198,6 +206,28 @@ class Config:
             message_template_id=self.alipay_message_template_id or "SANDBOX_TEMPLATE",
             authorize_url=self.alipay_authorize_url,
         )
+
+    @property
+    def effective_binding_methods(self) -> tuple[str, ...]:
+        """ADAPTER_BINDING_METHODS; unset, both in development, and in production the methods
+        whose service is configured."""
+        if self.binding_methods:
+            return self.binding_methods
+        if self.environment == "development":
+            return BINDING_METHODS
+        return tuple(method for method, url in (("his_match", self.sms_gateway),
+                                                ("health_card", self.health_card_registry))
+                     if url)
+
+    @property
+    def effective_sms_gateway(self) -> str:
+        """ADAPTER_SMS_GATEWAY, or the wallet sandbox's SMS inbox in development."""
+        return self.sms_gateway or f"{origin_of(self.alipay_gateway)}/sms/send"
+
+    @property
+    def effective_health_card_registry(self) -> str:
+        """ADAPTER_HEALTH_CARD_REGISTRY, or the wallet sandbox's registry in development."""
+        return self.health_card_registry or f"{origin_of(self.alipay_gateway)}/health-card"
 
     @property
     def effective_database_url(self) -> str:
@@ -292,6 +322,7 @@ class Config:
             if not self.public_url.startswith("https://"):
                 raise ConfigError("ADAPTER_PUBLIC_URL must be https:// in production")
         self._validate_throttles()
+        self._validate_binding()
         if not self.alipay_gateway.startswith(("http://", "https://")):
             raise ConfigError("ADAPTER_ALIPAY_GATEWAY must be an http(s) URL")
         if self.alipay_authorize_url and not self.alipay_authorize_url.startswith(
@@ -299,6 +330,17 @@ class Config:
             raise ConfigError("ADAPTER_ALIPAY_AUTHORIZE_URL must be an http(s) URL")
         return self
 
+
+    def _validate_binding(self) -> None:
+        if any(m not in BINDING_METHODS for m in self.binding_methods):
+            raise ConfigError("ADAPTER_BINDING_METHODS must list his_match and/or health_card")
+        for name, url, method in (("ADAPTER_SMS_GATEWAY", self.sms_gateway, "his_match"),
+                                  ("ADAPTER_HEALTH_CARD_REGISTRY", self.health_card_registry,
+                                   "health_card")):
+            if url and not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{name} must be an http(s) URL")
+            if self.environment == "production" and method in self.binding_methods and not url:
+                raise ConfigError(f"ADAPTER_ENV=production with {method} binding needs {name}")
 
     def _validate_check_in(self) -> None:
         if self.check_in_opens_minutes < 0 or self.check_in_closes_minutes < 0:
@@ -500,6 +542,10 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "bill_commit_give_up_minutes": _number(
             env, "ADAPTER_BILL_COMMIT_GIVE_UP_MINUTES", defaults.bill_commit_give_up_minutes),
         "retention_days": _days_or_off(env, "ADAPTER_RETENTION_DAYS", defaults.retention_days),
+        "binding_methods": tuple(
+            m.strip() for m in env.get("ADAPTER_BINDING_METHODS", "").split(",") if m.strip()),
+        "sms_gateway": env.get("ADAPTER_SMS_GATEWAY", "").strip(),
+        "health_card_registry": env.get("ADAPTER_HEALTH_CARD_REGISTRY", "").strip(),
     }
     for key, name in (
         ("web_listen", "ADAPTER_WEB_LISTEN"),

@@ -140,6 +140,9 @@ class WalletAccount(Base):
     last_login_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     # Set by staff (`hospital-adapter account disable`): no sign-in, every session ended.
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Real-name binding of an account its wallet did not certify (adapter/identity/binding.py).
+    bound_by: Mapped[str | None] = mapped_column(String(16))  # his_match | health_card
+    bound_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
 
 class PatientSession(Base):
@@ -563,15 +566,16 @@ class CriticalAlert(Base):
     escalated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
 
-# Fee payment's, the staff side's, reconciliation's and the results audit trail's tables live in
-# their own modules; imported here so that Base.metadata (and so Alembic and the tests) always
-# has them.
+# Binding's, fee payment's, the staff side's, reconciliation's and the results audit trail's
+# tables live in their own modules; imported here so that Base.metadata (and so Alembic and the
+# tests) always has them.
 from adapter.models_billing import (  # noqa: E402,F401
     Charge,
     HisRefund,
     Settlement,
     SettlementLine,
 )
+from adapter.models_binding import BindingAttempt  # noqa: E402,F401
 from adapter.models_reconciliation import (  # noqa: E402,F401
     ReconciliationDiscrepancy,
     ReconciliationHeal,

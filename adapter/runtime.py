@@ -141,6 +141,29 @@ class Runtime:
         return DataProtector(load_keyring(self.config.effective_data_key_file))
 
     @cached_property
+    def sms(self) -> Any:  # noqa: ANN401 - an SmsSender
+        """The hospital's SMS gateway (ADAPTER_SMS_GATEWAY)."""
+        from adapter.registry.http import HttpSmsSender
+
+        return HttpSmsSender(self.config.effective_sms_gateway)
+
+    @cached_property
+    def health_cards(self) -> Any:  # noqa: ANN401 - a HealthCardRegistry
+        """The electronic health card registry (ADAPTER_HEALTH_CARD_REGISTRY)."""
+        from adapter.registry.http import HttpHealthCardRegistry
+
+        return HttpHealthCardRegistry(self.config.effective_health_card_registry)
+
+    @cached_property
+    def binding(self) -> Any:  # noqa: ANN401 - a BindingPolicy
+        """How real-name binding is offered: the configured methods, the HIS profile's word
+        on its phones."""
+        from adapter.identity.binding import BindingPolicy
+
+        return BindingPolicy(methods=self.config.effective_binding_methods,
+                             his_confirmed=self.profile.patient_phone_confirmed)
+
+    @cached_property
     def his(self) -> Any:  # noqa: ANN401 - a HisGateway
         """The HIS over MLLP (ADAPTER_HIS_MLLP)."""
         from adapter.his.gateway import MllpHisGateway

@@ -346,3 +346,45 @@ class FakeBillingHis(FakeHis):
     def bill_settlement_list(self, day: dt.date) -> list:
         self._check()
         return []
+
+
+class FakeSms:
+    """An in-memory SmsSender: what each phone received."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.down = False
+
+    def send(self, phone: str, text: str) -> None:
+        from adapter.ports_identity import RegistryUnavailable
+
+        if self.down:
+            raise RegistryUnavailable("fake SMS gateway down")
+        self.sent.append((phone, text))
+
+    def last_code(self, phone: str) -> str:
+        """The 6-digit code of the last message to the phone."""
+        import re
+
+        text = next(text for to, text in reversed(self.sent) if to == phone)
+        return re.search(r"[0-9]{6}", text).group(0)
+
+
+class FakeHealthCards:
+    """An in-memory HealthCardRegistry: card code -> the card's person."""
+
+    def __init__(self) -> None:
+        self.cards: dict = {}
+        self.down = False
+
+    def add(self, card: str, **fields) -> None:
+        from adapter.ports_identity import HealthCardIdentity
+
+        self.cards[card] = HealthCardIdentity(card_id=card, **fields)
+
+    def look_up(self, card: str):
+        from adapter.ports_identity import RegistryUnavailable
+
+        if self.down:
+            raise RegistryUnavailable("fake registry down")
+        return self.cards.get(card)

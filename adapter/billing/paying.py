@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from adapter.billing.charges import visible_patients
 from adapter.db import write_transaction
 from adapter.flows import Services
+from adapter.identity.binding import require_certified
 from adapter.models import Trade, WalletAccount
 from adapter.models_billing import (
     Charge,
@@ -218,6 +219,7 @@ def pay_bill(services: Services, account_id: int, charge_ids: list[int],
     lock_until = now + dt.timedelta(minutes=services.config.bill_payment_minutes)
     with services.session_factory.begin() as session:
         write_transaction(session)
+        require_certified(session, account_id)
         pending = _pending(session, account_id, charge_ids, now)
         if pending is None:
             charges = _choose(session, account_id, charge_ids)

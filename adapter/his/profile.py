@@ -44,6 +44,10 @@ class Hl7Profile:
     # Where unpaid charges come from: "notify" (DFT^P03 on the listener), "query" (QBP^ZB1
     # when the patient opens their bills) or "both".
     charge_source: str = "notify"
+    # The phones of the HIS's patient index were confirmed by the hospital itself (a code at
+    # the registration window): a real-name binding that matches name, document and phone
+    # against it needs no SMS code of ours (adapter/identity/binding.py).
+    patient_phone_confirmed: bool = False
     # Largest report (OBX of type ED, e.g. a PDF) kept from an ORU^R01, in decoded bytes.
     result_attachment_max_bytes: int = 8 * 1024 * 1024
     # Inbound message types the listener accepts (AA); anything else is answered AR.

@@ -104,6 +104,14 @@ def _store(
     return patient
 
 
+def store_self(session: Session, protector: DataProtector, account_id: int, name: str,
+               facts: DocumentFacts, sex: str, phone: str, *, now: dt.datetime) -> Patient:
+    """Keep the account's certified person as its verified "self" patient (signing in with a
+    certifying wallet, or a real-name binding)."""
+    return _store(session, protector, account_id, "self", name, facts, sex, phone,
+                  consent=False, now=now)
+
+
 def sign_in_with_wallet(
     session: Session, wallet: WalletGateway, protector: DataProtector, auth_code: str,
     today: dt.date, *, now: dt.datetime,
@@ -118,18 +126,24 @@ def sign_in_with_wallet(
     if account is None:
         account = WalletAccount(platform=wallet.platform, user_id=user.user_id)
         session.add(account)
-    account.is_certified = user.is_certified and bool(user.document_number)
+    wallet_certified = user.is_certified and bool(user.document_number)
+    # A bound account stays bound (its "self" came from the binding, docs/identity.md); the
+    # wallet's certificate makes the "self" of an account that is not.
+    account.is_certified = wallet_certified or account.bound_at is not None
     account.last_login_at = now
     session.flush()
     self_id = None
-    if account.is_certified:
+    if wallet_certified and account.bound_at is None:
         certified = CertifiedIdentity(user.name, user.document_type, user.document_number,
                                       sex=user.sex)
         facts = match_self(certified, user.name, user.document_type, user.document_number,
                            today)
-        patient = _store(session, protector, account.id, "self", user.name, facts, user.sex,
-                         user.mobile, consent=False, now=now)
-        self_id = patient.id
+        self_id = store_self(session, protector, account.id, user.name, facts, user.sex,
+                             user.mobile, now=now).id
+    elif account.is_certified:
+        self_id = session.scalar(select(Patient.id).where(
+            Patient.wallet_account_id == account.id, Patient.relation == "self",
+            Patient.removed_at.is_(None)))
     logger.info("wallet account %s signed in (certified: %s)", account.id, account.is_certified)
     return SignedIn(account.id, account.is_certified, self_id)
 

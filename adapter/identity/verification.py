@@ -56,7 +56,8 @@ def his_record_is_ours(session: Session, document_index: str) -> bool:
         Patient.document_index == document_index, Patient.his_added.is_(True)))))
 
 
-def _phone_digits(phone: str) -> str:
+def phone_digits(phone: str) -> str:
+    """A phone's digits as typed or kept, without the +86 country code (for comparing)."""
     digits = "".join(ch for ch in unicodedata.normalize("NFKC", phone) if ch.isdigit())
     return digits[2:] if len(digits) == 13 and digits.startswith("86") else digits
 
@@ -75,6 +76,6 @@ def his_record_matches(found: PatientIdentity, patient: Patient, account_phone: 
     if patient.birth_date is None or found.birth_date != patient.birth_date:
         return False
     if needs_phone:
-        theirs, ours = _phone_digits(found.phone), _phone_digits(account_phone)
+        theirs, ours = phone_digits(found.phone), phone_digits(account_phone)
         return bool(theirs) and theirs == ours
     return True

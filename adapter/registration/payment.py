@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from adapter.db import write_transaction
 from adapter.flows import Services
+from adapter.identity.binding import require_certified
 from adapter.models import BookingStatus, WalletAccount
 from adapter.payments.trades import create_at_wallet, open_trade
 from adapter.ports import WalletRefused
@@ -38,6 +39,7 @@ def pay_booking(services: Services, account_id: int, public_id: str,
     """
     with services.session_factory.begin() as session:
         write_transaction(session)
+        require_certified(session, account_id)
         booking = own_booking(session, account_id, public_id)
         if booking is None:
             raise Refusal("booking.unknown")

@@ -43,6 +43,7 @@ class Reason:
     UNVERIFIED = "unverified"  # a link, not verified
     LINK_ENDED = "link_ended"  # a link that was removed (the guardian relation ended)
     NOT_RELEASED = "not_released"  # held, preliminary, unmatched or withdrawn
+    UNCERTIFIED = "uncertified"  # the account is neither wallet-certified nor bound
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,11 @@ def js_strings() -> dict[str, str]:
         "trend_of": gettext("{name}的历次结果"),
         "open_report_file": gettext("查看报告文件：{name}"),
         "report_file_missing": gettext("报告文件未能收到，请到医院打印。"),
+        "code_sent": gettext("验证码已发送至医院档案中的手机号 {phone}，5分钟内有效。"),
+        "binding_done": gettext("实名绑定成功"),
+        "bound_by_his_match": gettext("已通过医院档案核对完成实名绑定。"),
+        "bound_by_health_card": gettext("已通过电子健康卡完成实名绑定。"),
+        "bound_by_wallet": gettext("你的钱包账户已实名认证，无需绑定。"),
     }
 
 
@@ -293,6 +298,16 @@ def patients() -> ResponseReturnValue:
             count = len(list_patients(db, account_id))
     return _page("patients.html", "patients", document_types=_document_types(),
                  patient_rows=count)
+
+
+@bp.get("/binding")
+def binding() -> ResponseReturnValue:
+    """Real-name binding for an account its wallet did not certify (the hospital's methods)."""
+    methods = current_app.extensions["adapter"].binding.methods
+    names = {"his_match": gettext("核对医院档案（姓名、证件、手机号）"),
+             "health_card": gettext("电子健康卡")}
+    return _page("binding.html", "binding", document_types=_document_types(),
+                 methods=list(methods), method_names=names)
 
 
 @bp.after_request

@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from adapter.web.api import schemas as s
 from adapter.web.api import schemas_bills as b
+from adapter.web.api import schemas_binding as k
 from adapter.web.api import schemas_results as r
 from adapter.web.api.validation import (
     MAX_BODY_BYTES,
@@ -35,7 +36,8 @@ _WHY = {
     413: f"Too large: a body over {MAX_BODY_BYTES} bytes or more than "
          f"{MAX_QUERY_PARAMETERS} query parameters",
     415: "A write whose Content-Type is not application/json",
-    422: "A rule said no; `message` says which, in the patient's language",
+    422: "A rule said no; `message` says which, in the patient's language (an account neither "
+         "certified by its wallet nor bound is `account.not_certified`: POST /account/binding)",
     429: "Too many requests; try again after Retry-After seconds",
     503: "The wallet (or, for a bill, the HIS) could not say: try again shortly",
 }
@@ -120,17 +122,42 @@ OPERATIONS = (
     Operation("/bills/{public_id}", "get", "A bill: its state, the HIS's receipt, next stops",
               200, b.Bill, path_params=s.BillPath, errors=(401, 404, *READ)),
     Operation("/results", "get", "The released results of the account's verified patients",
-              200, r.Results, errors=(401, *READ),
+              200, r.Results, errors=(401, 422, *READ),
               description="Every call is written to the audit trail."),
     Operation("/results/{result_id}", "get", "One released result: values, ranges, flags, "
-              "trends", 200, r.Result, path_params=s.ResultPath, errors=(401, 404, *READ),
+              "trends", 200, r.Result, path_params=s.ResultPath,
+              errors=(401, 404, 422, *READ),
               description="Someone else's, held, preliminary or withdrawn results are as "
                           "unknown as ids that name none (404); every call, shown or refused, "
                           "is written to the audit trail."),
     Operation("/results/{result_id}/files/{file_id}", "get", "A report file of a result "
               "(application/pdf, as an attachment)", 200, path_params=s.ResultFilePath,
               ok_description="The file's bytes, with its Content-Type and Content-Disposition",
-              errors=(401, 404, *READ)),
+              errors=(401, 404, 422, *READ)),
+    Operation("/account/binding", "get", "The account's real-name binding and the code a "
+              "started binding waits for", 200, k.BindingAnswer, errors=(401, *READ)),
+    Operation("/account/binding", "post", "Start a real-name binding (an account the wallet "
+              "did not certify)", 200, k.BindingAnswer, body=k.BindingBody,
+              errors=(400, 401, 409, 422, 503, *WRITE),
+              description="his_match: name, document and phone must match the HIS's patient "
+                          "index; a 6-digit code then goes to the HIS's phone (confirmation "
+                          "`sms_code`), unless the hospital's HIS profile says its phones are "
+                          "confirmed (bound at once). health_card: the card's registry vouches "
+                          "(bound at once). Refusals: `binding.his_unknown`, "
+                          "`binding.name_mismatch`, `binding.phone_mismatch`, "
+                          "`binding.his_no_phone`, `binding.card_unknown`, `binding.too_many` "
+                          "(422); `binding.bound_elsewhere`, `binding.already_certified` (409)."),
+    Operation("/account/binding/confirm", "post", "Confirm a started binding with the SMS code",
+              200, k.BindingAnswer, body=k.BindingConfirmBody,
+              errors=(400, 401, 409, 422, *WRITE),
+              description="A code lives 5 minutes; 5 wrong codes end the attempt. Refusals: "
+                          "`binding.code_wrong`, `binding.code_expired`, "
+                          "`binding.too_many_tries` (422), `binding.nothing_pending`, "
+                          "`binding.bound_elsewhere` (409)."),
+    Operation("/account/binding/resend", "post", "A new SMS code for the started binding", 200,
+              k.BindingAnswer, errors=(401, 409, 422, 503, *WRITE),
+              description="Not before `resend_at` (`binding.resend_wait`), at most 5 codes per "
+                          "attempt (`binding.too_many_sends`)."),
     Operation("/patients", "get", "The signed-in user's patients", 200, s.Patients,
               errors=(401, *READ)),
     Operation("/patients", "post", "Add a dependant (child, spouse, parent, other)", 201,
@@ -187,10 +214,12 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
 @cache
 def openapi() -> dict[str, Any]:
     """The document (built once: it depends on the code only)."""
-    models: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in s.REQUESTS]
+    models: list[tuple[type[BaseModel], Any]] = [(m, "validation")
+                                                 for m in (*s.REQUESTS, *k.REQUESTS)]
     models += [(m, "validation") for op in OPERATIONS
                for m in (op.query, op.headers, op.path_params) if m is not None]
-    models += [(m, "serialization") for m in (*s.ANSWERS, *b.ANSWERS, *r.ANSWERS)]
+    models += [(m, "serialization") for m in (*s.ANSWERS, *b.ANSWERS, *r.ANSWERS,
+                                                           *k.ANSWERS)]
     unique = list(dict.fromkeys(models))
     _, top = models_json_schema(unique, ref_template=REF)
     schemas = top.get("$defs", {})
@@ -200,7 +229,8 @@ def openapi() -> dict[str, Any]:
     parameter_models = {m.__name__ for op in OPERATIONS
                         for m in (op.query, op.headers, op.path_params) if m is not None}
     components = {name: schema for name, schema in schemas.items()
-                  if name not in parameter_models or name in {m.__name__ for m in s.REQUESTS}}
+                  if name not in parameter_models
+                  or name in {m.__name__ for m in (*s.REQUESTS, *k.REQUESTS)}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Future Hospital Adapter patient API", "version": "1", "description": (

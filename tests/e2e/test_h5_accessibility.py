@@ -8,6 +8,7 @@ the audit runs in a browser context that bypasses it (the pages are otherwise as
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from pathlib import Path
@@ -125,3 +126,40 @@ def test_the_patients_page_does_not_shift_while_it_loads(system, auditor):
     expect(page.locator("#patients li").first).to_be_visible()
     shift = page.evaluate(LAYOUT_SHIFT)
     assert shift < CLS_MAX, f"cumulative layout shift {shift:.3f}"
+
+
+def test_an_uncertified_user_binds_on_the_binding_page_which_passes_axe(system, auditor):
+    """The wallet shares only an id (the sandbox's uncertified user): the home page links to
+    binding; the HIS simulator's 陈静 binds with the code her phone received, read from the
+    sandbox's SMS inbox over HTTP. Each step of the page is audited in both languages."""
+    page = auditor
+    _, users = get_json(f"{system.sandbox}/_sandbox/users")
+    user = next(u for u in users if not u["is_certified"])  # type: ignore[union-attr]
+    sign_in_on_page(page, system, user["user_id"])
+    expect(page.locator("#uncertified")).to_be_visible()
+    page.locator("#binding-link").click()
+    found = {}
+
+    def audit(step: str, ready: str) -> None:
+        for lang in ("en", "zh-CN"):
+            page.goto(f"{system.web}/h5/binding?lang={lang}")
+            expect(page.locator(ready)).to_be_visible()
+            found[f"/h5/binding ({step}, {lang})"] = _violations(page)
+
+    audit("form", "#his-form")
+    page.fill("#bf-name", "陈静")
+    page.fill("#bf-document-number", "110105199003081226")
+    page.fill("#bf-phone", "13800138005")
+    page.locator("#bf-submit").click()
+    expect(page.locator("#code-form")).to_be_visible()
+    audit("code", "#code-form")
+    _, inbox = get_json(f"{system.sandbox}/sms/inbox/13800138005")
+    code = re.search(r"[0-9]{6}", inbox["messages"][-1]["text"]).group(0)  # type: ignore[index]
+    page.fill("#bf-code", code)
+    page.locator("#bf-code-submit").click()
+    expect(page.locator("#bound")).to_be_visible()
+    audit("bound", "#bound")
+    patients = page.request.get(f"{system.web}/api/v1/patients").json()["patients"]
+    assert [(p["relation"], p["name"]) for p in patients] == [("self", "陈静")]
+    failing = {p: v for p, v in found.items() if v}
+    assert failing == {}, "\n".join(f"{p}: {v}" for p, v in failing.items())

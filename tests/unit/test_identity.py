@@ -517,7 +517,8 @@ SAMPLE_PARAMS = {"limit": 2, "window_days": 90, "allowed_from": "2025-09-13",
                  "adult_age": 18, "visit_date": "2025-06-18", "document_type": "RESIDENT_ID",
                  "suggested_type": "HMT_RESIDENCE_PERMIT", "release_at": "06-01 08:00",
                  "deadline": "06-17 15:00", "minutes": 15, "minimum": 12, "maximum": 256,
-                 "opens_at": "08:00", "closed_at": "09:15", "radius": 500, "item": "CBC"}
+                 "opens_at": "08:00", "closed_at": "09:15", "radius": 500, "item": "CBC",
+                 "hours": 24, "left": 3, "seconds": 42}
 
 
 def raised_codes() -> set[str]:

@@ -65,6 +65,9 @@ _DEMO_PATIENTS = (
     PatientIdentity("王小明", "M", dt.date(2018, 4, 9), "RESIDENT_ID", "440305201804090034"),
     PatientIdentity("SMITH JOHN", "M", dt.date(1980, 1, 15), "PASSPORT", "E12345678",
                     "13600136004"),
+    # Known to the hospital, not to any wallet: binds an uncertified account by HIS match.
+    PatientIdentity("陈静", "F", dt.date(1990, 3, 8), "RESIDENT_ID", "110105199003081226",
+                    "13800138005"),
 )
 
 

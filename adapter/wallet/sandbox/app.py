@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from flask import Flask, Response, abort, jsonify, redirect, render_template_string, request
 
+from adapter.registry.sandbox import registry_blueprint
 from adapter.wallet.sandbox import keys
 from adapter.wallet.sandbox.bill import bill_zip
 from adapter.wallet.sandbox.money import parse_yuan, yuan
@@ -105,6 +106,8 @@ def create_sandbox_app(state: SandboxState) -> Flask:
     app = Flask(__name__)
     app.config["SANDBOX_STATE"] = state
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    # The SMS inbox and health card registry real-name binding reaches (adapter/registry/).
+    app.register_blueprint(registry_blueprint())
 
     @app.post("/gateway.do")
     def gateway() -> Response:

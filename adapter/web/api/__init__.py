@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from adapter.web import openapi as description
 from adapter.web.api import (
+    account,
     bills,
     bookings,
     csrf,
@@ -24,7 +25,7 @@ from adapter.web.api import (
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-for resource in (session, patients, slots, bookings, queue, payments, bills, results):
+for resource in (session, account, patients, slots, bookings, queue, payments, bills, results):
     bp.register_blueprint(resource.bp)
 bp.before_request(csrf.check_write)  # writes: own Origin and JSON only (docs/security.md)
 validation.init_api(bp)

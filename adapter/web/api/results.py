@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapter.i18n import N_
+from adapter.identity.binding import require_certified
 from adapter.models import Patient, Result, ResultAttachment, ResultObservation
 from adapter.refusals import Refusal
 from adapter.results.announcing import report_path
@@ -101,6 +102,17 @@ def _not_signed_in() -> ResponseReturnValue:
     return error("session.required", say(N_("请先登录")), 401)
 
 
+def _uncertified(db: Session, action: str, account_id: int,
+                 **fields: Any) -> ResponseReturnValue | None:  # noqa: ANN401
+    """The refusal for an account neither certified by its wallet nor bound (audited)."""
+    try:
+        require_certified(db, account_id)
+    except Refusal as refusal:
+        _audit(db, action, account_id, reason=Reason.UNCERTIFIED, **fields)
+        return refused(refusal)
+    return None
+
+
 def _unknown() -> ResponseReturnValue:
     return refused(Refusal("result.unknown"), 404)
 
@@ -121,6 +133,8 @@ def get_results() -> ResponseReturnValue:
         if account_id is None:
             _audit(db, "list", None, reason=Reason.SESSION)
             return _not_signed_in()
+        if (answer := _uncertified(db, "list", account_id)) is not None:
+            return answer
         shown = list_results(db, account_id)
         abnormal = _abnormal_counts(db, [result.id for result, _ in shown])
         _audit(db, "list", account_id, shown=len(shown))
@@ -152,6 +166,9 @@ def get_result(result_id: str) -> ResponseReturnValue:
         if asked is None:
             _audit(db, "read", account_id, reason=Reason.MALFORMED)
             return _unknown()
+        if (answer := _uncertified(db, "read", account_id,
+                                   result_id=asked["result_id"])) is not None:
+            return answer
         access = open_result(db, account_id, asked["result_id"])
         _audit(db, "read", account_id, access=access, result_id=asked["result_id"])
         if not access.shown:
@@ -173,6 +190,9 @@ def get_result_file(result_id: str, file_id: str) -> ResponseReturnValue:
         if asked is None:
             _audit(db, "file", account_id, reason=Reason.MALFORMED)
             return _unknown()
+        if (answer := _uncertified(db, "file", account_id, result_id=ids["result_id"],
+                                   file_id=ids["file_id"])) is not None:
+            return answer
         access, attachment = open_file(db, account_id, ids["result_id"], ids["file_id"])
         _audit(db, "file", account_id, access=access, result_id=ids["result_id"],
                file_id=ids["file_id"])
