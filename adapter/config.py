@@ -16,6 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapter.wallet.alipay.config import AlipayConfig
+from adapter.wallet.wechatpay.config import (
+    WechatPayConfig,
+    WechatPayConfigError,
+    load_wechatpay_config,
+)
 
 
 class ConfigError(ValueError):
@@ -128,6 +133,8 @@ class Config:
     alipay_app_private_key_file: Path | None = None  # default: generated under data_dir
     alipay_public_key_file: Path | None = None  # the platform's key; default: the sandbox's
     alipay_authorize_url: str = ""  # the sign-in page; default: the one of the gateway
+    # WeChat Pay (ADAPTER_WECHATPAY_*, adapter/wallet/wechatpay/config.py): None when off.
+    wechatpay: WechatPayConfig | None = None
     data_key_file: Path | None = None  # AES-GCM + blind index keys; default: under data_dir
     # /notify/<platform>: a larger body is 413 unread (a wallet's notice is a few KB); of the
     # notices that are not signed only this many are kept, without their bodies.
@@ -228,6 +235,11 @@ class Config:
     def effective_health_card_registry(self) -> str:
         """ADAPTER_HEALTH_CARD_REGISTRY, or the wallet sandbox's registry in development."""
         return self.health_card_registry or f"{origin_of(self.alipay_gateway)}/health-card"
+
+    @property
+    def wechatpay_notify_url(self) -> str:
+        """Where WeChat Pay posts its callbacks."""
+        return f"{self.effective_public_url}/notify/wechatpay"
 
     @property
     def effective_database_url(self) -> str:
@@ -562,6 +574,11 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
     ):
         if env.get(name):
             values[key] = Path(env[name])
+    try:
+        values["wechatpay"] = load_wechatpay_config(
+            env, production=values["environment"] == "production")
+    except WechatPayConfigError as exc:
+        raise ConfigError(str(exc)) from None
     if env.get("ADAPTER_MAPPINGS_DIR"):  # also read by default_mappings_dir(); env may differ
         values["mappings_dir"] = Path(env["ADAPTER_MAPPINGS_DIR"])
     config = replace(Config(**values), **overrides)

@@ -9,7 +9,7 @@ speak the adapter's words; a platform's own statuses and method names stay in it
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple, Protocol
@@ -568,9 +568,10 @@ class WalletGateway(Protocol):
         WalletRefused when the platform has no bill for the day (yet)."""
         ...
 
-    def read_notification(self, raw: bytes) -> PaymentNotice:
-        """Decode a notification's raw body, verify it with the platform's public key and read
-        it; raises InvalidNotification."""
+    def read_notification(self, raw: bytes, headers: Mapping[str, str]) -> PaymentNotice:
+        """Decode a notification's raw body, verify it with the platform's key (over the body,
+        or the body and signature headers, as the platform signs) and read it; ``headers``
+        are the request's, looked up case-insensitively. Raises InvalidNotification."""
         ...
 
     def notification_answer(self, outcome: str) -> NotificationAnswer:

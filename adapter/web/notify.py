@@ -106,7 +106,7 @@ def receive(platform: str) -> Response:
         answer.status_code = 413
         return answer
     try:
-        notice = wallet.read_notification(raw)
+        notice = wallet.read_notification(raw, request.headers)
     except InvalidNotification as exc:
         if not exc.signed:
             _keep_unsigned(wallet, len(raw), exc.reason)

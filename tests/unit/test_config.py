@@ -149,3 +149,69 @@ def test_reconcile_at_is_a_time_of_day_or_off(raw, expected):
 def test_a_bad_reconcile_at_names_the_variable(raw):
     with pytest.raises(ConfigError, match="ADAPTER_RECONCILE_AT"):
         load_config({"ADAPTER_RECONCILE_AT": raw})
+
+
+WECHATPAY = {
+    "ADAPTER_WECHATPAY_MCHID": "1900000109",
+    "ADAPTER_WECHATPAY_APPID": "wxd678efh567hg6787",
+    "ADAPTER_WECHATPAY_PRIVATE_KEY_FILE": "/etc/hospital-adapter/wechatpay_apiclient_key.pem",
+    "ADAPTER_WECHATPAY_CERT_SERIAL": "5157f09efdc096de15ebe81a47057a7232f1b8e1",
+    "ADAPTER_WECHATPAY_APIV3_KEY_FILE": "/etc/hospital-adapter/wechatpay_apiv3.key",
+    "ADAPTER_WECHATPAY_APP_SECRET_FILE": "/etc/hospital-adapter/wechatpay_app_secret",
+    "ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": "/etc/hospital-adapter/wechatpay_pub_key.pem",
+    "ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_ID": "PUB_KEY_ID_0119000000002024112700000000000001",
+}
+
+
+def test_wechat_pay_is_off_unless_its_merchant_number_is_set():
+    assert load_config({}).wechatpay is None
+    with pytest.raises(ConfigError, match="ADAPTER_WECHATPAY_APPID is set but"):
+        load_config({"ADAPTER_WECHATPAY_APPID": "wx1"})
+
+
+def test_wechat_pay_section_is_read_with_derived_pages():
+    section = load_config(WECHATPAY).wechatpay
+    assert (section.mchid, section.cert_serial_no) == (
+        "1900000109", "5157F09EFDC096DE15EBE81A47057A7232F1B8E1")
+    assert not section.platform_certificates and not section.is_imitation
+    assert section.sign_in_page == "https://open.weixin.qq.com/connect/oauth2/authorize"
+    assert (section.official_api, section.cashier_page) == ("https://api.weixin.qq.com", "")
+    sandbox = load_config({**WECHATPAY, "ADAPTER_WECHATPAY_API_URL": "http://127.0.0.1:8910",
+                           "ADAPTER_WECHATPAY_PLATFORM_CERTIFICATES": "on"}).wechatpay
+    assert sandbox.platform_certificates and sandbox.is_imitation
+    assert sandbox.sign_in_page == "http://127.0.0.1:8910/connect/oauth2/authorize"
+    assert sandbox.cashier_page == "http://127.0.0.1:8910/cashier/"
+
+
+@pytest.mark.parametrize(("change", "variable"), [
+    ({"ADAPTER_WECHATPAY_CERT_SERIAL": ""}, "ADAPTER_WECHATPAY_CERT_SERIAL"),
+    ({"ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_ID": ""}, "ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_ID"),
+    ({"ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_ID": "abc"}, "PUB_KEY_ID_"),
+    ({"ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_ID": "", "ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_FILE":
+      ""}, "ADAPTER_WECHATPAY_PLATFORM_CERTIFICATES"),
+    ({"ADAPTER_WECHATPAY_PLATFORM_CERTIFICATES": "maybe"}, "on or off"),
+    ({"ADAPTER_WECHATPAY_API_URL": "api.mch.weixin.qq.com"}, "ADAPTER_WECHATPAY_API_URL"),
+])
+def test_bad_wechat_pay_configuration_fails_naming_the_variable(change, variable):
+    with pytest.raises(ConfigError, match=variable):
+        load_config({**WECHATPAY, **change})
+
+
+def test_wechat_pay_key_files_are_checked(tmp_path):
+    from adapter.wallet.wechatpay.config import key_file_problems
+    from tests import wechatpay_kit as kit
+
+    files = {"key.pem": kit.private_pem(kit.MERCHANT_KEY), "apiv3.key": "short\n",
+             "secret": "s3cret\n", "pub.pem": kit.public_pem(kit.PLATFORM_KEY)}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    section = load_config({**WECHATPAY,
+                           "ADAPTER_WECHATPAY_PRIVATE_KEY_FILE": str(tmp_path / "key.pem"),
+                           "ADAPTER_WECHATPAY_APIV3_KEY_FILE": str(tmp_path / "apiv3.key"),
+                           "ADAPTER_WECHATPAY_APP_SECRET_FILE": str(tmp_path / "secret"),
+                           "ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": str(tmp_path / "none"),
+                           }).wechatpay
+    problems = key_file_problems(section)
+    assert len(problems) == 2
+    assert problems[0].startswith("ADAPTER_WECHATPAY_APIV3_KEY_FILE") and "32 bytes" in problems[0]
+    assert problems[1].startswith("ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_FILE")

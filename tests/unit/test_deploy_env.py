@@ -24,13 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config_variables() -> set[str]:
-    """Every ADAPTER_ variable adapter/config.py reads, the generated throttle names included."""
+    """Every ADAPTER_ variable the configuration reads, the generated throttle names included."""
     import re
     from dataclasses import fields
 
     from adapter.config import Throttles
 
-    text = (ROOT / "adapter" / "config.py").read_text(encoding="utf-8")
+    # adapter/config.py, and the wallets' own sections it loads (adapter/wallet/*/config.py)
+    sources = [ROOT / "adapter" / "config.py", *sorted(ROOT.glob("adapter/wallet/*/config.py"))]
+    text = "\n".join(path.read_text(encoding="utf-8") for path in sources)
     names = set(re.findall(r'"(ADAPTER_[A-Z0-9_]*[A-Z0-9])"', text))
     names |= {f"ADAPTER_THROTTLE_{item.name.upper()}" for item in fields(Throttles)}
     return names

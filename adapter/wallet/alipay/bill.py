@@ -15,7 +15,6 @@ Alipay adding or moving a column does not shift amounts into the wrong field.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import io
@@ -23,10 +22,10 @@ import logging
 import re
 import zipfile
 from collections.abc import Iterator
-from typing import IO
 
 from adapter.money import fen
 from adapter.ports import BillEntryKind, WalletBill, WalletBillEntry, WalletUnavailable
+from adapter.wallet.lines import bounded_lines
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +75,8 @@ class BillReader(WalletBill):
             if member.file_size > MAX_DETAIL_BYTES:
                 raise WalletUnavailable("bill: the detail file is larger than a bill can be")
             with archive.open(member) as raw:
-                yield from self._lines(_bounded_lines(raw))
+                yield from self._lines(bounded_lines(raw, "gbk", max_chars=MAX_LINE_CHARS,
+                                                          chunk_bytes=CHUNK_BYTES))
 
     def _lines(self, lines: Iterator[str | None]) -> Iterator[WalletBillEntry]:
         columns: dict[str, int] | None = None
@@ -195,37 +195,6 @@ def _header(line: str) -> dict[str, int] | None:
     if not all(name in positions for name in REQUIRED):
         return None
     return {name: positions[name] for name in REQUIRED}
-
-
-def _bounded_lines(raw: IO[bytes]) -> Iterator[str | None]:
-    """The member's lines (without line ends), None for one over MAX_LINE_CHARS, read a chunk
-    at a time: bounded however the file is made, and much faster than a readline per line.
-
-    GBK's trail bytes are 0x40-0xFE, so a newline byte is always a newline; the incremental
-    decoder carries a character cut at a chunk's end. errors="replace": one bad byte in a goods
-    name must not lose the day; the cells that matter (ids, amounts, times) are checked ASCII.
-    """
-    decoder = codecs.getincrementaldecoder("gbk")(errors="replace")
-    tail, skipping = "", False
-    while True:
-        chunk = raw.read(CHUNK_BYTES)
-        parts = (tail + decoder.decode(chunk, final=not chunk)).split("\n")
-        tail = parts.pop()
-        for part in parts:
-            if skipping:
-                skipping = False  # the end of an over-long line, already reported
-            elif len(part) > MAX_LINE_CHARS:
-                yield None
-            else:
-                yield part.rstrip("\r")
-        if len(tail) > MAX_LINE_CHARS:
-            if not skipping:
-                yield None
-            tail, skipping = "", True
-        if not chunk:
-            break
-    if tail and not skipping:
-        yield tail.rstrip("\r")
 
 
 def read_trade_bill(day: dt.date, data: bytes) -> BillReader:

@@ -17,11 +17,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
-import urllib3
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from adapter.money import fen, yuan
-from adapter.ports import RefundResult, WalletRefused, WalletUnavailable, WalletUnreachable
+from adapter.ports import RefundResult, WalletRefused, WalletUnavailable
 from adapter.wallet.alipay import consts
 from adapter.wallet.alipay.signing import (
     PrivateKeyInput,
@@ -31,21 +30,13 @@ from adapter.wallet.alipay.signing import (
     sign_params,
     verify_response,
 )
+from adapter.wallet.transport import transport_failure
 
 logger = logging.getLogger(__name__)
 
 # Alipay reads timestamp and time_expire as Beijing time; China has no daylight saving, so a
 # fixed +08:00 avoids depending on the tz database.
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
-
-
-def _never_sent(exc: requests.RequestException) -> bool:
-    """Whether the request provably never reached the gateway: no connection was made (refused,
-    no route, name not found). A connection that broke later may have carried the request."""
-    if not isinstance(exc, requests.ConnectionError):
-        return False
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 @dataclass(frozen=True)
@@ -186,19 +177,8 @@ class AlipayClient:
                 headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"},
                 timeout=self.timeout,
             )
-        except requests.ConnectTimeout:
-            logger.warning("%s: gateway unreachable (connect timeout)", method)
-            raise WalletUnreachable(f"{method}: connect timeout") from None
-        except requests.Timeout:
-            logger.warning("%s: gateway timed out; outcome unknown", method)
-            raise WalletUnavailable(f"{method}: timeout") from None
         except requests.RequestException as exc:
-            if _never_sent(exc):
-                logger.warning("%s: gateway unreachable (%s)", method, type(exc).__name__)
-                raise WalletUnreachable(f"{method}: {type(exc).__name__}") from None
-            logger.warning("%s: connection failed (%s); outcome unknown", method,
-                           type(exc).__name__)
-            raise WalletUnavailable(f"{method}: {type(exc).__name__}") from None
+            raise transport_failure(method, exc) from None
         if response.status_code != 200:
             logger.warning("%s: gateway answered HTTP %s", method, response.status_code)
             raise WalletUnavailable(f"{method}: HTTP {response.status_code}")

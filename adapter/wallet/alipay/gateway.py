@@ -250,8 +250,9 @@ class AlipayWalletGateway:
     # ----------------------------------------------------------------------------------------
     # Notifications
 
-    def read_notification(self, raw: bytes) -> PaymentNotice:
-        """A trade_status_sync notification, verified with the platform's public key."""
+    def read_notification(self, raw: bytes, headers: Mapping[str, str]) -> PaymentNotice:
+        """A trade_status_sync notification, verified with the platform's public key (Alipay
+        signs inside the body; the headers are not read)."""
         return notify.read_notice(notify.decode_form(raw), self.client.platform_public_key)
 
     def notification_answer(self, outcome: str) -> NotificationAnswer:
