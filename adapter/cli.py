@@ -333,9 +333,11 @@ def _register_simulators() -> None:
     from adapter.demo import demo_command
     from adapter.his.simulator import simulate_his_command
     from adapter.wallet.sandbox import wallet_sandbox_command
+    from adapter.wallet.wechatpay_sandbox import wechatpay_sandbox_command
 
     main.add_command(simulate_his_command)
     main.add_command(wallet_sandbox_command)
+    main.add_command(wechatpay_sandbox_command)
     main.add_command(demo_command)
 
 

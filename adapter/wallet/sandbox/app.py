@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from flask import Flask, Response, abort, jsonify, redirect, render_template_string, request
 
 from adapter.registry.sandbox import registry_blueprint
 from adapter.wallet.sandbox import keys
 from adapter.wallet.sandbox.bill import bill_zip
+from adapter.wallet.sandbox.common import append_query, register_fault_routes, safe_redirect
 from adapter.wallet.sandbox.money import parse_yuan, yuan
 from adapter.wallet.sandbox.protocol import GatewayError
 from adapter.wallet.sandbox.state import SandboxState
@@ -88,17 +89,6 @@ def _answer(state: SandboxState, key: str, inner: dict[str, Any], signed: bool) 
 
 def _error(state: SandboxState, key: str, error: GatewayError) -> Response:
     return _answer(state, key, error.body(), signed=error.signed)
-
-
-def _safe_redirect(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def _append_query(url: str, extra: dict[str, str]) -> str:
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + list(extra.items())
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def create_sandbox_app(state: SandboxState) -> Flask:
@@ -173,7 +163,7 @@ def create_sandbox_app(state: SandboxState) -> Flask:
         except KeyError:
             abort(400, "unknown user")
         # The wallet appends these to redirect_uri (publicAppAuthorize.htm behaviour).
-        target = _append_query(redirect_uri, {
+        target = append_query(redirect_uri, {
             "app_id": app_id, "source": "alipay_wallet", "scope": form.get("scope", "auth_user"),
             "auth_code": code, "state": form.get("state", ""),
         })
@@ -191,7 +181,7 @@ def create_sandbox_app(state: SandboxState) -> Flask:
     @app.post("/cashier/<trade_no>")
     def cashier_pay(trade_no: str) -> tuple[str, int] | str:
         return_url = request.form.get("return_url", "")
-        if return_url and not _safe_redirect(return_url):
+        if return_url and not safe_redirect(return_url):
             return_url = ""
         try:
             trade = state.pay(trade_no=trade_no)
@@ -259,7 +249,7 @@ def _authenticate(state: SandboxState, params: dict[str, str]) -> dict[str, Any]
 def _check_authorize(state: SandboxState, app_id: str, redirect_uri: str) -> None:
     if app_id != state.app_id:
         abort(400, "unknown app_id")
-    if not _safe_redirect(redirect_uri):
+    if not safe_redirect(redirect_uri):
         abort(400, "redirect_uri must be an http(s) URL")
 
 
@@ -298,19 +288,7 @@ def _register_helpers(app: Flask, state: SandboxState) -> None:
         except KeyError:
             return jsonify({"error": "unknown user"}), 404
 
-    @app.get("/_sandbox/faults")
-    def get_faults() -> Response:
-        return jsonify(state.knobs())
-
-    @app.post("/_sandbox/faults")
-    def set_faults() -> tuple[Response, int] | Response:
-        values = request.get_json(silent=True)
-        if not isinstance(values, dict):
-            return jsonify({"error": "a JSON object of knobs is expected"}), 400
-        try:
-            return jsonify(state.set_knobs(values))
-        except ValueError as exc:
-            return jsonify({"error": str(exc)}), 400
+    register_fault_routes(app, state)
 
     @app.post("/_sandbox/pay/<out_trade_no>")
     def pay(out_trade_no: str) -> tuple[Response, int] | Response:

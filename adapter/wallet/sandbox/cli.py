@@ -12,6 +12,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from adapter.config import parse_address
 from adapter.wallet.sandbox import keys
 from adapter.wallet.sandbox.app import create_sandbox_app
+from adapter.wallet.sandbox.common import serve_until_interrupted
 from adapter.wallet.sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
@@ -108,10 +109,4 @@ def wallet_sandbox_command(
     server = serve_sandbox(state, host, port)
     logger.info("wallet sandbox listening on %s:%s", host, server.server_port)
     click.echo(f"wallet sandbox listening on http://{host}:{server.server_port}/gateway.do")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        state.close()
+    serve_until_interrupted(server, state.close)

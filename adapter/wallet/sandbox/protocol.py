@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-# China has no daylight saving time: a fixed +08:00 is exact for Beijing time.
-BEIJING = dt.timezone(dt.timedelta(hours=8), "CST")
+from adapter.wallet.sandbox.common import BEIJING
+
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 WAIT_BUYER_PAY = "WAIT_BUYER_PAY"

@@ -19,8 +19,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from adapter.wallet.sandbox import keys
+from adapter.wallet.sandbox.common import KnobbedState
 from adapter.wallet.sandbox.notifier import Notifier
-from adapter.wallet.sandbox.protocol import BEIJING, GatewayError, fmt
+from adapter.wallet.sandbox.protocol import GatewayError, fmt
 from adapter.wallet.sandbox.trades import Trade, TradeDesk
 from adapter.wallet.sandbox.users import (
     DEFAULT_TEST_USER_PREFIX,
@@ -36,7 +37,7 @@ ACCESS_TOKEN_TTL_SECONDS = 1_296_000  # what Alipay reports as expires_in (15 da
 BILL_URL_TTL_SECONDS = 30.0  # Alipay: the bill_download_url is valid for 30 seconds
 
 
-class SandboxState(TradeDesk):
+class SandboxState(KnobbedState, TradeDesk):
     """All of the sandbox's data and fault knobs, shared by the Flask app and the notifier.
 
     Knobs are plain attributes a test may change while the sandbox runs (or POST
@@ -118,48 +119,6 @@ class SandboxState(TradeDesk):
         self._trade_seq = itertools.count(1)
         self._test_user_seq = itertools.count(1)
         self.notifier = Notifier(self)
-
-    # -- knobs and time ----------------------------------------------------------------
-
-    def set_knobs(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Set fault knobs from JSON; ValueError on an unknown knob or a wrong type."""
-        parsed: dict[str, Any] = {}
-        for name, value in values.items():
-            kind = self.KNOBS.get(name)
-            if kind is None:
-                raise ValueError(f"unknown knob {name}")
-            if kind is bool:
-                if not isinstance(value, bool):
-                    raise ValueError(f"{name} must be true or false")
-                parsed[name] = value
-            else:
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ValueError(f"{name} must be a number")
-                if value < 0 or (name.endswith("_rate") and value > 1):
-                    raise ValueError(f"{name} out of range")
-                parsed[name] = kind(value)
-        with self.lock:
-            for name, value in parsed.items():
-                setattr(self, name, value)
-        logger.info("wallet sandbox: knobs set: %s", ", ".join(sorted(parsed)))
-        return self.knobs()
-
-    def knobs(self) -> dict[str, Any]:
-        """The current fault knobs."""
-        return {name: getattr(self, name) for name in self.KNOBS}
-
-    def scaled(self, seconds: float) -> float:
-        """A documented platform delay, compressed by ``notify_time_scale``."""
-        return seconds * self.notify_time_scale
-
-    def now(self) -> dt.datetime:
-        """Beijing time, to the second, as Alipay reports it."""
-        return dt.datetime.now(BEIJING).replace(microsecond=0)
-
-    def roll(self, rate: float) -> bool:
-        """A seeded coin flip that lands True with probability ``rate``."""
-        with self.lock:
-            return rate > 0 and self.rng.random() < rate
 
     def close(self) -> None:
         """Stop the notification thread."""

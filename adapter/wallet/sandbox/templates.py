@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-_HEAD = """<!doctype html>
+
+def page_head(brand: str, colour: str) -> str:
+    """The top of a sandbox wallet page: ``brand`` in a header bar of ``colour`` (CSS)."""
+    return """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }}</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:0;background:#f5f5f5;color:#333}
-header{background:#1677ff;color:#fff;padding:12px 16px;font-size:17px}
+header{background:COLOUR;color:#fff;padding:12px 16px;font-size:17px}
 main{padding:16px}.card{background:#fff;border-radius:8px;padding:16px;margin-bottom:12px}
 label.user{display:flex;gap:10px;align-items:center;padding:10px 0;border-bottom:1px solid #eee}
 small{color:#888}.amount{font-size:32px;font-weight:600;margin:8px 0}
-button{width:100%;padding:14px;border:0;border-radius:8px;background:#1677ff;color:#fff;
+button{width:100%;padding:14px;border:0;border-radius:8px;background:COLOUR;color:#fff;
 font-size:17px}.note{color:#888;font-size:12px;text-align:center}
 </style></head><body>
-<header>支付宝 (沙箱) · {{ title }}</header><main>
-"""
-_FOOT = """<p class="note">Future Hospital Adapter wallet sandbox: not a real wallet, no real
+<header>BRAND · {{ title }}</header><main>
+""".replace("COLOUR", colour).replace("BRAND", brand)
+
+
+_HEAD = page_head("支付宝 (沙箱)", "#1677ff")
+PAGE_FOOT = """<p class="note">Future Hospital Adapter wallet sandbox: not a real wallet, no real
 money.</p></main></body></html>
 """
 
@@ -40,7 +46,7 @@ AUTHORIZE_PAGE = (
   <input type="hidden" name="state" value="{{ state }}">
   <p><button type="submit">授权 / Authorize</button></p>
 </form>
-""" + _FOOT
+""" + PAGE_FOOT
 )
 
 CASHIER_PAGE = (
@@ -58,7 +64,7 @@ CASHIER_PAGE = (
 {% else %}
 <div class="card">此交易不可支付 / This trade cannot be paid ({{ trade.trade_status }}).</div>
 {% endif %}
-""" + _FOOT
+""" + PAGE_FOOT
 )
 
 PAID_PAGE = (
@@ -68,5 +74,5 @@ PAID_PAGE = (
   {% if trade %}<div>{{ trade.subject }} · ¥{{ trade.total_amount }}</div>{% endif %}
 </div>
 {% if return_url %}<p><a href="{{ return_url }}">返回商户 / Back to the hospital</a></p>{% endif %}
-""" + _FOOT
+""" + PAGE_FOOT
 )
