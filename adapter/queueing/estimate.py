@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,8 +33,9 @@ LATE_ARRIVAL = dt.timedelta(minutes=30)
 class Prior:
     """What is assumed before a doctor's own consults say otherwise (mappings/queue.toml)."""
 
-    consult_minutes: float = 8.0  # a consult, when nothing of the doctor is known
-    weight: float = 4.0  # how many consults the prior counts for against the day's own
+    consult_minutes: float = 8.0  # a consult, when nothing of the doctor is known...
+    slot_share: float = 0.9  # ...unless the booking list shows the slot: this share of it
+    weight: float = 3.0  # how many consults the prior counts for against the day's own
     spread: float = 0.5  # log standard deviation of a consult
     late_start_minutes: float = 5.0  # how late a doctor starts, when nothing is known
     absent_minutes: float = 2.0  # the doctor's wait for a patient called and absent
@@ -44,10 +46,13 @@ class Prior:
     arrival_spread_minutes: float = 15.0  # ...give or take this
     below: float = 1.2  # the range's lower end: expectation - below * sd
     above: float = 2.2  # the upper end: expectation + above * sd
-    decay: float = 0.9  # the weight of each older consult relative to the next
+    decay: float = 0.95  # the weight of each older consult relative to the next
+    history_consults: int = 60  # the doctor's latest consults of earlier sessions kept...
+    history_share: float = 0.5  # ...each counting for this much of one of today's
+    drift: float = 0.1  # log sd of a doctor's pace from one hour to the next
     late_sigma: float = 0.5  # log standard deviation of a late start
-    low_quantile: float = 0.1  # the range: these quantiles of the played futures' waits
-    high_quantile: float = 0.9
+    low_quantile: float = 0.03  # the range: these quantiles of the played futures' waits
+    high_quantile: float = 0.92
     plays: int = 300  # futures played per estimate
 
 
@@ -89,19 +94,32 @@ def _weighted(values: Sequence[float], decay: float) -> tuple[float, float]:
     return weight, total
 
 
+def slot_minutes(queue: Queue) -> float | None:
+    """The session's slot length, as its booking list shows it: the commonest step between
+    consecutive booked times (None when fewer than three lines have one)."""
+    starts = sorted({ln.slot_start for ln in queue.lines.values() if ln.slot_start is not None})
+    steps = Counter(round(_minutes(b - a)) for a, b in zip(starts, starts[1:], strict=False))
+    steps.pop(0, None)
+    if len(starts) < 3 or not steps:
+        return None
+    return float(steps.most_common(1)[0][0])
+
+
 def consult_pace(queue: Queue, history: History, prior: Prior) -> tuple[float, float, int]:
     """(expected consult minutes, log sd, consults seen) of the doctor now."""
     today = [_minutes(c.ended_at - c.called_at) for c in queue.consults if not c.absent]
-    earlier = list(history.consults)[-30:]
+    earlier = list(history.consults)[-prior.history_consults:]
     if earlier:
         base = sum(earlier) / len(earlier)
         base_logs = [math.log(max(v, 0.2)) for v in earlier]
         mean_log = sum(base_logs) / len(base_logs)
         base_sd = math.sqrt(sum((v - mean_log) ** 2 for v in base_logs) / len(base_logs)) \
             if len(base_logs) > 2 else prior.spread
-        base_weight = prior.weight + min(len(earlier), 20) / 4
+        base_weight = prior.weight + len(earlier) * prior.history_share
     else:
-        base, base_sd, base_weight = prior.consult_minutes, prior.spread, prior.weight
+        slot = slot_minutes(queue)
+        base = prior.consult_minutes if slot is None else prior.slot_share * slot
+        base_sd, base_weight = prior.spread, prior.weight
     weight, total = _weighted(today, prior.decay)
     mean = (base_weight * base + total) / (base_weight + weight)
     logs = [math.log(max(v, 0.2)) for v in today]
@@ -173,7 +191,7 @@ def estimate_wait(queue: Queue, visit_number: str, now: dt.datetime, *,
     gap = call_gap(queue, prior)
     calls = len(queue.consults)
     pace = Pace(consult_median=consult / math.exp(sd * sd / 2), consult_sigma=sd,
-                uncertainty=sd / math.sqrt(prior.weight + seen), gap=gap,
+                uncertainty=math.hypot(sd / math.sqrt(prior.weight + seen), prior.drift), gap=gap,
                 absent_share=_absent_share(queue, prior), absent_minutes=prior.absent_minutes)
     if queue.started_at is None:
         lates = list(history.late_starts)
