@@ -1,17 +1,20 @@
 """How long until a waiting patient is called: a range in minutes, leaning pessimistic.
 
-Pure arithmetic over a folded queue (adapter.queueing.line). A patient with ``n`` ahead waits
-for the consult now running to end, then for ``n`` turns of the doctor. A turn is a consult
-(or, for a patient called and absent, the minute or two the doctor waits) plus the pause before
-the next call. The doctor's consult length is learned as the day goes: a recency-weighted mean
-of their consults, shrunk toward a prior (their consults of earlier sessions when known, else
-the configured default) so the first patients get a sensible figure. A doctor who has not
-started yet is expected at the session's start plus their usual lateness. Patients booked
-before this one but not yet checked in may still arrive and go first; part of them is counted.
+Pure over a folded queue (adapter.queueing.line): what is learned here, the rest of the session
+played forward in adapter.queueing.forecast. What is learned, each shrunk from a prior toward
+what the day shows:
 
-The spread is that of a sum of skewed (lognormal) consults plus the uncertainty of the learned
-mean; the range reaches further above the expectation than below it, so that a patient is
-rarely called later than the range's upper end (bench/queue_eta.py measures how rarely).
+- the doctor's consult law (lognormal): a recency-weighted mean of today's consults, shrunk
+  toward their consults of earlier sessions, else toward the slot length the booking list shows
+  (or the configured default); its log spread likewise;
+- the pause between a consult's end and the next call, the share of calls that find nobody;
+- the doctor's late start (their earlier sessions', else the configured one);
+- the day's no-show share, which with the arrival law (booked patients come about 20 minutes
+  early, give or take 15) says how likely a booked patient ahead and not there yet still comes.
+
+The wait is the median of the played futures; the range runs from their 3rd to their 92nd
+percentile, so it reaches further above the median than below it and a patient is rarely called
+after its upper end (bench/queue_eta.py measures how rarely).
 """
 
 from __future__ import annotations
@@ -44,8 +47,6 @@ class Prior:
     no_show_share: float = 0.08  # booked patients who never come, before the day says
     arrival_lead_minutes: float = 20.0  # booked patients come about this early...
     arrival_spread_minutes: float = 15.0  # ...give or take this
-    below: float = 1.2  # the range's lower end: expectation - below * sd
-    above: float = 2.2  # the upper end: expectation + above * sd
     decay: float = 0.95  # the weight of each older consult relative to the next
     history_consults: int = 60  # the doctor's latest consults of earlier sessions kept...
     history_share: float = 0.5  # ...each counting for this much of one of today's
