@@ -518,7 +518,7 @@ SAMPLE_PARAMS = {"limit": 2, "window_days": 90, "allowed_from": "2025-09-13",
                  "suggested_type": "HMT_RESIDENCE_PERMIT", "release_at": "06-01 08:00",
                  "deadline": "06-17 15:00", "minutes": 15, "minimum": 12, "maximum": 256,
                  "opens_at": "08:00", "closed_at": "09:15", "radius": 500, "item": "CBC",
-                 "hours": 24, "left": 3, "seconds": 42}
+                 "hours": 24, "left": 3, "seconds": 42, "days": 400}
 
 
 def raised_codes() -> set[str]:
