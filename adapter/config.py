@@ -114,6 +114,9 @@ class Config:
     outbox_concurrency: int = 4
     his_connections: int = 4
     public_url: str = ""  # base of the URLs the wallet calls back (notify) and redirects to
+    # Base of the URLs the wallets post their notifications to, where the hospital serves them
+    # apart from the patients' traffic (a web instance of their own); "": public_url.
+    notify_base_url: str = ""
     secret_key: str = ""
     session_idle_minutes: float = 30.0  # a patient session unused this long ends
     session_max_hours: float = 12.0  # and every session ends this long after sign-in
@@ -200,6 +203,11 @@ class Config:
         return (self.public_url or f"http://{self.web_listen}").rstrip("/")
 
     @property
+    def effective_notify_base_url(self) -> str:
+        """ADAPTER_NOTIFY_BASE_URL, or the public URL."""
+        return (self.notify_base_url or self.effective_public_url).rstrip("/")
+
+    @property
     def alipay(self) -> AlipayConfig:
         """The Alipay wallet's section (ADAPTER_ALIPAY_*), with development defaults filled in."""
         return AlipayConfig(
@@ -207,7 +215,7 @@ class Config:
             app_id=self.alipay_app_id,
             app_private_key_file=self.effective_app_private_key_file,
             public_key_file=self.effective_alipay_public_key_file,
-            notify_url=f"{self.effective_public_url}/notify/alipay",
+            notify_url=f"{self.effective_notify_base_url}/notify/alipay",
             seller_id=self.alipay_seller_id,
             # production requires the variable (validate); the sandbox takes any id
             message_template_id=self.alipay_message_template_id or "SANDBOX_TEMPLATE",
@@ -239,7 +247,7 @@ class Config:
     @property
     def wechatpay_notify_url(self) -> str:
         """Where WeChat Pay posts its callbacks."""
-        return f"{self.effective_public_url}/notify/wechatpay"
+        return f"{self.effective_notify_base_url}/notify/wechatpay"
 
     @property
     def effective_database_url(self) -> str:
@@ -331,8 +339,10 @@ class Config:
             ):
                 if not value:
                     raise ConfigError(f"ADAPTER_ENV=production needs {name}")
-            if not self.public_url.startswith("https://"):
-                raise ConfigError("ADAPTER_PUBLIC_URL must be https:// in production")
+            for name, url in (("ADAPTER_PUBLIC_URL", self.public_url),
+                              ("ADAPTER_NOTIFY_BASE_URL", self.notify_base_url or "https://")):
+                if not url.startswith("https://"):
+                    raise ConfigError(f"{name} must be https:// in production")
         self._validate_throttles()
         self._validate_binding()
         if not self.alipay_gateway.startswith(("http://", "https://")):
@@ -487,6 +497,7 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "database_url": env.get("ADAPTER_DATABASE_URL", ""),
         "hospital_timezone": env.get("ADAPTER_TIMEZONE", defaults.hospital_timezone),
         "public_url": env.get("ADAPTER_PUBLIC_URL", ""),
+        "notify_base_url": env.get("ADAPTER_NOTIFY_BASE_URL", "").strip(),
         "alipay_gateway": env.get("ADAPTER_ALIPAY_GATEWAY", defaults.alipay_gateway),
         "alipay_app_id": env.get("ADAPTER_ALIPAY_APP_ID", defaults.alipay_app_id),
         "alipay_seller_id": env.get("ADAPTER_ALIPAY_SELLER_ID", ""),

@@ -191,6 +191,7 @@ class Patient(Base):
     __table_args__ = (
         UniqueConstraint("wallet_account_id", "document_index", name="uq_patient_document"),
         Index("ix_patient_document_index", "document_index"),
+        Index("ix_patient_his_patient_id", "his_patient_id"),  # results are matched by it
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

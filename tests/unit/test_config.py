@@ -79,6 +79,18 @@ def test_production_needs_https_public_url(tmp_path):
         load_config(env)
     env["ADAPTER_PUBLIC_URL"] = "https://hospital.example.cn"
     assert load_config(env).effective_public_url == "https://hospital.example.cn"
+    env["ADAPTER_NOTIFY_BASE_URL"] = "http://notify.hospital.example.cn"
+    with pytest.raises(ConfigError, match="ADAPTER_NOTIFY_BASE_URL must be https"):
+        load_config(env)
+
+
+def test_notifications_go_to_the_notify_base_url_when_one_is_set():
+    config = load_config({"ADAPTER_PUBLIC_URL": "https://hospital.example.cn"})
+    assert config.alipay.notify_url == "https://hospital.example.cn/notify/alipay"
+    config = load_config({"ADAPTER_PUBLIC_URL": "https://hospital.example.cn",
+                          "ADAPTER_NOTIFY_BASE_URL": "https://notify.hospital.example.cn/"})
+    assert config.alipay.notify_url == "https://notify.hospital.example.cn/notify/alipay"
+    assert config.wechatpay_notify_url == "https://notify.hospital.example.cn/notify/wechatpay"
 
 
 def test_session_timeouts_are_read_by_name_and_checked():
