@@ -28,7 +28,6 @@ from adapter.wallet.wechatpay.signing import (
 from tests import wechatpay_kit as kit
 
 
-
 def keys() -> PlatformKeys:
     return PlatformKeys(public_key=kit.PLATFORM_KEY.public_key(), public_key_id=kit.PUBLIC_KEY_ID)
 
