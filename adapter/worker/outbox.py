@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -75,15 +76,38 @@ def lease_outbox(services: Services, now: dt.datetime,
     its lease, and the message is sent again once it runs out: every delivery is idempotent at
     the far end (the placer id at the HIS, out_request_no and out_trade_no at the wallet).
     """
+    jobs = lease_outbox_batch(services, now, 1, waiting_kinds, busy_subjects)
+    return jobs[0] if jobs else None
+
+
+def lease_outbox_batch(services: Services, now: dt.datetime, limit: int,
+                       waiting_kinds: Collection[str] = (),
+                       busy_subjects: Collection[Subject] = (),
+                       one_per_link: Mapping[str, str] | None = None) -> list[OutboxJob]:
+    """Lease up to ``limit`` due messages in one transaction (as lease_outbox does one): the
+    oldest of each subject only, and of the kinds ``one_per_link`` maps to a link, one per
+    link. Under a rush, a commit per lease was what the delivery threads queued on."""
     with services.session_factory.begin() as session:
-        claimed = claim_outbox(session, now, 1, waiting_kinds, busy_subjects)
-        if not claimed:
-            return None
-        message = claimed[0]
-        message.attempts += 1  # also the lease's token: a takeover changes it
-        message.next_attempt_at = now + dt.timedelta(seconds=LEASE_SECONDS)
-        return OutboxJob(message.id, message.kind, message.subject_type, message.subject_id,
-                         json.loads(message.payload), message.attempts)
+        claimed = claim_outbox(session, now, limit * 4, waiting_kinds, busy_subjects)
+        jobs: list[OutboxJob] = []
+        subjects: set[Subject] = set()
+        links: set[str] = set()
+        for message in claimed:
+            subject = (message.subject_type, message.subject_id)
+            link = (one_per_link or {}).get(message.kind)
+            if subject in subjects or (link is not None and link in links):
+                continue  # after its elder sibling, or its suspect link's one item
+            subjects.add(subject)
+            if link is not None:
+                links.add(link)
+            message.attempts += 1  # also the lease's token: a takeover changes it
+            message.next_attempt_at = now + dt.timedelta(seconds=LEASE_SECONDS)
+            jobs.append(OutboxJob(message.id, message.kind, message.subject_type,
+                                  message.subject_id, json.loads(message.payload),
+                                  message.attempts))
+            if len(jobs) == limit:
+                break
+        return jobs
 
 
 def renew_lease(services: Services, job: OutboxJob) -> bool:
@@ -143,7 +167,8 @@ def deliver_outbox(services: Services, kinds: Mapping[str, OutboxKind] | None = 
     kinds = services.flows.outbox if kinds is None else kinds
     if concurrency is None:
         concurrency = services.config.outbox_concurrency
-    run = _Run(services, kinds, limit, time.monotonic() + budget_seconds)
+    run = _Run(services, kinds, limit, time.monotonic() + budget_seconds,
+               max(1, concurrency))
     first = run.lease()
     if first is None:
         return 0  # the common case, every second: one query, no thread started
@@ -159,7 +184,7 @@ class _Run:
     """One run of the outbox: what its delivery threads share."""
 
     def __init__(self, services: Services, kinds: Mapping[str, OutboxKind], limit: int,
-                 deadline: float) -> None:
+                 deadline: float, threads: int = 1) -> None:
         self.services, self.kinds, self.deadline = services, kinds, deadline
         self.by_link: dict[str, set[str]] = {}
         for name, declared in kinds.items():
@@ -172,33 +197,61 @@ class _Run:
         # breaker opens), and is not hit by every thread at once.
         self.suspect: set[str] = set(self.by_link)
         self.in_flight: dict[str, int] = {}
-        # Held while leasing, so that a subject is marked busy before any other thread's claim;
-        # notified when an item is settled (what it held back may be due now).
+        # Guards the run's bookkeeping (busy, in_flight, suspect, left); notified when an item
+        # is settled (what it held back may be due now). Never held across a database call.
         self.settled = threading.Condition()
+        self.settles = 0  # items settled so far: a waiting lease knows whether it missed one
+        # Held while leasing (the claim is a database round trip): leases go one at a time, so
+        # a subject is marked busy before any other thread's claim, while items settle freely.
+        # (Holding one lock for both made every settling thread wait for each lease's commit.)
+        self.leasing = threading.Lock()
+        self.threads = threads
+        self.ready: deque[OutboxJob] = deque()  # leased for threads about to take them
 
     def lease(self, wait: bool = False) -> OutboxJob | None:
         """The next due item no thread of this run holds a sibling of, or None when none is
         due. With ``wait``, an item held back (its subject or its suspect link busy in another
-        thread) is waited for while any item of this run is in flight."""
+        thread) is waited for while any item of this run is in flight. One lease takes as many
+        items as threads are free (one transaction); the others wait in ``ready``."""
         breakers = self.services.links
-        with self.settled:
-            while True:
-                if self.left <= 0 or time.monotonic() > self.deadline:
-                    return None
-                now = self.services.clock.now()
-                held = breakers.blocked(now) | {link for link in self.suspect
-                                                if self.in_flight.get(link)}
+        while True:
+            with self.settled:
+                if self.ready:
+                    return self.ready.popleft()
+            with self.leasing:
+                with self.settled:
+                    if self.ready:  # leased by another thread meanwhile
+                        return self.ready.popleft()
+                    if self.left <= 0 or time.monotonic() > self.deadline:
+                        return None
+                    now = self.services.clock.now()
+                    held = breakers.blocked(now) | {link for link in self.suspect
+                                                    if self.in_flight.get(link)}
+                    single = {kind: link for link in self.suspect - held
+                              for kind in self.by_link.get(link, ())}
+                    busy = set(self.busy)
+                    free = max(1, self.threads - sum(self.in_flight.values()))
+                    seen = self.settles
                 waiting = {k for link in held for k in self.by_link.get(link, ())}
-                job = lease_outbox(self.services, now, waiting, self.busy)
-                if job is not None:
-                    self.left -= 1
-                    self.busy.add((job.subject_type, job.subject_id))
-                    link = self._link(job)
-                    self.in_flight[link] = self.in_flight.get(link, 0) + 1
-                    return job
+                jobs = lease_outbox_batch(self.services, now, min(free, self.left), waiting,
+                                          busy, single)
+                if jobs:
+                    with self.settled:
+                        for job in jobs:
+                            self.left -= 1
+                            self.busy.add((job.subject_type, job.subject_id))
+                            link = self._link(job)
+                            self.in_flight[link] = self.in_flight.get(link, 0) + 1
+                        self.ready.extend(jobs[1:])
+                        self.settled.notify_all()
+                    return jobs[0]
+            with self.settled:
+                if self.ready:
+                    continue
                 if not wait or not any(self.in_flight.values()):
                     return None
-                self.settled.wait(timeout=1.0)
+                if self.settles == seen:  # nothing settled since the claim looked
+                    self.settled.wait(timeout=1.0)
 
     def _link(self, job: OutboxJob) -> str:
         kind = self.kinds.get(job.kind)
@@ -214,6 +267,7 @@ class _Run:
                 self.suspect.add(link)
             elif link_failed is False:
                 self.suspect.discard(link)
+            self.settles += 1
             self.settled.notify_all()
 
     def loop(self, job: OutboxJob | None = None) -> int:

@@ -19,6 +19,7 @@ from adapter.worker.outbox import (
     backoff,
     deliver_outbox,
     lease_outbox,
+    lease_outbox_batch,
     renew_lease,
 )
 from tests.unit.conftest import FEE, START, VISIT
@@ -193,6 +194,25 @@ def test_a_worker_renews_its_lease_while_the_exchange_runs_and_loses_it_to_a_tak
     again = lease_outbox(hospital.runtime, hospital.clock.now())
     assert (again.id, again.attempts) == (item, 2)
     assert not renew_lease(hospital.runtime, job)  # the dead one, were it alive, is told
+
+
+def test_one_lease_takes_the_oldest_item_of_each_subject_up_to_its_limit(hospital):
+    first, sibling, other, third = (add(hospital, "push", "1"), add(hospital, "push", "1"),
+                                    add(hospital, "push", "2"), add(hospital, "push", "3"))
+    now = hospital.clock.now()
+    jobs = lease_outbox_batch(hospital.runtime, now, 2)
+    assert [job.id for job in jobs] == [first, other]  # the sibling waits for its elder
+    assert [job.id for job in lease_outbox_batch(hospital.runtime, now, 5,
+                                                 busy_subjects={("probe", "1")})] == [third]
+    assert {m.id: m.attempts for m in hospital.outbox("push")} == {
+        first: 1, sibling: 0, other: 1, third: 1}
+
+
+def test_one_lease_takes_one_item_of_a_suspect_link(hospital):
+    items = [add(hospital, "push", str(n)) for n in range(3)]
+    jobs = lease_outbox_batch(hospital.runtime, hospital.clock.now(), 3,
+                              one_per_link={"push": "wallet"})
+    assert [job.id for job in jobs] == items[:1]
 
 
 def test_a_finished_item_is_not_leased_again(hospital):
