@@ -70,8 +70,8 @@ class WechatPayConfig:
 
     @property
     def cashier_page(self) -> str:
-        """An imitation's cashier page prefix (the prepay_id follows); "" for WeChat itself,
-        where the page pays through WeixinJSBridge."""
+        """An imitation's cashier page (``?prepay_id=`` follows); "" for WeChat itself, where
+        the page pays through WeixinJSBridge."""
         return urljoin(self.api_url, consts.CASHIER_PATH) if self.is_imitation else ""
 
 

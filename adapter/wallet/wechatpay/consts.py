@@ -15,7 +15,9 @@ API_URL = "https://api.mch.weixin.qq.com"
 OAUTH_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
 OAUTH_PATH = "/connect/oauth2/authorize"
 OFFICIAL_API_URL = "https://api.weixin.qq.com"
-CASHIER_PATH = "/cashier/"  # an imitation's browser cashier; the prepay_id follows
+# An imitation's browser cashier (?prepay_id=&return_url=): WeChat has none (JSAPI pays through
+# WeixinJSBridge), so the path is the sandbox's own and says so.
+CASHIER_PATH = "/sandbox/cashier"
 
 # API v3 paths (https://pay.weixin.qq.com/doc/v3/merchant/: JSAPI payment, refunds, bills).
 JSAPI_PATH = "/v3/pay/transactions/jsapi"
