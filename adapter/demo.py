@@ -303,6 +303,7 @@ class LocalSystem:
     log: Path
     process: subprocess.Popen[bytes] = field(repr=False)
     env: dict[str, str] = field(default_factory=dict, repr=False)  # what `run` was given
+    wechatpay: str = ""  # the WeChat Pay sandbox
 
     def output(self) -> str:
         """What the system logged so far."""
@@ -322,7 +323,7 @@ class LocalSystem:
 def start_local_system(folder: Path, mappings_dir: Path,
                        env: dict[str, str] | None = None) -> LocalSystem:
     """Start everything with the embedded defaults in ``folder`` (its data dir and cwd)."""
-    web, mllp, his, wallet = (_free_port() for _ in range(4))
+    web, mllp, his, wallet, wechatpay = (_free_port() for _ in range(5))
     environment = {
         **os.environ,
         "ADAPTER_DATA_DIR": str(folder),
@@ -330,6 +331,7 @@ def start_local_system(folder: Path, mappings_dir: Path,
         "ADAPTER_MLLP_LISTEN": f"127.0.0.1:{mllp}",
         "ADAPTER_HIS_MLLP": f"127.0.0.1:{his}",
         "ADAPTER_ALIPAY_GATEWAY": f"http://127.0.0.1:{wallet}/gateway.do",
+        "ADAPTER_WECHATPAY_API_URL": f"http://127.0.0.1:{wechatpay}",
         "ADAPTER_MAPPINGS_DIR": str(mappings_dir),
         **(env or {}),
     }
@@ -340,7 +342,8 @@ def start_local_system(folder: Path, mappings_dir: Path,
                                    env=environment, cwd=folder, stdout=out,
                                    stderr=subprocess.STDOUT)
     return LocalSystem(folder, f"http://127.0.0.1:{web}", f"http://127.0.0.1:{wallet}", mllp,
-                       his, log, process, environment)
+                       his, log, process, environment,
+                       wechatpay=environment["ADAPTER_WECHATPAY_API_URL"])
 
 
 def _mappings_for_demo(source: Path, target: Path) -> Path:

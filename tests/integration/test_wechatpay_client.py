@@ -465,3 +465,13 @@ def test_a_busy_official_account_is_an_unknown_outcome(stub):
     stub.on("GET /cgi-bin/token", Answer({"errcode": -1, "errmsg": "system busy"}, signed=False))
     with pytest.raises(WalletUnavailable):
         gateway_for(stub).push_message(kit.OPENID, "x")
+
+
+def test_a_day_without_trades_reads_as_an_empty_bill_and_a_bill_in_the_making_is_refused(stub):
+    stub.on("GET /v3/bill/tradebill", refused("NO_STATEMENT_EXIST"),
+            refused("STATEMENT_CREATING"))
+    gateway = gateway_for(stub)
+    assert list(gateway.download_trade_bill(dt.date(2026, 11, 26)).entries()) == []
+    with pytest.raises(WalletRefused, match="") as making:
+        gateway.download_trade_bill(dt.date(2026, 11, 27))
+    assert making.value.code == "STATEMENT_CREATING"

@@ -271,8 +271,18 @@ class WechatPayWalletGateway:
         return self.client.download(self.client.trade_bill(bill_date))
 
     def download_trade_bill(self, bill_date: dt.date) -> WalletBill:
-        """The day's trade bill, read as it is iterated (adapter.wallet.wechatpay.bill)."""
-        return bill.read_trade_bill(bill_date, self.download_bill(bill_date))
+        """The day's trade bill, read as it is iterated (adapter.wallet.wechatpay.bill). WeChat
+        makes no bill for a day without trades (NO_STATEMENT_EXIST): that day's bill is empty,
+        so reconciliation still finds our own trades of it (STATEMENT_CREATING stays refused:
+        the bill is not made yet)."""
+        try:
+            raw = self.download_bill(bill_date)
+        except WalletRefused as exc:
+            if exc.code != consts.NO_STATEMENT_EXIST:
+                raise
+            logger.info("trade bill of %s: none (no trades that day)", bill_date)
+            return WalletBill(bill_date, iter(()))
+        return bill.read_trade_bill(bill_date, raw)
 
     # ----------------------------------------------------------------------------------------
     # Notifications
