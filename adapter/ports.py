@@ -518,6 +518,7 @@ class WalletGateway(Protocol):
     platform: str  # its name in /notify/<platform> and in the platform column of rows
     app_id: str  # our app at the platform; a notification for another app is refused
     merchant_id: str  # our merchant account; "" leaves it unchecked
+    browser_marker: str  # what its in-app browser puts in the User-Agent ("": none known)
 
     def display_name(self, locale: str) -> str:
         """The wallet's name as patients know it, in their language (zh-CN or en)."""

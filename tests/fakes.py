@@ -136,6 +136,7 @@ class FakeWallet:
     platform = "fake"
     app_id = "APP"
     merchant_id = "SELLER"
+    browser_marker = ""
 
     def __init__(self, platform: str = "fake", *, trade_no_at_creation: bool = True) -> None:
         from adapter.ports import WalletUser

@@ -58,6 +58,7 @@ class AlipayWalletGateway:
     """
 
     platform = consts.PLATFORM
+    browser_marker = consts.BROWSER_MARKER
 
     def __init__(
         self,

@@ -7,6 +7,7 @@ from adapter.ports import TradeState
 
 PLATFORM = "wechatpay"  # WalletGateway.platform: /notify/wechatpay, the platform column of rows
 DISPLAY_NAMES = {"zh-CN": "微信支付", "en": "WeChat Pay"}
+BROWSER_MARKER = "MicroMessenger"  # WeChat's in-app browser says so in its User-Agent
 
 # WeChat's own hosts. Any other API URL is taken for an imitation of the platform (a sandbox),
 # which serves the OAuth page, the official-account API and a cashier page on its own host.

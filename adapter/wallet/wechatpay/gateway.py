@@ -74,6 +74,7 @@ class WechatPayWalletGateway:
     """adapter.ports.WalletGateway over WeChat Pay v3, settling unknown outcomes by asking again."""
 
     platform = consts.PLATFORM
+    browser_marker = consts.BROWSER_MARKER
 
     def __init__(
         self,
