@@ -261,9 +261,9 @@ def run_command(no_simulators: bool) -> None:
                 process.kill()
 
 
-def _start_wechatpay_sandbox(config: Config) -> subprocess.Popen[bytes] | None:
-    """The WeChat Pay sandbox, when development's default WeChat Pay is its merchant (a
-    merchant of one's own, ADAPTER_WECHATPAY_MCHID, or ADAPTER_WECHATPAY=off: none)."""
+def wechatpay_sandbox_args(config: Config) -> list[str]:
+    """The command line of the WeChat Pay sandbox as development's default merchant's (its
+    keys under ADAPTER_DATA_DIR/keys, listening where ADAPTER_WECHATPAY_API_URL says)."""
     import urllib.parse
 
     from adapter.devkeys import (
@@ -272,21 +272,25 @@ def _start_wechatpay_sandbox(config: Config) -> subprocess.Popen[bytes] | None:
     )
 
     section = config.wechatpay
-    if section is None or not config.wechatpay_sandbox:
-        return None
     api = urllib.parse.urlsplit(config.wechatpay_sandbox)
-    return subprocess.Popen(
-        [sys.executable, "-m", "adapter.cli", "wechatpay-sandbox",
-         "--listen", f"{api.hostname}:{api.port or 80}", "--public-url", section.api_url,
-         "--mchid", section.mchid, "--appid", section.appid,
-         "--app-secret-file", str(section.app_secret_file),
-         "--apiv3-key-file", str(section.apiv3_key_file),
-         "--merchant-public-key-file", str(wechatpay_merchant_public_key_file(config)),
-         "--merchant-serial", section.cert_serial_no,
-         "--platform-private-key-file", str(wechatpay_sandbox_private_key_file(config)),
-         "--platform-public-key-out", str(section.platform_public_key_file),
-         "--platform-public-key-id", section.platform_public_key_id],
-    )
+    return [sys.executable, "-m", "adapter.cli", "wechatpay-sandbox",
+            "--listen", f"{api.hostname}:{api.port or 80}", "--public-url", section.api_url,
+            "--mchid", section.mchid, "--appid", section.appid,
+            "--app-secret-file", str(section.app_secret_file),
+            "--apiv3-key-file", str(section.apiv3_key_file),
+            "--merchant-public-key-file", str(wechatpay_merchant_public_key_file(config)),
+            "--merchant-serial", section.cert_serial_no,
+            "--platform-private-key-file", str(wechatpay_sandbox_private_key_file(config)),
+            "--platform-public-key-out", str(section.platform_public_key_file),
+            "--platform-public-key-id", section.platform_public_key_id]
+
+
+def _start_wechatpay_sandbox(config: Config) -> subprocess.Popen[bytes] | None:
+    """The WeChat Pay sandbox, when development's default WeChat Pay is its merchant (a
+    merchant of one's own, ADAPTER_WECHATPAY_MCHID, or ADAPTER_WECHATPAY=off: none)."""
+    if config.wechatpay is None or not config.wechatpay_sandbox:
+        return None
+    return subprocess.Popen(wechatpay_sandbox_args(config))
 
 
 def _wallet_lines(runtime: Runtime, simulators: bool) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import subprocess
-import sys
 import threading
 import time
 from urllib.parse import parse_qsl, urlsplit
@@ -17,12 +16,9 @@ import requests
 from werkzeug.serving import make_server
 
 from adapter import create_app, migrate
+from adapter.cli import wechatpay_sandbox_args
 from adapter.config import load_config
-from adapter.devkeys import (
-    ensure_development_keys,
-    wechatpay_merchant_public_key_file,
-    wechatpay_sandbox_private_key_file,
-)
+from adapter.devkeys import ensure_development_keys
 from adapter.models import Trade, TradeStatus
 from adapter.payments.trades import create_at_wallet, to_create
 from adapter.ports import BillEntryKind, TradeState
@@ -59,17 +55,7 @@ def wired(tmp_path_factory):
         "ADAPTER_WECHATPAY_API_URL": f"http://127.0.0.1:{api}",
         # a WeChat-only adapter: no Alipay sandbox here (`run` starts both: test_run.py)
         "ADAPTER_WALLETS": "wechatpay", "ADAPTER_MAPPINGS_DIR": str(MAPPINGS)}))
-    section = config.wechatpay
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "adapter.cli", "wechatpay-sandbox", "--listen", f"127.0.0.1:{api}",
-         "--mchid", section.mchid, "--appid", section.appid,
-         "--app-secret-file", str(section.app_secret_file),
-         "--apiv3-key-file", str(section.apiv3_key_file),
-         "--merchant-public-key-file", str(wechatpay_merchant_public_key_file(config)),
-         "--merchant-serial", section.cert_serial_no,
-         "--platform-private-key-file", str(wechatpay_sandbox_private_key_file(config)),
-         "--platform-public-key-out", str(section.platform_public_key_file),
-         "--platform-public-key-id", section.platform_public_key_id],
+    sandbox = subprocess.Popen(wechatpay_sandbox_args(config),  # as `run` starts it
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(api, sandbox)
