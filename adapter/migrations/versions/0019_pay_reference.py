@@ -4,16 +4,16 @@ A wallet may give its trade number only once paid (WeChat Pay's transaction_id; 
 is what pays), so trade_no is the platform's number when known and pay_reference what the
 patient's page pays with. Existing trades (Alipay's, whose trade_no is both) are copied over.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-12 07:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0017"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
