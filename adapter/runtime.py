@@ -129,8 +129,21 @@ class Runtime:
                 self.config.wechatpay, self.config.wechatpay_notify_url),
         }
         wallets = [gateways[name]() for name in self.config.effective_wallets
-                   if name != "wechatpay" or self.config.wechatpay is not None]
+                   if name != "wechatpay" or self._wechatpay_ready()]
         return {wallet.platform: wallet for wallet in wallets}
+
+    def _wechatpay_ready(self) -> bool:
+        """WeChat Pay is configured, and in development its sandbox has written its platform
+        key (a role started without `run` has no sandbox: it goes on without WeChat Pay)."""
+        section = self.config.wechatpay
+        if section is None:
+            return False
+        if (self.config.wechatpay_sandbox and section.platform_public_key_file is not None
+                and not section.platform_public_key_file.exists()):
+            logger.warning("WeChat Pay sandbox not started (no platform key yet): "
+                           "WeChat Pay is not offered; `hospital-adapter run` starts it")
+            return False
+        return True
 
     def wallet_for(self, platform: str) -> WalletGateway:
         """The wallet of a platform (a trade's, an account's); KeyError when none is configured."""
