@@ -32,6 +32,8 @@ from adapter.runtime import Runtime
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
+    from adapter.config import Config
+
 logger = logging.getLogger(__name__)
 
 
@@ -203,8 +205,14 @@ def run_command(no_simulators: bool) -> None:
              "--platform-private-key-file", str(sandbox_private_key_file(config)),
              "--platform-public-key-out", str(config.effective_alipay_public_key_file)],
         ))
+        wechatpay = _start_wechatpay_sandbox(config)
+        if wechatpay is not None:
+            simulators.append(wechatpay)
         _wait_for_port(config.his_mllp.host, config.his_mllp.port, simulators[0])
         _wait_for_port(gateway.hostname or "127.0.0.1", gateway.port or 80, simulators[1])
+        if wechatpay is not None:
+            api = urllib.parse.urlsplit(config.wechatpay_sandbox)
+            _wait_for_port(api.hostname or "127.0.0.1", api.port or 80, wechatpay)
     runtime = _runtime(config)
     migrate.upgrade(runtime.engine)  # the embedded database is created on first run
     _check_files(runtime)
@@ -233,7 +241,7 @@ def run_command(no_simulators: bool) -> None:
         f"{_first_admin_hint(runtime)}"
         f"  MLLP in    {config.mllp_listen}  (HL7 from the HIS)\n"
         f"  HIS        {config.his_mllp}  ({'simulator' if simulators else 'external'})\n"
-        f"  wallet     {config.alipay_gateway}  ({'sandbox' if simulators else 'external'})\n"
+        f"{_wallet_lines(runtime, bool(simulators))}"
         f"  database   {runtime.engine.url.render_as_string(hide_password=True)}\n"
         "Press Ctrl+C to stop.\n"
     )
@@ -251,6 +259,53 @@ def run_command(no_simulators: bool) -> None:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def wechatpay_sandbox_args(config: Config) -> list[str]:
+    """The command line of the WeChat Pay sandbox as development's default merchant's (its
+    keys under ADAPTER_DATA_DIR/keys, listening where ADAPTER_WECHATPAY_API_URL says)."""
+    import urllib.parse
+
+    from adapter.devkeys import (
+        wechatpay_merchant_public_key_file,
+        wechatpay_sandbox_private_key_file,
+    )
+
+    section = config.wechatpay
+    api = urllib.parse.urlsplit(config.wechatpay_sandbox)
+    return [sys.executable, "-m", "adapter.cli", "wechatpay-sandbox",
+            "--listen", f"{api.hostname}:{api.port or 80}", "--public-url", section.api_url,
+            "--mchid", section.mchid, "--appid", section.appid,
+            "--app-secret-file", str(section.app_secret_file),
+            "--apiv3-key-file", str(section.apiv3_key_file),
+            "--merchant-public-key-file", str(wechatpay_merchant_public_key_file(config)),
+            "--merchant-serial", section.cert_serial_no,
+            "--platform-private-key-file", str(wechatpay_sandbox_private_key_file(config)),
+            "--platform-public-key-out", str(section.platform_public_key_file),
+            "--platform-public-key-id", section.platform_public_key_id]
+
+
+def _start_wechatpay_sandbox(config: Config) -> subprocess.Popen[bytes] | None:
+    """The WeChat Pay sandbox, when development's default WeChat Pay is its merchant (a
+    merchant of one's own, ADAPTER_WECHATPAY_MCHID, or ADAPTER_WECHATPAY=off: none)."""
+    if config.wechatpay is None or not config.wechatpay_sandbox:
+        return None
+    return subprocess.Popen(wechatpay_sandbox_args(config))
+
+
+def _wallet_lines(runtime: Runtime, simulators: bool) -> str:
+    """One line per wallet offered, the default first, with where it is reached."""
+    config = runtime.config
+    lines = []
+    for name in runtime.wallets:
+        if name == "wechatpay" and config.wechatpay is not None:
+            where = config.wechatpay.api_url
+            kind = "sandbox" if simulators and config.wechatpay_sandbox else "external"
+        else:
+            where, kind = config.alipay_gateway, "sandbox" if simulators else "external"
+        default = ", the default" if not lines and len(runtime.wallets) > 1 else ""
+        lines.append(f"  {name:<10} {where}  ({kind}{default})\n")
+    return "".join(lines)
 
 
 def _make_quiet_handler() -> type:

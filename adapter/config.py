@@ -15,16 +15,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from adapter.config_values import (
+    ConfigError,
+    days_or_off,
+    number,
+    optional_number,
+    secret,
+    switch,
+    time_of_day,
+    whole,
+)
 from adapter.wallet.alipay.config import AlipayConfig
 from adapter.wallet.wechatpay.config import (
     WechatPayConfig,
     WechatPayConfigError,
     load_wechatpay_config,
 )
-
-
-class ConfigError(ValueError):
-    """A configuration variable is missing, malformed or contradicts another."""
+from adapter.wallet.wechatpay.config import sandbox_url as wechatpay_sandbox_url
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class Throttles:
 
 MIN_RETENTION_DAYS = 7
 
+WALLETS = ("alipay", "wechatpay")  # ADAPTER_WALLETS: the platforms runtime.py can wire
 BINDING_METHODS = ("his_match", "health_card")  # adapter.identity.binding.METHODS
 THROTTLE_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel",
                             "redis+cluster")
@@ -136,8 +144,13 @@ class Config:
     alipay_app_private_key_file: Path | None = None  # default: generated under data_dir
     alipay_public_key_file: Path | None = None  # the platform's key; default: the sandbox's
     alipay_authorize_url: str = ""  # the sign-in page; default: the one of the gateway
-    # WeChat Pay (ADAPTER_WECHATPAY_*, adapter/wallet/wechatpay/config.py): None when off.
+    # WeChat Pay (ADAPTER_WECHATPAY_*, adapter/wallet/wechatpay/config.py): None when off; in
+    # development the sandbox at wechatpay_sandbox (devkeys.ensure_development_keys fills it).
     wechatpay: WechatPayConfig | None = None
+    wechatpay_sandbox: str = ""
+    # ADAPTER_WALLETS: the wallets offered, the default first; none given: Alipay, then WeChat
+    # Pay when configured.
+    wallets: tuple[str, ...] = ()
     data_key_file: Path | None = None  # AES-GCM + blind index keys; default: under data_dir
     # /notify/<platform>: a larger body is 413 unread (a wallet's notice is a few KB); of the
     # notices that are not signed only this many are kept, without their bodies.
@@ -221,6 +234,11 @@ class Config:
             message_template_id=self.alipay_message_template_id or "SANDBOX_TEMPLATE",
             authorize_url=self.alipay_authorize_url,
         )
+
+    @property
+    def effective_wallets(self) -> tuple[str, ...]:
+        """ADAPTER_WALLETS, or Alipay and (when configured) WeChat Pay."""
+        return self.wallets or ("alipay",) + (("wechatpay",) if self.wechatpay else ())
 
     @property
     def effective_binding_methods(self) -> tuple[str, ...]:
@@ -319,6 +337,10 @@ class Config:
         url = self.database_url
         if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
             raise ConfigError("ADAPTER_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        if len(set(self.wallets)) != len(self.wallets) or not set(self.wallets) <= set(WALLETS):
+            raise ConfigError("ADAPTER_WALLETS must list alipay and/or wechatpay, once each")
+        if "wechatpay" in self.wallets and not (self.wechatpay or self.wechatpay_sandbox):
+            raise ConfigError("ADAPTER_WALLETS names wechatpay: set ADAPTER_WECHATPAY_MCHID")
         if self.environment == "production":
             if not url.startswith("postgresql"):
                 raise ConfigError(
@@ -329,12 +351,13 @@ class Config:
                 raise ConfigError(
                     "ADAPTER_ENV=production needs ADAPTER_SECRET_KEY or ADAPTER_SECRET_KEY_FILE"
                 )
+            off = "alipay" not in self.effective_wallets  # its keys only where it is offered
             for name, value in (
                 ("ADAPTER_DATA_KEY_FILE", self.data_key_file),
-                ("ADAPTER_ALIPAY_APP_PRIVATE_KEY_FILE", self.alipay_app_private_key_file),
-                ("ADAPTER_ALIPAY_PUBLIC_KEY_FILE", self.alipay_public_key_file),
-                ("ADAPTER_ALIPAY_SELLER_ID", self.alipay_seller_id),
-                ("ADAPTER_ALIPAY_MESSAGE_TEMPLATE_ID", self.alipay_message_template_id),
+                ("ADAPTER_ALIPAY_APP_PRIVATE_KEY_FILE", off or self.alipay_app_private_key_file),
+                ("ADAPTER_ALIPAY_PUBLIC_KEY_FILE", off or self.alipay_public_key_file),
+                ("ADAPTER_ALIPAY_SELLER_ID", off or self.alipay_seller_id),
+                ("ADAPTER_ALIPAY_MESSAGE_TEMPLATE_ID", off or self.alipay_message_template_id),
                 ("ADAPTER_PUBLIC_URL", self.public_url),
             ):
                 if not value:
@@ -410,83 +433,6 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("on", "true", "1", "yes"):
-        return True
-    if raw in ("off", "false", "0", "no"):
-        return False
-    raise ConfigError(f"{name} must be on or off, got {raw!r}")
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _optional_number(env: Mapping[str, str], name: str) -> float | None:
-    if not env.get(name, "").strip():
-        return None
-    value = _number(env, name, 0.0)
-    if value != value or value in (float("inf"), float("-inf")):  # NaN or infinite
-        raise ConfigError(f"{name} must be a finite number")
-    return value
-
-
-def _whole(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-
-
-def _time_of_day(env: Mapping[str, str], name: str, default: dt.time | None) -> dt.time | None:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    if raw.lower() == "off":
-        return None
-    try:
-        hour, minute = raw.split(":")
-        if len(hour) > 2 or len(minute) != 2:
-            raise ValueError(raw)
-        return dt.time(int(hour), int(minute))
-    except ValueError:
-        raise ConfigError(f"{name} must be a time of day such as 10:00, or off; got {raw!r}"
-                          ) from None
-
-
-def _days_or_off(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    """A whole number of days, or ``off`` (None)."""
-    raw = env.get(name, "").strip()
-    if raw.lower() == "off":
-        return None
-    return _whole(env, name, 0) if raw else default
-
-
-def _secret(env: Mapping[str, str], name: str) -> str:
-    """A secret from NAME, or from the file named by NAME_FILE (never from the repository)."""
-    if env.get(name):
-        return env[name]
-    path = env.get(f"{name}_FILE")
-    if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
-    return ""
-
-
 def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:  # noqa: ANN401
     """Build the configuration from the environment (or ``env``), then apply overrides."""
     env = os.environ if env is None else env
@@ -503,55 +449,55 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         "alipay_seller_id": env.get("ADAPTER_ALIPAY_SELLER_ID", ""),
         "alipay_message_template_id": env.get("ADAPTER_ALIPAY_MESSAGE_TEMPLATE_ID", ""),
         "alipay_authorize_url": env.get("ADAPTER_ALIPAY_AUTHORIZE_URL", ""),
-        "secret_key": _secret(env, "ADAPTER_SECRET_KEY"),
-        "his_connect_timeout": _number(
+        "secret_key": secret(env, "ADAPTER_SECRET_KEY"),
+        "his_connect_timeout": number(
             env, "ADAPTER_HIS_CONNECT_TIMEOUT", defaults.his_connect_timeout
         ),
-        "his_ack_timeout": _number(env, "ADAPTER_HIS_ACK_TIMEOUT", defaults.his_ack_timeout),
-        "mllp_idle_timeout": _number(env, "ADAPTER_MLLP_IDLE_TIMEOUT", defaults.mllp_idle_timeout),
-        "mllp_frame_timeout": _number(
+        "his_ack_timeout": number(env, "ADAPTER_HIS_ACK_TIMEOUT", defaults.his_ack_timeout),
+        "mllp_idle_timeout": number(env, "ADAPTER_MLLP_IDLE_TIMEOUT", defaults.mllp_idle_timeout),
+        "mllp_frame_timeout": number(
             env, "ADAPTER_MLLP_FRAME_TIMEOUT", defaults.mllp_frame_timeout
         ),
-        "slot_sync_interval": _number(
+        "slot_sync_interval": number(
             env, "ADAPTER_SLOT_SYNC_INTERVAL", defaults.slot_sync_interval
         ),
-        "outbox_concurrency": _whole(env, "ADAPTER_OUTBOX_CONCURRENCY",
+        "outbox_concurrency": whole(env, "ADAPTER_OUTBOX_CONCURRENCY",
                                      defaults.outbox_concurrency),
-        "his_connections": _whole(env, "ADAPTER_HIS_CONNECTIONS", defaults.his_connections),
-        "link_check_interval": _number(
+        "his_connections": whole(env, "ADAPTER_HIS_CONNECTIONS", defaults.his_connections),
+        "link_check_interval": number(
             env, "ADAPTER_LINK_CHECK_INTERVAL", defaults.link_check_interval
         ),
-        "check_in_opens_minutes": _number(
+        "check_in_opens_minutes": number(
             env, "ADAPTER_CHECK_IN_OPENS_MINUTES", defaults.check_in_opens_minutes),
-        "check_in_closes_minutes": _number(
+        "check_in_closes_minutes": number(
             env, "ADAPTER_CHECK_IN_CLOSES_MINUTES", defaults.check_in_closes_minutes),
-        "check_in_token_minutes": _number(
+        "check_in_token_minutes": number(
             env, "ADAPTER_CHECK_IN_TOKEN_MINUTES", defaults.check_in_token_minutes),
-        "hospital_latitude": _optional_number(env, "ADAPTER_HOSPITAL_LATITUDE"),
-        "hospital_longitude": _optional_number(env, "ADAPTER_HOSPITAL_LONGITUDE"),
-        "geofence_radius_m": _number(env, "ADAPTER_GEOFENCE_RADIUS_M",
+        "hospital_latitude": optional_number(env, "ADAPTER_HOSPITAL_LATITUDE"),
+        "hospital_longitude": optional_number(env, "ADAPTER_HOSPITAL_LONGITUDE"),
+        "geofence_radius_m": number(env, "ADAPTER_GEOFENCE_RADIUS_M",
                                      defaults.geofence_radius_m),
-        "session_idle_minutes": _number(
+        "session_idle_minutes": number(
             env, "ADAPTER_SESSION_IDLE_MINUTES", defaults.session_idle_minutes
         ),
-        "session_max_hours": _number(env, "ADAPTER_SESSION_MAX_HOURS", defaults.session_max_hours),
-        "staff_session_idle_minutes": _number(
+        "session_max_hours": number(env, "ADAPTER_SESSION_MAX_HOURS", defaults.session_max_hours),
+        "staff_session_idle_minutes": number(
             env, "ADAPTER_STAFF_SESSION_IDLE_MINUTES", defaults.staff_session_idle_minutes),
-        "staff_session_max_hours": _number(
+        "staff_session_max_hours": number(
             env, "ADAPTER_STAFF_SESSION_MAX_HOURS", defaults.staff_session_max_hours),
-        "staff_lockout_failures": _whole(
+        "staff_lockout_failures": whole(
             env, "ADAPTER_STAFF_LOCKOUT_FAILURES", defaults.staff_lockout_failures),
-        "staff_lockout_minutes": _number(
+        "staff_lockout_minutes": number(
             env, "ADAPTER_STAFF_LOCKOUT_MINUTES", defaults.staff_lockout_minutes),
         "allowed_origins": tuple(
             o.strip().rstrip("/").lower() for o in env.get("ADAPTER_ALLOWED_ORIGINS", "").split(",")
             if o.strip()),
-        "notify_max_bytes": _whole(env, "ADAPTER_NOTIFY_MAX_BYTES", defaults.notify_max_bytes),
-        "notify_refused_kept": _whole(
+        "notify_max_bytes": whole(env, "ADAPTER_NOTIFY_MAX_BYTES", defaults.notify_max_bytes),
+        "notify_refused_kept": whole(
             env, "ADAPTER_NOTIFY_REFUSED_KEPT", defaults.notify_refused_kept
         ),
-        "reconcile_at": _time_of_day(env, "ADAPTER_RECONCILE_AT", defaults.reconcile_at),
-        "throttle": _switch(env, "ADAPTER_THROTTLE", defaults.throttle),
+        "reconcile_at": time_of_day(env, "ADAPTER_RECONCILE_AT", defaults.reconcile_at),
+        "throttle": switch(env, "ADAPTER_THROTTLE", defaults.throttle),
         "throttle_storage": env.get("ADAPTER_THROTTLE_STORAGE") or defaults.throttle_storage,
         "throttle_key_prefix": env.get("ADAPTER_THROTTLE_KEY_PREFIX")
         or defaults.throttle_key_prefix,
@@ -559,16 +505,18 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
             item.name: env.get(f"ADAPTER_THROTTLE_{item.name.upper()}") or item.default
             for item in fields(Throttles)
         }),
-        "trusted_proxies": _whole(env, "ADAPTER_TRUSTED_PROXIES", defaults.trusted_proxies),
-        "bill_payment_minutes": _number(
+        "trusted_proxies": whole(env, "ADAPTER_TRUSTED_PROXIES", defaults.trusted_proxies),
+        "bill_payment_minutes": number(
             env, "ADAPTER_BILL_PAYMENT_MINUTES", defaults.bill_payment_minutes),
-        "bill_commit_give_up_minutes": _number(
+        "bill_commit_give_up_minutes": number(
             env, "ADAPTER_BILL_COMMIT_GIVE_UP_MINUTES", defaults.bill_commit_give_up_minutes),
-        "retention_days": _days_or_off(env, "ADAPTER_RETENTION_DAYS", defaults.retention_days),
+        "retention_days": days_or_off(env, "ADAPTER_RETENTION_DAYS", defaults.retention_days),
         "binding_methods": tuple(
             m.strip() for m in env.get("ADAPTER_BINDING_METHODS", "").split(",") if m.strip()),
         "sms_gateway": env.get("ADAPTER_SMS_GATEWAY", "").strip(),
         "health_card_registry": env.get("ADAPTER_HEALTH_CARD_REGISTRY", "").strip(),
+        "wallets": tuple(w.strip() for w in env.get("ADAPTER_WALLETS", "").split(",")
+                         if w.strip()),
     }
     for key, name in (
         ("web_listen", "ADAPTER_WEB_LISTEN"),
@@ -586,8 +534,9 @@ def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Confi
         if env.get(name):
             values[key] = Path(env[name])
     try:
-        values["wechatpay"] = load_wechatpay_config(
-            env, production=values["environment"] == "production")
+        production = values["environment"] == "production"
+        values["wechatpay"] = load_wechatpay_config(env, production=production)
+        values["wechatpay_sandbox"] = wechatpay_sandbox_url(env, production=production)
     except WechatPayConfigError as exc:
         raise ConfigError(str(exc)) from None
     if env.get("ADAPTER_MAPPINGS_DIR"):  # also read by default_mappings_dir(); env may differ

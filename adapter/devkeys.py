@@ -14,6 +14,7 @@ from pathlib import Path
 from adapter.config import Config
 from adapter.protection import generate_key_file
 from adapter.wallet.alipay.signing import generate_key_pair
+from adapter.wallet.wechatpay.config import sandbox_section
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,33 @@ def sandbox_private_key_file(config: Config) -> Path:
     return config.keys_dir / "sandbox_platform_private_key.pem"
 
 
+def wechatpay_merchant_public_key_file(config: Config) -> Path:
+    """The development merchant's API public key (the WeChat Pay sandbox verifies us with it)."""
+    return config.keys_dir / "wechatpay_merchant_public_key.pem"
+
+
+def wechatpay_sandbox_private_key_file(config: Config) -> Path:
+    """The WeChat Pay sandbox's own platform key (it writes the public half for us)."""
+    return config.keys_dir / "wechatpay_sandbox_platform_private_key.pem"
+
+
+def _ensure_wechatpay(config: Config) -> Config:
+    """Development's default WeChat Pay: the sandbox's merchant, its keys made on first use
+    (the merchant's API key pair, the APIv3 key, the official account's AppSecret; the
+    platform key is the sandbox's own, written when `run` starts it)."""
+    section = sandbox_section(config.wechatpay_sandbox, config.keys_dir)
+    if not section.private_key_file.exists():
+        private_pem, public_pem = generate_key_pair()
+        _write_secret(section.private_key_file, private_pem)
+        wechatpay_merchant_public_key_file(config).write_text(public_pem, encoding="utf-8")
+        logger.info("generated the development WeChat Pay merchant key pair")
+    if not section.apiv3_key_file.exists():
+        _write_secret(section.apiv3_key_file, secrets.token_hex(16))  # 32 characters
+    if not section.app_secret_file.exists():
+        _write_secret(section.app_secret_file, secrets.token_hex(16))
+    return replace(config, wechatpay=section)
+
+
 def ensure_development_keys(config: Config) -> Config:
     """Generate whichever development keys are missing; return the config that uses them."""
     if config.environment != "development":
@@ -48,6 +76,8 @@ def ensure_development_keys(config: Config) -> Config:
         _write_secret(config.effective_app_private_key_file, private_pem)
         app_public_key_file(config).write_text(public_pem, encoding="utf-8")
         logger.info("generated the development Alipay app key pair")
+    if config.wechatpay is None and config.wechatpay_sandbox:
+        config = _ensure_wechatpay(config)
     if not config.secret_key:
         secret_file = config.keys_dir / "secret_key"
         if not secret_file.exists():

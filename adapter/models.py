@@ -248,7 +248,9 @@ class Trade(Base):
     total_fen: Mapped[int] = mapped_column(Integer)
     buyer_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(12), default=TradeStatus.CREATED)
-    trade_no: Mapped[str | None] = mapped_column(String(64))
+    trade_no: Mapped[str | None] = mapped_column(String(64))  # the platform's, once known
+    # What the in-wallet payment takes (CreatedTrade.pay_reference); set once created there.
+    pay_reference: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     expire_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -379,6 +379,16 @@ class WalletTrade:
 
 
 @dataclass(frozen=True)
+class CreatedTrade:
+    """What a platform answers when it creates a trade: the reference its in-wallet payment
+    call takes (``pay_reference``), and its own trade number when it gives one at creation
+    ("" when it gives it only once paid: it then comes with the notification or the query)."""
+
+    pay_reference: str
+    trade_no: str = ""
+
+
+@dataclass(frozen=True)
 class RefundResult:
     """A refund as the platform reports it (requested, or queried)."""
 
@@ -508,6 +518,7 @@ class WalletGateway(Protocol):
     platform: str  # its name in /notify/<platform> and in the platform column of rows
     app_id: str  # our app at the platform; a notification for another app is refused
     merchant_id: str  # our merchant account; "" leaves it unchecked
+    browser_marker: str  # what its in-app browser puts in the User-Agent ("": none known)
 
     def display_name(self, locale: str) -> str:
         """The wallet's name as patients know it, in their language (zh-CN or en)."""
@@ -525,15 +536,17 @@ class WalletGateway(Protocol):
     def create_trade(
         self, out_trade_no: str, total_fen: int, subject: str, buyer_id: str,
         expire_at: dt.datetime,
-    ) -> str:
-        """Create the trade the buyer pays inside the wallet; returns the platform's trade_no.
-        The same out_trade_no again never makes a second trade."""
+    ) -> CreatedTrade:
+        """Create the trade the buyer pays inside the wallet: what paying it takes, and the
+        platform's trade_no when it is known before payment. The same out_trade_no again never
+        makes a second trade."""
         ...
 
-    def pay_parameters(self, out_trade_no: str, trade_no: str, return_url: str) -> dict[str, str]:
-        """What the patient page needs to pay the trade: a ``cashier_url`` (coming back to
-        return_url) when the platform pays on a page of its own, else what its in-wallet
-        payment call takes."""
+    def pay_parameters(self, out_trade_no: str, pay_reference: str,
+                       return_url: str) -> dict[str, str]:
+        """What the patient page needs to pay the trade (its CreatedTrade.pay_reference): a
+        ``cashier_url`` (coming back to return_url) when the platform pays on a page of its
+        own, else what its in-wallet payment call takes."""
         ...
 
     def query_trade(self, out_trade_no: str) -> WalletTrade:

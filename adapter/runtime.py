@@ -98,26 +98,52 @@ class Runtime:
         """
         from adapter.protection import KeyFileError
         from adapter.wallet.alipay.config import key_file_problems
+        from adapter.wallet.wechatpay import config as wechatpay
 
         problems = []
         try:
             self.protector  # noqa: B018 - loading it is the check
         except KeyFileError as exc:
             problems.append(f"ADAPTER_DATA_KEY_FILE: {exc}")
-        problems += key_file_problems(
-            self.config.alipay, sandbox_key_pending=self.config.alipay_public_key_file is None
-            and self.config.environment == "development")
+        names = self.config.effective_wallets
+        if "alipay" in names:
+            problems += key_file_problems(
+                self.config.alipay, sandbox_key_pending=self.config.alipay_public_key_file
+                is None and self.config.environment == "development")
+        if "wechatpay" in names and self.config.wechatpay is not None:
+            problems += wechatpay.key_file_problems(
+                self.config.wechatpay, sandbox_key_pending=bool(self.config.wechatpay_sandbox))
         if problems:
             raise ConfigError("; ".join(problems))
 
     @cached_property
     def wallets(self) -> dict[str, WalletGateway]:
-        """The wallet platforms by name, the default first (only Alipay is configured today:
-        the OpenAPI at ADAPTER_ALIPAY_GATEWAY)."""
+        """The wallet platforms by name, the default first (ADAPTER_WALLETS; by default
+        Alipay, then WeChat Pay when configured)."""
         from adapter.wallet.alipay.gateway import AlipayWalletGateway
+        from adapter.wallet.wechatpay.gateway import WechatPayWalletGateway
 
-        alipay = AlipayWalletGateway.from_config(self.config.alipay)
-        return {alipay.platform: alipay}
+        gateways: dict[str, Callable[[], WalletGateway]] = {
+            "alipay": lambda: AlipayWalletGateway.from_config(self.config.alipay),
+            "wechatpay": lambda: WechatPayWalletGateway.from_config(
+                self.config.wechatpay, self.config.wechatpay_notify_url),
+        }
+        wallets = [gateways[name]() for name in self.config.effective_wallets
+                   if name != "wechatpay" or self._wechatpay_ready()]
+        return {wallet.platform: wallet for wallet in wallets}
+
+    def _wechatpay_ready(self) -> bool:
+        """WeChat Pay is configured, and in development its sandbox has written its platform
+        key (a role started without `run` has no sandbox: it goes on without WeChat Pay)."""
+        section = self.config.wechatpay
+        if section is None:
+            return False
+        if (self.config.wechatpay_sandbox and section.platform_public_key_file is not None
+                and not section.platform_public_key_file.exists()):
+            logger.warning("WeChat Pay sandbox not started (no platform key yet): "
+                           "WeChat Pay is not offered; `hospital-adapter run` starts it")
+            return False
+        return True
 
     def wallet_for(self, platform: str) -> WalletGateway:
         """The wallet of a platform (a trade's, an account's); KeyError when none is configured."""

@@ -136,10 +136,14 @@ class FakeWallet:
     platform = "fake"
     app_id = "APP"
     merchant_id = "SELLER"
+    browser_marker = ""
 
-    def __init__(self) -> None:
+    def __init__(self, platform: str = "fake", *, trade_no_at_creation: bool = True) -> None:
         from adapter.ports import WalletUser
 
+        self.platform = platform
+        # False plays a wallet that names its trade only once paid (WeChat Pay's prepay_id)
+        self.trade_no_at_creation = trade_no_at_creation
         self.users: dict[str, WalletUser] = {}
         self.trades: dict[str, dict] = {}
         self.messages: list[tuple[str, str]] = []
@@ -163,8 +167,8 @@ class FakeWallet:
         return "https://wallet.example/authorize?" + urlencode(
             {"redirect_uri": redirect_uri, "state": state})
 
-    def pay_parameters(self, out_trade_no: str, trade_no: str, return_url: str) -> dict:
-        return {"trade_no": trade_no}
+    def pay_parameters(self, out_trade_no: str, pay_reference: str, return_url: str) -> dict:
+        return {"trade_no": pay_reference}
 
     def exchange_auth_code(self, auth_code: str):
         from adapter.ports import WalletRefused, WalletUnavailable
@@ -188,8 +192,8 @@ class FakeWallet:
         if self.down:
             raise WalletUnavailable("fake wallet down")
 
-    def create_trade(self, out_trade_no, total_fen, subject, buyer_id, expire_at) -> str:
-        from adapter.ports import WalletRefused
+    def create_trade(self, out_trade_no, total_fen, subject, buyer_id, expire_at):
+        from adapter.ports import CreatedTrade, WalletRefused
 
         self._check()
         if self.refuse_create and out_trade_no not in self.trades:
@@ -197,7 +201,9 @@ class FakeWallet:
         trade = self.trades.setdefault(out_trade_no, {
             "trade_no": f"T{len(self.trades) + 1:08d}", "total_fen": total_fen,
             "state": TradeState.CREATED, "refunds": {}})
-        return trade["trade_no"]
+        if not self.trade_no_at_creation:  # like WeChat Pay: a prepay reference, no trade_no
+            return CreatedTrade(f"prepay-{trade['trade_no']}")
+        return CreatedTrade(trade["trade_no"], trade["trade_no"])
 
     def pay(self, out_trade_no: str) -> None:
         """The buyer pays in the wallet (the notification is the test's business)."""

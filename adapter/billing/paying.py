@@ -24,7 +24,7 @@ from adapter.models_billing import (
     SettlementStatus,
 )
 from adapter.outbox import enqueue
-from adapter.payments.trades import TradeToCreate, create_at_wallet, open_trade
+from adapter.payments.trades import create_at_wallet, open_trade, to_create
 from adapter.ports import HisRefused, HisUnavailable, WalletRefused
 from adapter.ports_billing import PreSettled, PreSettleRequest
 from adapter.refusals import Refusal
@@ -51,9 +51,10 @@ class BillPayment:
 
     public_id: str
     out_trade_no: str
-    trade_no: str
+    trade_no: str  # the platform's, "" when it gives one only once paid
     total_fen: int
     platform: str
+    pay_reference: str = ""  # what the wallet's payment call takes
 
 
 def new_settlement_no(now: dt.datetime) -> str:
@@ -186,13 +187,13 @@ def _locked(services: Services, settlement_id: int, answer: PreSettled,
                            expire_at=settlement.lock_expires_at)
         settlement.out_trade_no = trade.out_trade_no
     try:
-        trade_no = create_at_wallet(services, trade)
+        created = create_at_wallet(services, trade)
     except WalletRefused as exc:
         logger.warning("trade %s refused by the wallet: %s %s", trade.out_trade_no, exc.code,
                        exc.sub_code)
         return Refusal("bill.not_payable")
-    return BillPayment(settlement.public_id, trade.out_trade_no, trade_no, trade.total_fen,
-                       trade.platform)
+    return BillPayment(settlement.public_id, trade.out_trade_no, created.trade_no,
+                       trade.total_fen, trade.platform, created.pay_reference)
 
 
 def _pending(session: Session, account_id: int, charge_ids: list[int],
@@ -260,10 +261,8 @@ def _resume(services: Services, settlement_id: int) -> BillPayment:
         out_trade_no = settlement.out_trade_no
     with services.session_factory() as session:
         trade = session.get(Trade, out_trade_no)
-        to_create = TradeToCreate(trade.out_trade_no, trade.platform, trade.trade_no or "",
-                                  trade.subject, trade.total_fen, trade.buyer_id,
-                                  trade.expire_at)
+        again = to_create(trade)
         public_id = trade.reference
-    trade_no = create_at_wallet(services, to_create)
-    return BillPayment(public_id, to_create.out_trade_no, trade_no, to_create.total_fen,
-                       to_create.platform)
+    created = create_at_wallet(services, again)
+    return BillPayment(public_id, again.out_trade_no, created.trade_no, again.total_fen,
+                       again.platform, created.pay_reference)

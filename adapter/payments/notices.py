@@ -52,6 +52,8 @@ def apply_payment_notification(
         raise NoticeRefused("platform differs from the order")
     if notice.total_fen != trade.total_fen:
         raise NoticeRefused("total_amount differs from the order")
+    # Compared only where the platform gave its trade_no at creation (Alipay): one that gives
+    # it only once paid (WeChat Pay's transaction_id) is learnt from this notice.
     if trade.trade_no and notice.trade_no and notice.trade_no != trade.trade_no:
         raise NoticeRefused("trade_no differs from the order")
     if notice.state is not TradeState.PAID:

@@ -16,7 +16,7 @@ from adapter.failures import safe_code
 from adapter.flows import OutboxJob, Services
 from adapter.models import Trade, TradeStatus, WalletAccount
 from adapter.outbox import enqueue, finish
-from adapter.ports import WalletRefused, WalletUnavailable, WalletUnreachable
+from adapter.ports import CreatedTrade, WalletRefused, WalletUnavailable, WalletUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class TradeToCreate:
 
     out_trade_no: str
     platform: str
-    trade_no: str  # empty until the wallet created it
+    pay_reference: str  # empty until the wallet created it
     subject: str
     total_fen: int
     buyer_id: str
@@ -90,21 +90,31 @@ def open_trade(session: Session, *, out_trade_no: str, purpose: str, reference: 
     # From the commit of this transaction an attempt may reach the wallet: until it is known
     # to have failed, closing the trade must go through the wallet (a crash mid-call included).
     trade.status = TradeStatus.CREATED if unsent else trade.status
-    return TradeToCreate(trade.out_trade_no, trade.platform, trade.trade_no or "",
+    return TradeToCreate(trade.out_trade_no, trade.platform, trade.pay_reference or "",
                          trade.subject, trade.total_fen, trade.buyer_id, trade.expire_at,
                          unsent=unsent)
 
 
-def create_at_wallet(services: Services, trade: TradeToCreate) -> str:
-    """Ask the trade's wallet to create it (outside any transaction) and keep its trade_no.
+def to_create(trade: Trade) -> TradeToCreate:
+    """A trade of our books as its wallet is asked to create it (again)."""
+    return TradeToCreate(trade.out_trade_no, trade.platform, trade.pay_reference or "",
+                         trade.subject, trade.total_fen, trade.buyer_id, trade.expire_at)
+
+
+def create_at_wallet(services: Services, trade: TradeToCreate) -> CreatedTrade:
+    """Ask the trade's wallet to create it (outside any transaction) and keep what paying it
+    takes, and the platform's trade_no when the platform gives it at creation (one that gives
+    it only once paid gets it from the notification or the query: mark_paid).
 
     Raises WalletUnavailable (unknown outcome: the same out_trade_no is safe to retry) or
     WalletRefused.
     """
-    if trade.trade_no:
-        return trade.trade_no
+    if trade.pay_reference:
+        with services.session_factory() as session:
+            return CreatedTrade(trade.pay_reference,
+                                session.get(Trade, trade.out_trade_no).trade_no or "")
     try:
-        trade_no = services.wallet_for(trade.platform).create_trade(
+        created = services.wallet_for(trade.platform).create_trade(
             trade.out_trade_no, trade.total_fen, trade.subject, trade.buyer_id, trade.expire_at)
     except (WalletUnreachable, WalletRefused) as exc:
         if trade.unsent and (isinstance(exc, WalletUnreachable) or exc.nothing_created):
@@ -112,20 +122,22 @@ def create_at_wallet(services: Services, trade: TradeToCreate) -> str:
         raise
     with services.session_factory.begin() as session:
         row = lock_trade(session, trade.out_trade_no)
-        row.trade_no = row.trade_no or trade_no
+        row.pay_reference = row.pay_reference or created.pay_reference
+        row.trade_no = row.trade_no or created.trade_no or None
         if row.status == TradeStatus.UNSENT:
             row.status = TradeStatus.CREATED  # a twin attempt failed, this one got through
         elif row.status == TradeStatus.CLOSED:
             # Closed in our books while this creation was on its way: close it there too.
             enqueue(session, "close_trade", ("trade", row.out_trade_no), services.clock.now())
-        return row.trade_no
+        return CreatedTrade(row.pay_reference, row.trade_no or "")
 
 
 def _mark_unsent(services: Services, out_trade_no: str) -> None:
     """This attempt, the only one, never created the trade: it can be closed in our books."""
     with services.session_factory.begin() as session:
         trade = lock_trade(session, out_trade_no)
-        if trade is not None and trade.status == TradeStatus.CREATED and not trade.trade_no:
+        if (trade is not None and trade.status == TradeStatus.CREATED
+                and not trade.pay_reference):
             trade.status = TradeStatus.UNSENT
 
 

@@ -25,9 +25,10 @@ class PaymentStarted:
     """The trade the patient pays a booking with, created at its wallet."""
 
     out_trade_no: str
-    trade_no: str
+    trade_no: str  # the platform's, "" when it gives one only once paid
     total_fen: int
     platform: str
+    pay_reference: str = ""  # what the wallet's payment call takes
 
 
 def pay_booking(services: Services, account_id: int, public_id: str,
@@ -55,9 +56,10 @@ def pay_booking(services: Services, account_id: int, public_id: str,
             expire_at=booking.hold_expires_at)
         booking.out_trade_no = trade.out_trade_no
     try:
-        trade_no = create_at_wallet(services, trade)
+        created = create_at_wallet(services, trade)
     except WalletRefused as exc:
         logger.warning("trade %s refused by the wallet: %s %s", trade.out_trade_no, exc.code,
                        exc.sub_code)
         raise Refusal("booking.not_payable") from None
-    return PaymentStarted(trade.out_trade_no, trade_no, trade.total_fen, trade.platform)
+    return PaymentStarted(trade.out_trade_no, created.trade_no, trade.total_fen, trade.platform,
+                          created.pay_reference)

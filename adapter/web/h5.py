@@ -89,7 +89,8 @@ def h5_url(endpoint: str, **values: Any) -> str:  # noqa: ANN401
 def switch_language_url() -> str:
     """This page in the other language."""
     other = "zh-CN" if html_lang() == "en" else "en"
-    args = {k: v for k, v in request.args.items() if k not in ("lang", "auth_code", "state")}
+    args = {k: v for k, v in request.args.items()
+            if k not in ("lang", "auth_code", "code", "state")}
     return f"{request.path}?{urlencode({**args, 'lang': other})}"
 
 
@@ -190,6 +191,27 @@ def js_strings() -> dict[str, str]:
     }
 
 
+def opened_from() -> str:
+    """The wallet this page was opened from, which signing in uses: ``?platform=`` (the link a
+    hospital puts in each wallet's menu: /h5/?platform=<name>) first, then the wallet whose
+    in-app browser the User-Agent names (WalletGateway.browser_marker); "" for the default."""
+    wallets = current_app.extensions["adapter"].wallets
+    asked = request.args.get("platform", "")
+    if asked in wallets:
+        return asked
+    agent = request.headers.get("User-Agent", "")
+    return next((name for name, wallet in wallets.items()
+                 if wallet.browser_marker and wallet.browser_marker in agent), "")
+
+
+def wallet_name() -> str:
+    """The name, in the page's language, of the wallet signing in here."""
+    runtime = current_app.extensions["adapter"]
+    platform = opened_from()
+    wallet = runtime.wallet_for(platform) if platform else runtime.wallet
+    return wallet.display_name(html_lang())
+
+
 def signed_in() -> bool:
     """Whether the request carries a live patient session (the one POST /api/v1/session
     starts), resolved exactly as the API's guard resolves it."""
@@ -224,7 +246,9 @@ def _document_types() -> list[tuple[str, str]]:
 @bp.get("/")
 def index() -> ResponseReturnValue:
     """Sign in with the wallet, then the home menu."""
-    return _page("index.html", "index")
+    # Signing in starts here, with the wallet the page was opened from.
+    return _page("index.html", "index", wallet_name=wallet_name(),
+                 js_config={"platform": opened_from()})
 
 
 @bp.get("/book")

@@ -176,7 +176,10 @@ EXPIRE = dt.datetime(2024, 5, 1, 2, 15, tzinfo=dt.UTC)  # 10:15 in Beijing
 
 
 def _create(gateway: AlipayWalletGateway) -> str:
-    return gateway.create_trade("BK1", 2500, "挂号费-内科", BUYER_ID, EXPIRE)
+    created = gateway.create_trade("BK1", 2500, "挂号费-内科", BUYER_ID, EXPIRE)
+    # Alipay names its trade at creation, and tradePay takes that number
+    assert created.pay_reference == created.trade_no
+    return created.trade_no
 
 
 def test_gateway_implements_the_port(gateway):

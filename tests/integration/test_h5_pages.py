@@ -24,9 +24,10 @@ from adapter.models import WalletAccount
 from adapter.runtime import Runtime
 from adapter.web.api.errors import SESSION_FIELD
 from tests.conftest import MAPPINGS, REPO
+from tests.fakes import FakeWallet
 
 PAGES = {  # path: a text only that page has, zh-CN and en
-    "/h5/": ("用支付宝登录", "Sign in with Alipay"),
+    "/h5/": ("用测试钱包登录", "Sign in with Fake Wallet"),  # the wallet signing in, by name
     "/h5/book": ("确认预约并支付", "Book and pay"),
     "/h5/bookings": ("我的预约", "My bookings"),
     "/h5/bookings/B2611280CD3EC94557C": ("取消预约", "Cancel booking"),
@@ -47,6 +48,7 @@ def app(tmp_path_factory):
     config = replace(load_config({}), secret_key=SECRET_KEY)
     runtime = Runtime(config, engine, make_session_factory(engine), load_mappings(MAPPINGS),
                       Hl7Profile())
+    runtime.wallet = FakeWallet()  # the pages name the wallet signing in
     return create_app(runtime=runtime)
 
 
@@ -208,7 +210,7 @@ def test_scripts_and_styles_are_served_and_pages_hold_no_secrets(client, app, pa
         assert asset.status_code == 200, url
         assert asset.mimetype in ("text/javascript", "application/javascript", "text/css")
         asset.close()
-    assert set(page.blobs["h5-config"]) <= {"page", "lang", "lang_param", "api", "h5",
+    assert set(page.blobs["h5-config"]) <= {"page", "lang", "lang_param", "api", "h5", "platform",
                                             "timezone", "signed_in", "booking_id"}
     runtime = app.extensions["adapter"]
     for secret in (SECRET_KEY, "PRIVATE KEY", runtime.config.alipay_app_id):
@@ -263,3 +265,24 @@ def test_catalogs_are_complete_compiled_and_match_the_sources():
         assert compiled == translated, "run pybabel compile -d adapter/translations"
         if locale == "en":
             assert not [v for v in translated.values() if CJK.search(v)]
+
+
+def test_a_page_knows_the_wallet_it_was_opened_from(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'h5.db'}")
+    migrate.upgrade(engine)
+    runtime = Runtime(replace(load_config({}), secret_key=SECRET_KEY), engine,
+                      make_session_factory(engine), load_mappings(MAPPINGS), Hl7Profile())
+    second = FakeWallet("second")
+    second.browser_marker = "MicroMessenger"
+    runtime.wallets = {"fake": FakeWallet(), "second": second}
+    client = create_app(runtime=runtime).test_client()
+
+    def platform(path: str, agent: str = "Mozilla/5.0") -> str:
+        page = client.get(path, headers={"User-Agent": agent}).get_data(as_text=True)
+        blob = re.search(r'id="h5-config">(.*?)</script>', page).group(1)
+        return json.loads(blob)["platform"]
+
+    assert platform("/h5/") == ""  # the default wallet signs in
+    assert platform("/h5/?platform=second") == "second"  # the link in the wallet's menu
+    assert platform("/h5/", "Mozilla/5.0 MicroMessenger/8.0.50") == "second"  # its browser
+    assert platform("/h5/?platform=nowhere") == ""  # a wallet not offered is ignored

@@ -33,7 +33,7 @@ def app(engine, session_factory, tmp_path):
                              public_key_id=kit.PUBLIC_KEY_ID)
     wallet = WechatPayWalletGateway(client, OfficialAccount("https://api.weixin.qq.com",
                                                             kit.APPID, "secret"))
-    runtime.wallets = {wallet.platform: wallet}  # wiring of both wallets comes later
+    runtime.wallets = {wallet.platform: wallet}
     paid: list[str] = []
     runtime.paid_handlers["registration"] = lambda session, trade: paid.append(
         trade.out_trade_no)
@@ -112,15 +112,27 @@ def test_a_callback_for_another_amount_is_refused(app, session_factory):
     assert app.paid == []
 
 
-@pytest.mark.xfail(strict=True, reason="create_trade keeps WeChat's prepay_id as trade_no; the "
-                   "notice's transaction_id then differs (adapter/payments/notices.py): to "
-                   "settle when WeChat Pay is wired in")
-def test_a_trade_created_through_wechat_pay_keeps_the_prepay_id_as_its_trade_no(
+def test_a_trade_created_through_wechat_pay_learns_its_transaction_id_from_the_callback(
         app, session_factory):
+    # WeChat answers an order with a prepay_id (what paying takes) and names the trade only
+    # once paid: the callback's transaction_id is the trade_no, never compared to the prepay_id
     with session_factory.begin() as session:
-        session.get(Trade, "R20261126000001").trade_no = "wx26100000000000000000000001"
+        session.get(Trade, "R20261126000001").pay_reference = "wx26100000000000000000000001"
     body = kit.callback()
     assert _post(app, body, kit.signed_headers(body)).status_code == 204
+    with session_factory() as session:
+        trade = session.get(Trade, "R20261126000001")
+        assert (trade.status, trade.pay_reference, trade.trade_no) == (
+            TradeStatus.PAID, "wx26100000000000000000000001", "4200000000202611260000000001")
+
+
+def test_a_callback_naming_another_transaction_than_the_one_known_is_refused(
+        app, session_factory):
+    with session_factory.begin() as session:
+        session.get(Trade, "R20261126000001").trade_no = "4200000000202611260000000999"
+    body = kit.callback()
+    assert _post(app, body, kit.signed_headers(body)).status_code == 400
+    assert app.paid == []
 
 
 def test_the_answers_wechat_expects():

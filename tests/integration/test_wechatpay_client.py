@@ -18,11 +18,12 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
 
 from adapter.ports import (
+    CreatedTrade,
     TradeState,
     WalletRefused,
     WalletUnavailable,
@@ -150,8 +151,10 @@ def paid(**fields: Any) -> Answer:
 def test_create_trade_orders_jsapi_in_fen_and_pays_with_a_signed_package(stub):
     stub.on("POST /v3/pay/transactions/jsapi", ok(prepay_id="wx26100000000000000000000001"))
     gateway = gateway_for(stub)
-    prepay_id = gateway.create_trade("R1", 2500, "挂号费 儿科", kit.OPENID, EXPIRE)
-    assert prepay_id == "wx26100000000000000000000001"
+    created = gateway.create_trade("R1", 2500, "挂号费 儿科", kit.OPENID, EXPIRE)
+    # WeChat pays with the prepay_id and names its trade (transaction_id) only once paid
+    assert created == CreatedTrade("wx26100000000000000000000001", "")
+    prepay_id = created.pay_reference
     (request,) = stub.requests
     assert request["body"] == {
         "appid": kit.APPID, "mchid": kit.MCHID, "description": "挂号费 儿科",
@@ -168,15 +171,22 @@ def test_create_trade_orders_jsapi_in_fen_and_pays_with_a_signed_package(stub):
 
 
 def test_an_imitation_of_the_platform_adds_its_cashier_page(stub):
-    gateway = gateway_for(stub, cashier_page=stub.url + "/cashier/")
+    gateway = gateway_for(stub, cashier_page=stub.url + "/sandbox/cashier")
     pay = gateway.pay_parameters("R1", "wx261", "https://h.example.cn/h5/bookings/1")
-    assert pay["cashier_url"] == (stub.url + "/cashier/wx261?return_url="
-                                  "https%3A%2F%2Fh.example.cn%2Fh5%2Fbookings%2F1")
+    page, _, query = pay["cashier_url"].partition("?")
+    asked = dict(parse_qsl(query))
+    assert page == stub.url + "/sandbox/cashier"
+    assert (asked["prepay_id"], asked["return_url"]) == ("wx261",
+                                                         "https://h.example.cn/h5/bookings/1")
+    # the bridge's own parameters go along, so the cashier checks paySign as WeChat does
+    assert {k: asked[k] for k in ("appId", "package", "paySign")} == {
+        k: pay[k] for k in ("appId", "package", "paySign")}
 
 
 def test_an_unknown_order_outcome_is_settled_by_ordering_again(stub):
     stub.on("POST /v3/pay/transactions/jsapi", refused("SYSTEM_ERROR", 500), ok(prepay_id="wx2"))
-    assert gateway_for(stub).create_trade("R1", 2500, "挂号费", kit.OPENID, EXPIRE) == "wx2"
+    assert gateway_for(stub).create_trade("R1", 2500, "挂号费", kit.OPENID,
+                                          EXPIRE).pay_reference == "wx2"
     assert [r["body"]["out_trade_no"] for r in stub.requests] == ["R1", "R1"]
 
 
@@ -455,3 +465,13 @@ def test_a_busy_official_account_is_an_unknown_outcome(stub):
     stub.on("GET /cgi-bin/token", Answer({"errcode": -1, "errmsg": "system busy"}, signed=False))
     with pytest.raises(WalletUnavailable):
         gateway_for(stub).push_message(kit.OPENID, "x")
+
+
+def test_a_day_without_trades_reads_as_an_empty_bill_and_a_bill_in_the_making_is_refused(stub):
+    stub.on("GET /v3/bill/tradebill", refused("NO_STATEMENT_EXIST"),
+            refused("STATEMENT_CREATING"))
+    gateway = gateway_for(stub)
+    assert list(gateway.download_trade_bill(dt.date(2026, 11, 26)).entries()) == []
+    with pytest.raises(WalletRefused, match="") as making:
+        gateway.download_trade_bill(dt.date(2026, 11, 27))
+    assert making.value.code == "STATEMENT_CREATING"

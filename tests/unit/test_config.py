@@ -192,7 +192,7 @@ def test_wechat_pay_section_is_read_with_derived_pages():
                            "ADAPTER_WECHATPAY_PLATFORM_CERTIFICATES": "on"}).wechatpay
     assert sandbox.platform_certificates and sandbox.is_imitation
     assert sandbox.sign_in_page == "http://127.0.0.1:8910/connect/oauth2/authorize"
-    assert sandbox.cashier_page == "http://127.0.0.1:8910/cashier/"
+    assert sandbox.cashier_page == "http://127.0.0.1:8910/sandbox/cashier"
 
 
 @pytest.mark.parametrize(("change", "variable"), [
@@ -227,3 +227,43 @@ def test_wechat_pay_key_files_are_checked(tmp_path):
     assert len(problems) == 2
     assert problems[0].startswith("ADAPTER_WECHATPAY_APIV3_KEY_FILE") and "32 bytes" in problems[0]
     assert problems[1].startswith("ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_FILE")
+
+
+def test_development_defaults_to_the_wechat_pay_sandbox_which_run_starts(tmp_path):
+    from adapter.devkeys import ensure_development_keys
+
+    config = load_config({"ADAPTER_DATA_DIR": str(tmp_path),
+                          "ADAPTER_WECHATPAY_API_URL": "http://127.0.0.1:8911",
+                          "ADAPTER_WECHATPAY_SANDBOX_BILLS_TODAY": "1"})  # the sandbox's own
+    assert config.wechatpay is None and config.wechatpay_sandbox == "http://127.0.0.1:8911"
+    assert config.effective_wallets == ("alipay",)  # until its keys are made
+    ready = ensure_development_keys(config)
+    section = ready.wechatpay
+    assert section.api_url == "http://127.0.0.1:8911" and section.is_imitation
+    assert ready.effective_wallets == ("alipay", "wechatpay")
+    assert section.private_key_file.exists() and len(section.apiv3_key_file.read_text()) == 32
+    assert (section.private_key_file.stat().st_mode & 0o777) == 0o600
+    assert ensure_development_keys(config).wechatpay == section  # made once, then reused
+    assert load_config({"ADAPTER_WECHATPAY": "off"}).wechatpay_sandbox == ""
+    with pytest.raises(ConfigError, match="ADAPTER_WECHATPAY=off contradicts"):
+        load_config({"ADAPTER_WECHATPAY": "off", "ADAPTER_WECHATPAY_MCHID": "1900000001"})
+
+
+def test_production_has_no_wechat_pay_unless_a_merchant_is_given():
+    with pytest.raises(ConfigError, match="ADAPTER_WECHATPAY_API_URL is set but"):
+        load_config({"ADAPTER_ENV": "production",
+                     "ADAPTER_WECHATPAY_API_URL": "https://api.mch.weixin.qq.com"})
+
+
+@pytest.mark.parametrize(("wallets", "problem"), [
+    ("alipay,alipay", "once each"), ("paypal", "alipay and/or wechatpay"),
+    ("wechatpay", None), ("wechatpay,alipay", None)])
+def test_the_wallets_offered_are_named_in_order(wallets, problem):
+    if problem:
+        with pytest.raises(ConfigError, match=problem):
+            load_config({"ADAPTER_WALLETS": wallets})
+    else:
+        assert load_config({"ADAPTER_WALLETS": wallets}).effective_wallets == tuple(
+            wallets.split(","))
+    with pytest.raises(ConfigError, match="set ADAPTER_WECHATPAY_MCHID"):
+        load_config({"ADAPTER_WALLETS": "wechatpay", "ADAPTER_WECHATPAY": "off"})

@@ -141,11 +141,23 @@ export function addDays(ymd, days) {
 
 export const relationText = (relation) => t(`relation_${relation}`);
 
-/** The wallet's cashier: the sandbox's page in development, AlipayJSBridge tradePay inside
- * the wallet. Either way the patient comes back to `returnUrl`. */
+/** The wallet's cashier: the sandbox's page in development; inside the wallet AlipayJSBridge
+ * tradePay, or WeChat's getBrandWCPayRequest for a payment whose `pay` carries a prepay_id
+ * package. Either way the patient comes back to `returnUrl`. */
 export function pay(payment, returnUrl) {
   if (payment.cashier_url) {
     window.location.assign(payment.cashier_url);
+    return;
+  }
+  if (payment.pay && payment.pay.package) {
+    const brandPay = () => window.WeixinJSBridge.invoke("getBrandWCPayRequest", payment.pay,
+      (result) => {
+        // ok: paid (the callback confirms it); cancel or fail: not paid. The page polls either way.
+        if (result?.err_msg !== "get_brand_wcpay_request:ok") notice(t("pay_cancelled"));
+        window.location.assign(returnUrl);
+      });
+    if (window.WeixinJSBridge) brandPay();
+    else document.addEventListener("WeixinJSBridgeReady", brandPay, { once: true });
     return;
   }
   const tradePay = () => window.AlipayJSBridge.call("tradePay", { tradeNO: payment.trade_no },

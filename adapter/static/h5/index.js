@@ -19,16 +19,19 @@ function showSignedOut() {
 
 async function start() {
   const params = new URLSearchParams(window.location.search);
-  const code = params.get("auth_code");
+  // Alipay comes back with auth_code, WeChat's OAuth with code (each with our state).
+  const code = params.get("auth_code") || params.get("code");
   const state = params.get("state") || "";
   if (code) {
     // The code is single-use: take it out of the address bar and history before using it.
-    for (const name of ["auth_code", "state", "app_id", "source", "scope"]) params.delete(name);
+    for (const name of ["auth_code", "code", "state", "app_id", "source", "scope"]) params.delete(name);
     const rest = params.toString();
     window.history.replaceState(null, "", window.location.pathname + (rest ? `?${rest}` : ""));
     notice(t("signing_in"));
     try {
-      const session = await api("POST", "/session", { body: { auth_code: code, state } });
+      const body = { auth_code: code, state };
+      if (config.platform) body.platform = config.platform;
+      const session = await api("POST", "/session", { body });
       notice("");
       showSignedIn(session.patients, session.certified);
     } catch (error) {
@@ -54,9 +57,12 @@ const login = document.getElementById("login");
 login.addEventListener("click", async () => {
   login.disabled = true;
   try {
-    const { url } = await api("GET", "/session/login-url", {
-      params: { redirect_uri: absolute(pageUrl()) },
-    });
+    // The wallet the page was opened from (?platform=, or its in-app browser); the way back
+    // keeps it, so the page knows it again.
+    const back = config.platform ? pageUrl("", { platform: config.platform }) : pageUrl();
+    const params = { redirect_uri: absolute(back) };
+    if (config.platform) params.platform = config.platform;
+    const { url } = await api("GET", "/session/login-url", { params });
     window.location.assign(url);
   } catch (error) {
     failed(error);

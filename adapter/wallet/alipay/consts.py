@@ -6,6 +6,7 @@ from adapter.ports import TradeState
 
 PLATFORM = "alipay"  # WalletGateway.platform: /notify/alipay, the platform column of rows
 DISPLAY_NAMES = {"zh-CN": "支付宝", "en": "Alipay"}
+BROWSER_MARKER = "AlipayClient"  # Alipay's in-app browser says so in its User-Agent
 
 # Alipay's own hosts, and the user-authorisation page published for each gateway: production
 # (openapi.alipay.com), the sandbox (openapi-sandbox.dl.alipaydev.com) and the older sandbox

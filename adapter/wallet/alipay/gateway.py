@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from urllib.parse import quote, urlencode
 
 from adapter.ports import (
+    CreatedTrade,
     NotificationAnswer,
     PaymentNotice,
     RefundResult,
@@ -57,6 +58,7 @@ class AlipayWalletGateway:
     """
 
     platform = consts.PLATFORM
+    browser_marker = consts.BROWSER_MARKER
 
     def __init__(
         self,
@@ -144,12 +146,18 @@ class AlipayWalletGateway:
         subject: str,
         buyer_id: str,
         expire_at: dt.datetime,
-    ) -> str:
-        """alipay.trade.create; an unknown outcome is settled by trade.query, then one retry.
+    ) -> CreatedTrade:
+        """alipay.trade.create: Alipay gives its trade_no at once, and tradePay takes it.
+        An unknown outcome is settled by trade.query, then one retry.
 
         WalletUnreachable only when this call's create provably never reached Alipay; once an
         attempt's outcome was unknown, every failure after it is plain WalletUnavailable.
         """
+        trade_no = self._create(out_trade_no, total_fen, subject, buyer_id, expire_at)
+        return CreatedTrade(pay_reference=trade_no, trade_no=trade_no)
+
+    def _create(self, out_trade_no: str, total_fen: int, subject: str, buyer_id: str,
+                expire_at: dt.datetime) -> str:
         try:
             return self.client.trade_create(out_trade_no, total_fen, subject, buyer_id, expire_at)
         except WalletRefused as exc:

@@ -70,10 +70,21 @@ class WechatPayConfig:
 
     @property
     def cashier_page(self) -> str:
-        """An imitation's cashier page prefix (the prepay_id follows); "" for WeChat itself,
-        where the page pays through WeixinJSBridge."""
+        """An imitation's cashier page (``?prepay_id=`` follows); "" for WeChat itself, where
+        the page pays through WeixinJSBridge."""
         return urljoin(self.api_url, consts.CASHIER_PATH) if self.is_imitation else ""
 
+
+# The WeChat Pay sandbox as development's default merchant (`hospital-adapter run` starts the
+# sandbox with these, and with keys generated under the data directory: adapter/devkeys.py).
+SANDBOX_URL = "http://127.0.0.1:8901"
+SANDBOX_MCHID = "1900000001"
+SANDBOX_APPID = "wx0000000000000001"
+SANDBOX_CERT_SERIAL = "5EA1D0B5A2B0C0DE0000000000000000DEV00001"
+SANDBOX_PUBLIC_KEY_ID = "PUB_KEY_ID_0119000000010000000000000001"
+SANDBOX_TEMPLATE_ID = "SANDBOX_TEMPLATE"
+# The sandbox program's own options (ADAPTER_WECHATPAY_SANDBOX_*), not the adapter's.
+_SANDBOX_PROGRAM = "ADAPTER_WECHATPAY_SANDBOX_"
 
 _URLS = ("ADAPTER_WECHATPAY_API_URL", "ADAPTER_WECHATPAY_OAUTH_URL",
          "ADAPTER_WECHATPAY_OFFICIAL_API_URL")
@@ -88,9 +99,16 @@ def load_wechatpay_config(env: Mapping[str, str], *, production: bool) -> Wechat
     def get(name: str) -> str:
         return env.get(name, "").strip()
 
+    if get("ADAPTER_WECHATPAY").lower() not in ("", "on", "off"):
+        raise WechatPayConfigError("ADAPTER_WECHATPAY must be on or off")
+    if get("ADAPTER_WECHATPAY_MCHID") and get("ADAPTER_WECHATPAY").lower() == "off":
+        raise WechatPayConfigError("ADAPTER_WECHATPAY=off contradicts ADAPTER_WECHATPAY_MCHID")
     if not get("ADAPTER_WECHATPAY_MCHID"):
+        # In development the API URL may name the sandbox of the default (sandbox_url).
+        allowed = () if production else ("ADAPTER_WECHATPAY_API_URL",)
         others = sorted(name for name in env if name.startswith("ADAPTER_WECHATPAY_")
-                        and get(name))
+                        and get(name) and not name.startswith(_SANDBOX_PROGRAM)
+                        and name not in allowed)
         if others:
             raise WechatPayConfigError(f"{others[0]} is set but ADAPTER_WECHATPAY_MCHID is not: "
                                        "set it to turn WeChat Pay on, or unset the others")
@@ -140,8 +158,37 @@ def load_wechatpay_config(env: Mapping[str, str], *, production: bool) -> Wechat
     )
 
 
-def key_file_problems(config: WechatPayConfig) -> list[str]:
-    """Read every file the section names now: one line per problem, naming the variable."""
+def sandbox_url(env: Mapping[str, str], *, production: bool) -> str:
+    """Where development's default WeChat Pay is (the sandbox `run` starts): ADAPTER_WECHATPAY_
+    API_URL or 127.0.0.1:8901; "" in production, with a merchant of one's own
+    (ADAPTER_WECHATPAY_MCHID), or with ADAPTER_WECHATPAY=off."""
+    if (production or env.get("ADAPTER_WECHATPAY_MCHID", "").strip()
+            or env.get("ADAPTER_WECHATPAY", "").strip().lower() == "off"):
+        return ""
+    url = env.get("ADAPTER_WECHATPAY_API_URL", "").strip() or SANDBOX_URL
+    if not url.startswith(("https://", "http://")):
+        raise WechatPayConfigError("ADAPTER_WECHATPAY_API_URL must be an http(s) URL")
+    return url
+
+
+def sandbox_section(api_url: str, keys_dir: Path) -> WechatPayConfig:
+    """Development's default: the sandbox's merchant, with the keys under ``keys_dir``."""
+    return WechatPayConfig(
+        mchid=SANDBOX_MCHID, appid=SANDBOX_APPID,
+        private_key_file=keys_dir / "wechatpay_merchant_key.pem",
+        cert_serial_no=SANDBOX_CERT_SERIAL, apiv3_key_file=keys_dir / "wechatpay_apiv3.key",
+        app_secret_file=keys_dir / "wechatpay_app_secret",
+        platform_public_key_file=keys_dir / "wechatpay_platform_public_key.pem",
+        platform_public_key_id=SANDBOX_PUBLIC_KEY_ID, api_url=api_url,
+        template_id=SANDBOX_TEMPLATE_ID)
+
+
+def key_file_problems(config: WechatPayConfig, *, sandbox_key_pending: bool = False
+                      ) -> list[str]:
+    """Read every file the section names now: one line per problem, naming the variable.
+
+    ``sandbox_key_pending``: the platform key is the development sandbox's, which the sandbox
+    writes when it starts; not there yet is no problem."""
     from adapter.wallet.wechatpay.signing import (
         KeyFormatError,
         load_apiv3_key,
@@ -157,7 +204,8 @@ def key_file_problems(config: WechatPayConfig) -> list[str]:
     checks = [("ADAPTER_WECHATPAY_PRIVATE_KEY_FILE", config.private_key_file, load_private_key),
               ("ADAPTER_WECHATPAY_APIV3_KEY_FILE", config.apiv3_key_file, load_apiv3_key),
               ("ADAPTER_WECHATPAY_APP_SECRET_FILE", config.app_secret_file, secret)]
-    if config.platform_public_key_file is not None:
+    if config.platform_public_key_file is not None and not (
+            sandbox_key_pending and not config.platform_public_key_file.exists()):
         checks.append(("ADAPTER_WECHATPAY_PLATFORM_PUBLIC_KEY_FILE",
                        config.platform_public_key_file, load_public_key))
     problems = []

@@ -7,6 +7,7 @@ from adapter.ports import TradeState
 
 PLATFORM = "wechatpay"  # WalletGateway.platform: /notify/wechatpay, the platform column of rows
 DISPLAY_NAMES = {"zh-CN": "微信支付", "en": "WeChat Pay"}
+BROWSER_MARKER = "MicroMessenger"  # WeChat's in-app browser says so in its User-Agent
 
 # WeChat's own hosts. Any other API URL is taken for an imitation of the platform (a sandbox),
 # which serves the OAuth page, the official-account API and a cashier page on its own host.
@@ -15,7 +16,9 @@ API_URL = "https://api.mch.weixin.qq.com"
 OAUTH_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
 OAUTH_PATH = "/connect/oauth2/authorize"
 OFFICIAL_API_URL = "https://api.weixin.qq.com"
-CASHIER_PATH = "/cashier/"  # an imitation's browser cashier; the prepay_id follows
+# An imitation's browser cashier (?prepay_id=&return_url=): WeChat has none (JSAPI pays through
+# WeixinJSBridge), so the path is the sandbox's own and says so.
+CASHIER_PATH = "/sandbox/cashier"
 
 # API v3 paths (https://pay.weixin.qq.com/doc/v3/merchant/: JSAPI payment, refunds, bills).
 JSAPI_PATH = "/v3/pay/transactions/jsapi"

@@ -2,8 +2,9 @@
 
 It settles unknown outcomes with the same out_trade_no / out_refund_no, so nothing is charged or
 refunded twice. Where WeChat's model differs from the port's, it is said at the method:
-``create_trade`` returns the prepay_id (WeChat gives its transaction_id only once paid), and
-WeChat gives no real-name identity, so every user is uncertified.
+``create_trade`` gives the prepay_id to pay with and no trade_no (WeChat gives its
+transaction_id only once paid), and WeChat gives no real-name identity, so every user is
+uncertified.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from adapter.ports import (
+    CreatedTrade,
     NotificationAnswer,
     PaymentNotice,
     RefundResult,
@@ -72,6 +74,7 @@ class WechatPayWalletGateway:
     """adapter.ports.WalletGateway over WeChat Pay v3, settling unknown outcomes by asking again."""
 
     platform = consts.PLATFORM
+    browser_marker = consts.BROWSER_MARKER
 
     def __init__(
         self,
@@ -138,12 +141,15 @@ class WechatPayWalletGateway:
         answer = self.official.oauth_openid(auth_code)
         return WalletUser(user_id=answer.openid, is_certified=False)
 
-    def pay_parameters(self, out_trade_no: str, trade_no: str, return_url: str) -> dict[str, str]:
+    def pay_parameters(self, out_trade_no: str, pay_reference: str,
+                       return_url: str) -> dict[str, str]:
         """What WeixinJSBridge getBrandWCPayRequest (wx.chooseWCPay) takes for the prepay_id
-        in ``trade_no``, paySign over appId, timeStamp, nonceStr and package; on an imitation
-        of the platform also its cashier page, which comes back to return_url."""
+        (``pay_reference``), paySign over appId, timeStamp, nonceStr and package; on an
+        imitation of the platform also its cashier page (``?prepay_id=&return_url=``, the
+        bridge's parameters beside them so it checks paySign as WeChat would), which comes
+        back to return_url."""
         timestamp, nonce = str(int(self.clock())), secrets.token_hex(16)
-        package = consts.PACKAGE_PREFIX + trade_no
+        package = consts.PACKAGE_PREFIX + pay_reference
         parameters = {
             "appId": self.app_id,
             "timeStamp": timestamp,
@@ -153,10 +159,9 @@ class WechatPayWalletGateway:
             "paySign": self.client.pay_sign(timestamp, nonce, package),
         }
         if self.cashier_page:
-            url = self.cashier_page + quote(trade_no, safe="")
-            if return_url:
-                url += "?" + urlencode({"return_url": return_url})
-            parameters["cashier_url"] = url
+            query = {"prepay_id": pay_reference, **({"return_url": return_url}
+                                                    if return_url else {}), **parameters}
+            parameters["cashier_url"] = f"{self.cashier_page}?{urlencode(query)}"
         return parameters
 
     def push_message(self, user_id: str, text: str, url: str = "") -> None:
@@ -167,11 +172,17 @@ class WechatPayWalletGateway:
     # Trades
 
     def create_trade(self, out_trade_no: str, total_fen: int, subject: str, buyer_id: str,
-                     expire_at: dt.datetime) -> str:
-        """A JSAPI order; returns its prepay_id, which pay_parameters takes (WeChat gives a
-        transaction_id only once paid). WeChat takes the same out_trade_no with the same
-        parameters again and answers a prepay_id, so an unknown outcome is settled by
-        ordering once more; an order that exists with other parameters is refused."""
+                     expire_at: dt.datetime) -> CreatedTrade:
+        """A JSAPI order: its prepay_id is what pay_parameters takes; WeChat gives the
+        transaction_id only once paid (the callback or the query carries it). WeChat takes
+        the same out_trade_no with the same parameters again and answers a prepay_id, so an
+        unknown outcome is settled by ordering once more; an order that exists with other
+        parameters is refused."""
+        return CreatedTrade(pay_reference=self._order(out_trade_no, total_fen, subject,
+                                                      buyer_id, expire_at))
+
+    def _order(self, out_trade_no: str, total_fen: int, subject: str, buyer_id: str,
+               expire_at: dt.datetime) -> str:
         try:
             return self.client.jsapi_order(out_trade_no, total_fen, subject, buyer_id, expire_at)
         except WalletRefused as exc:
@@ -261,8 +272,18 @@ class WechatPayWalletGateway:
         return self.client.download(self.client.trade_bill(bill_date))
 
     def download_trade_bill(self, bill_date: dt.date) -> WalletBill:
-        """The day's trade bill, read as it is iterated (adapter.wallet.wechatpay.bill)."""
-        return bill.read_trade_bill(bill_date, self.download_bill(bill_date))
+        """The day's trade bill, read as it is iterated (adapter.wallet.wechatpay.bill). WeChat
+        makes no bill for a day without trades (NO_STATEMENT_EXIST): that day's bill is empty,
+        so reconciliation still finds our own trades of it (STATEMENT_CREATING stays refused:
+        the bill is not made yet)."""
+        try:
+            raw = self.download_bill(bill_date)
+        except WalletRefused as exc:
+            if exc.code != consts.NO_STATEMENT_EXIST:
+                raise
+            logger.info("trade bill of %s: none (no trades that day)", bill_date)
+            return WalletBill(bill_date, iter(()))
+        return bill.read_trade_bill(bill_date, raw)
 
     # ----------------------------------------------------------------------------------------
     # Notifications

@@ -21,6 +21,7 @@ from adapter.registration.booking import hold_slot, own_booking
 from adapter.registration.cancelling import can_cancel, cancel_booking
 from adapter.web.api import idempotency
 from adapter.web.api.errors import (
+    account_wallet,
     locale,
     now,
     refused,
@@ -175,6 +176,6 @@ def cancel(account_id: int, public_id: str) -> ResponseReturnValue:
     except Refusal as refusal:
         return refused(refusal, REFUSAL_STATUS.get(refusal.code, 422))
     except WalletUnavailable:
-        return wallet_unavailable(rt.wallet)
+        return wallet_unavailable(account_wallet(rt, account_id))
     with rt.session_factory() as db:
         return jsonify(booking_json(db, own_booking(db, account_id, public_id)))

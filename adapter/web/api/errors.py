@@ -63,6 +63,15 @@ def wallet_unavailable(wallet: WalletGateway) -> ResponseReturnValue:
                  503)
 
 
+def account_wallet(rt: Any, account_id: int) -> WalletGateway:  # noqa: ANN401 - a Runtime
+    """The wallet the account signed in with (never the default: a WeChat account's trades,
+    pushes and refusals are WeChat Pay's)."""
+    from adapter.models import WalletAccount
+
+    with rt.session_factory() as db:
+        return rt.wallet_for(db.get(WalletAccount, account_id).platform)
+
+
 # The key of the patient session token in Flask's signed cookie (adapter.identity.sessions).
 SESSION_FIELD = "sid"
 

@@ -14,6 +14,7 @@ from adapter.refusals import Refusal
 from adapter.registration.payment import pay_booking
 from adapter.web.api.bookings import REFUSAL_STATUS
 from adapter.web.api.errors import (
+    account_wallet,
     error,
     now,
     refused,
@@ -42,11 +43,13 @@ def create_payment(account_id: int) -> ResponseReturnValue:
     except Refusal as refusal:
         return refused(refusal, REFUSAL_STATUS.get(refusal.code, 422))
     except WalletUnavailable:
-        return wallet_unavailable(rt.wallet)
+        return wallet_unavailable(account_wallet(rt, account_id))
     except HisUnavailable:
         return error("his.unavailable", say(N_("医院系统暂时无法访问，请稍后再试")), 503)
     wallet = rt.wallet_for(started.platform)
-    pay = wallet.pay_parameters(started.out_trade_no, started.trade_no, asked.return_url)
+    pay = wallet.pay_parameters(started.out_trade_no, started.pay_reference, asked.return_url)
+    # trade_no: the platform's number when it gave one at creation (Alipay's, which tradePay
+    # takes); "" for WeChat Pay, whose page pays with ``pay`` (the prepay_id's package).
     return jsonify(out_trade_no=started.out_trade_no, trade_no=started.trade_no,
                    amount=yuan(started.total_fen), cashier_url=pay.get("cashier_url"),
                    platform=wallet.platform, pay=pay,

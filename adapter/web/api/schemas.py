@@ -172,9 +172,13 @@ class SessionBody(Request):
     auth_code: Annotated[str, StringConstraints(max_length=TOKEN_MAX, pattern=AUTH_CODE_PATTERN)]
     state: Annotated[str, StringConstraints(max_length=TOKEN_MAX, pattern=STATE_PATTERN),
                      Field(description="the state given by /session/login-url")]
+    platform: Annotated[str, StringConstraints(pattern=PLATFORM_PATTERN),
+                        Field(description="the wallet signed in with, as login-url said "
+                                          "(optional; another is refused)")] = ""
 
     code: ClassVar[str] = "auth_code.required"
-    field_codes: ClassVar[dict[str, str]] = {"state": "login.state_mismatch"}
+    field_codes: ClassVar[dict[str, str]] = {"state": "login.state_mismatch",
+                                             "platform": "login.state_mismatch"}
     messages: ClassVar[dict[str, str]] = {
         "auth_code": N_("授权信息不完整，请重新登录"), "state": N_("登录已失效，请重新登录")}
 

@@ -42,10 +42,12 @@ def create_session() -> ResponseReturnValue:
         expected = session.pop("login_state", None)
         platform = session.pop("login_platform", None)
     auth_code = asked.auth_code
-    if not expected or not secrets.compare_digest(asked.state, expected):
+    if (not expected or not secrets.compare_digest(asked.state, expected)
+            or asked.platform not in ("", platform)):
         return error("login.state_mismatch", say(N_("登录已失效，请重新登录")), 400)
     rt = runtime()
-    # The wallet whose sign-in page /session/login-url handed out with this state.
+    # The wallet whose sign-in page /session/login-url handed out with this state: the
+    # account is that wallet's, and so are its trades and messages.
     wallet = rt.wallets.get(platform) or rt.wallet
     try:
         with rt.session_factory.begin() as db:
