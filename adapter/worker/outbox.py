@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from adapter.failures import safe_code, stack
@@ -88,6 +88,7 @@ def lease_outbox_batch(services: Services, now: dt.datetime, limit: int,
     oldest of each subject only, and of the kinds ``one_per_link`` maps to a link, one per
     link. Under a rush, a commit per lease was what the delivery threads queued on."""
     with services.session_factory.begin() as session:
+        _lease_commits_lazily(session)
         claimed = claim_outbox(session, now, limit * 4, waiting_kinds, busy_subjects)
         jobs: list[OutboxJob] = []
         subjects: set[Subject] = set()
@@ -110,10 +111,20 @@ def lease_outbox_batch(services: Services, now: dt.datetime, limit: int,
         return jobs
 
 
+def _lease_commits_lazily(session: Session) -> None:
+    """A lease need not wait for the disk: lost in a crash, it only leaves its item due again,
+    and every delivery is idempotent at the far end. PostgreSQL's asynchronous commit (still
+    atomic and consistent) takes the WAL flush out of each lease; under the rush, the leases
+    queued behind everyone else's flushes and held the delivery threads back."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
 def renew_lease(services: Services, job: OutboxJob) -> bool:
     """Push the lease of a message still in this worker's hands; False when it was lost."""
     until = services.clock.now() + dt.timedelta(seconds=LEASE_SECONDS)
     with services.session_factory.begin() as session:
+        _lease_commits_lazily(session)
         renewed = session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == job.id, OutboxMessage.attempts == job.attempts,
@@ -172,12 +183,33 @@ def deliver_outbox(services: Services, kinds: Mapping[str, OutboxKind] | None = 
     first = run.lease()
     if first is None:
         return 0  # the common case, every second: one query, no thread started
-    if concurrency <= 1:
-        return run.loop(first)
-    with ThreadPoolExecutor(concurrency, thread_name_prefix="outbox") as pool:
-        others = [pool.submit(run.loop) for _ in range(concurrency - 1)]
-        done = run.loop(first)
-    return done + sum(future.result() for future in others)
+    with _runs_lock:
+        _runs.add(run)
+    try:
+        if concurrency <= 1:
+            return run.loop(first)
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="outbox") as pool:
+            others = [pool.submit(run.loop) for _ in range(concurrency - 1)]
+            done = run.loop(first)
+        return done + sum(future.result() for future in others)
+    finally:
+        with _runs_lock:
+            _runs.discard(run)
+
+
+# The runs of this process now delivering: new work wakes their waiting threads.
+_runs: set[_Run] = set()
+_runs_lock = threading.Lock()
+
+
+def wake_runs() -> bool:
+    """New outbox work has committed (adapter/worker/wakeup.py): the waiting threads of the
+    runs under way look at once. False when no run is under way (the scheduler's to start)."""
+    with _runs_lock:
+        runs = list(_runs)
+    for run in runs:
+        run.poke()
+    return bool(runs)
 
 
 class _Run:
@@ -252,6 +284,12 @@ class _Run:
                     return None
                 if self.settles == seen:  # nothing settled since the claim looked
                     self.settled.wait(timeout=1.0)
+
+    def poke(self) -> None:
+        """Work came in: one waiting thread looks now (it leases for the others; waking them
+        all at every commit had them queue on the lease)."""
+        with self.settled:
+            self.settled.notify()
 
     def _link(self, job: OutboxJob) -> str:
         kind = self.kinds.get(job.kind)

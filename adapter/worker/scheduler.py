@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -23,7 +25,8 @@ from adapter.failures import safe_code
 from adapter.models import JobRun
 from adapter.worker.inbound import drain_inbound
 from adapter.worker.links import check_links
-from adapter.worker.outbox import deliver_outbox
+from adapter.worker.outbox import deliver_outbox, wake_runs
+from adapter.worker.wakeup import OutboxWakeup
 
 logger = logging.getLogger(__name__)
 
@@ -88,4 +91,24 @@ def make_scheduler(runtime: Any, *, blocking: bool) -> BackgroundScheduler | Blo
     for job in merged.jobs:
         if job.enabled(runtime):
             add(job.name, job.run, job.every(runtime), (runtime,), job.run_at_start)
+    if runtime.engine.dialect.name == "postgresql":
+        _wake_on_new_work(scheduler, runtime)
     return scheduler
+
+
+def _wake_on_new_work(scheduler: BackgroundScheduler | BlockingScheduler,
+                      runtime: Any) -> None:  # noqa: ANN401
+    """New outbox work wakes a run under way, or starts one now (not at the next second)."""
+
+    def wake() -> None:
+        if wake_runs() or not scheduler.running:
+            return
+        try:
+            scheduler.modify_job("deliver_outbox", next_run_time=dt.datetime.now(
+                runtime.config.tz))
+        except JobLookupError:
+            pass
+
+    wakeup = OutboxWakeup(runtime.engine, wake)
+    scheduler.add_listener(lambda _event: wakeup.stop(), EVENT_SCHEDULER_SHUTDOWN)
+    wakeup.start()
