@@ -20,7 +20,7 @@ from adapter.worker.outbox import deliver_outbox
 from tests.fakes import FakeClock
 from tests.integration.test_crash_recovery import MAP
 
-SLOW = 0.05
+SLOW = 0.15  # long enough for four threads to overlap on a loaded machine
 
 
 class Recorder:
