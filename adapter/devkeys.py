@@ -12,17 +12,35 @@ from dataclasses import replace
 from pathlib import Path
 
 from adapter.config import Config
-from adapter.protection import generate_key_file
+from adapter.protection import KeyFileError, generate_key_file
 from adapter.wallet.alipay.signing import generate_key_pair
 from adapter.wallet.wechatpay.config import sandbox_section
 
 logger = logging.getLogger(__name__)
 
 
-def _write_secret(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+def _write_secret(path: Path, text: str) -> bool:
+    """Create ``path`` (mode 0600) holding ``text``, complete or not at all; False when it
+    exists already. Several roles started at once on a fresh data directory each try: one
+    wins, the others use its file (a key pair's public half is written by the winner only)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            os.link(temporary, path)  # atomic, and refuses an existing name
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        temporary.unlink()
+
+
+def _write_public(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def app_public_key_file(config: Config) -> Path:
@@ -52,9 +70,9 @@ def _ensure_wechatpay(config: Config) -> Config:
     section = sandbox_section(config.wechatpay_sandbox, config.keys_dir)
     if not section.private_key_file.exists():
         private_pem, public_pem = generate_key_pair()
-        _write_secret(section.private_key_file, private_pem)
-        wechatpay_merchant_public_key_file(config).write_text(public_pem, encoding="utf-8")
-        logger.info("generated the development WeChat Pay merchant key pair")
+        if _write_secret(section.private_key_file, private_pem):
+            _write_public(wechatpay_merchant_public_key_file(config), public_pem)
+            logger.info("generated the development WeChat Pay merchant key pair")
     if not section.apiv3_key_file.exists():
         _write_secret(section.apiv3_key_file, secrets.token_hex(16))  # 32 characters
     if not section.app_secret_file.exists():
@@ -68,14 +86,18 @@ def ensure_development_keys(config: Config) -> Config:
         return config
     config.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if config.data_key_file is None and not config.effective_data_key_file.exists():
-        generate_key_file(config.effective_data_key_file)
-        logger.info("generated the development data key")
+        try:
+            generate_key_file(config.effective_data_key_file)
+            logger.info("generated the development data key")
+        except (KeyFileError, FileExistsError):
+            if not config.effective_data_key_file.exists():
+                raise  # not another role's key made meanwhile: a real problem
     if (config.alipay_app_private_key_file is None
             and not config.effective_app_private_key_file.exists()):
         private_pem, public_pem = generate_key_pair()
-        _write_secret(config.effective_app_private_key_file, private_pem)
-        app_public_key_file(config).write_text(public_pem, encoding="utf-8")
-        logger.info("generated the development Alipay app key pair")
+        if _write_secret(config.effective_app_private_key_file, private_pem):
+            _write_public(app_public_key_file(config), public_pem)
+            logger.info("generated the development Alipay app key pair")
     if config.wechatpay is None and config.wechatpay_sandbox:
         config = _ensure_wechatpay(config)
     if not config.secret_key:
