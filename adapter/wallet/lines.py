@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 
@@ -38,3 +38,25 @@ def bounded_lines(raw: IO[bytes], encoding: str, *, max_chars: int,
             break
     if tail and not skipping:
         yield tail.rstrip("\r")
+
+
+class NumberedLines:
+    """A bill file's non-blank lines with their numbers, as its reader walks them: a line too
+    long, and the lines past ``max_lines``, are reported on the bill instead (``report``, as
+    WalletBill.report takes them). ``number`` is the last line's number once walked."""
+
+    def __init__(self, lines: Iterator[str | None], report: Callable[[int, str], None],
+                 max_lines: int) -> None:
+        self._lines, self._report, self._max = lines, report, max_lines
+        self.number = 0
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for line in self._lines:
+            self.number += 1
+            if self.number > self._max:
+                self._report(self.number, f"more than {self._max} lines: the rest not read")
+                return
+            if line is None:
+                self._report(self.number, "line too long")
+            elif line.strip():
+                yield self.number, line

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 from adapter.money import fen
 from adapter.ports import BillEntryKind, WalletBill, WalletBillEntry, WalletUnavailable
-from adapter.wallet.lines import bounded_lines
+from adapter.wallet.lines import NumberedLines, bounded_lines
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +81,9 @@ class BillReader(WalletBill):
     def _lines(self, lines: Iterator[str | None]) -> Iterator[WalletBillEntry]:
         columns: dict[str, int] | None = None
         totals: dict[str, tuple[int, int]] = {}
-        number = 0
+        numbered = NumberedLines(lines, self.report, MAX_LINES)
         try:
-            for line in lines:
-                number += 1
-                if number > MAX_LINES:
-                    self.report(number, f"more than {MAX_LINES} lines: the rest not read")
-                    break
-                if line is None:
-                    self.report(number, "line too long")
-                    continue
-                if not line.strip():
-                    continue
+            for number, line in numbered:
                 if line.startswith("#"):
                     match = _TOTAL.match(line)
                     if match:
@@ -113,9 +104,9 @@ class BillReader(WalletBill):
                     yield entry
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             # A truncated or corrupt member: what was read stands, the rest is one problem.
-            self.report(number + 1, f"the file breaks off ({type(exc).__name__})")
+            self.report(numbered.number + 1, f"the file breaks off ({type(exc).__name__})")
         if columns is None:
-            self.report(number, "no column header row")
+            self.report(numbered.number, "no column header row")
         if "交易" in totals and "退款" in totals:
             self.totals = (*totals["交易"], *totals["退款"])
 

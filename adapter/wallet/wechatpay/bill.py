@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 
 from adapter.money import fen
 from adapter.ports import BillEntryKind, WalletBill, WalletBillEntry, WalletUnavailable
-from adapter.wallet.lines import bounded_lines
+from adapter.wallet.lines import NumberedLines, bounded_lines
 
 logger = logging.getLogger(__name__)
 
@@ -82,17 +82,8 @@ class WechatBillReader(WalletBill):
     def _lines(self, lines: Iterator[str | None]) -> Iterator[WalletBillEntry]:
         columns: dict[str, int] | None = None
         summary_at = 0  # the summary header's line number, once met
-        number = 0
-        for line in lines:
-            number += 1
-            if number > MAX_LINES:
-                self.report(number, f"more than {MAX_LINES} lines: the rest not read")
-                break
-            if line is None:
-                self.report(number, "line too long")
-                continue
-            if not line.strip():
-                continue
+        numbered = NumberedLines(lines, self.report, MAX_LINES)
+        for number, line in numbered:
             if summary_at:
                 if number > summary_at + 1:
                     self.report(number, "a line after the summary")
@@ -112,9 +103,9 @@ class WechatBillReader(WalletBill):
             if entry is not None:
                 yield entry
         if columns is None:
-            self.report(number, "no column header row")
+            self.report(numbered.number, "no column header row")
         elif not summary_at:
-            self.report(number, "no summary: the file may be cut short")
+            self.report(numbered.number, "no summary: the file may be cut short")
 
     def _entry(self, number: int, cells: list[str], at: dict[str, int]) -> WalletBillEntry | None:
         # WeChat quotes nothing and backticks every value; a goods name with a comma in it
