@@ -117,12 +117,14 @@ def test_on_site_the_qr_code_checks_the_patient_in_and_the_hall_plays_the_queue(
     _sign_in(phone, system, user["user_id"])
     request = phone.page.request
     patient = request.get(f"{system.web}/api/v1/patients").json()["patients"][0]
-    today = days_ahead(0)
-    soon = [s for s in get_json(f"{system.web}/api/v1/slots?department=PED&date={today}")[1][
-        "slots"] if s["status"] == "open" and s["remaining"]  # type: ignore[index]
-        and dt.datetime.fromisoformat(s["start_at"]) - dt.datetime.now(dt.UTC)
-        < dt.timedelta(minutes=55) and dt.datetime.fromisoformat(s["start_at"])
-        > dt.datetime.now(dt.UTC)]
+    # The simulator opens a slot about 20 minutes after it starts: before midnight that can be
+    # tomorrow's date in the hospital's zone.
+    listed = [s for day in (days_ahead(0), days_ahead(1)) for s in get_json(
+        f"{system.web}/api/v1/slots?department=PED&date={day}")[1]["slots"]]  # type: ignore[index]
+    soon = sorted((s for s in listed if s["status"] == "open" and s["remaining"]
+                   and dt.datetime.fromisoformat(s["start_at"]) - dt.datetime.now(dt.UTC)
+                   < dt.timedelta(minutes=55) and dt.datetime.fromisoformat(s["start_at"])
+                   > dt.datetime.now(dt.UTC)), key=lambda s: s["start_at"])
     held = request.post(f"{system.web}/api/v1/bookings",
                         data={"slot_id": soon[-1]["id"], "patient_id": patient["id"]},
                         headers={"Idempotency-Key": str(uuid.uuid4())}).json()
@@ -146,4 +148,8 @@ def test_on_site_the_qr_code_checks_the_patient_in_and_the_hall_plays_the_queue(
     card = page.locator("#queue-card")
     expect(card).to_have_attribute("data-state", "waiting", timeout=20_000)
     expect(page.locator("#check-in")).to_be_hidden()
-    expect(card).to_have_attribute("data-state", "called", timeout=60_000)
+    # The simulator's hall calls and finishes consults on its own clock: on a loaded machine
+    # the call may come and go between two of the page's updates (the test above holds the
+    # hall's hand and sees "called" itself); here the hall reaching the patient is what counts.
+    expect(card).to_have_attribute("data-state", re.compile(r"^(called|finished)$"),
+                                   timeout=60_000)
