@@ -89,6 +89,10 @@ class OutboxKind:
 # A handler of a neutral HIS event (adapter.ports), run in the inbound runner's transaction;
 # raises adapter.ports.InboundRefused to refuse the message for good.
 EventHandler = Callable[[Services, Session, Any, dt.datetime], None]
+# A handler of a run of events of one type that came one after another (in arrival order, in
+# one transaction): what each would read and write alone, once for all of them. Declared in
+# ``Flow.batches`` instead of ``Flow.events`` for that type.
+BatchEventHandler = Callable[[Services, Session, list[Any], dt.datetime], None]
 # Run in the transaction that found a trade paid (notification, query on close or expiry).
 PaidHandler = Callable[[Services, Session, "Trade", dt.datetime], None]
 
@@ -116,6 +120,7 @@ class Flow:
     name: str
     outbox: Mapping[str, OutboxKind] = field(default_factory=dict)
     events: Mapping[type, EventHandler] = field(default_factory=dict)
+    batches: Mapping[type, BatchEventHandler] = field(default_factory=dict)
     paid: Mapping[str, PaidHandler] = field(default_factory=dict)
     jobs: tuple[ScheduledJob, ...] = ()
 
@@ -128,12 +133,14 @@ class Merged:
     events: dict[type, list[EventHandler]]
     paid: dict[str, PaidHandler]
     jobs: tuple[ScheduledJob, ...]
+    batches: dict[type, BatchEventHandler] = field(default_factory=dict)
 
 
 def merge(flows: tuple[Flow, ...]) -> Merged:
     """Merge the flows' contributions; two flows claiming one outbox kind or purpose fail."""
     outbox: dict[str, OutboxKind] = {}
     events: dict[type, list[EventHandler]] = {}
+    batches: dict[type, BatchEventHandler] = {}
     paid: dict[str, PaidHandler] = {}
     jobs: list[ScheduledJob] = []
     for flow in flows:
@@ -147,8 +154,16 @@ def merge(flows: tuple[Flow, ...]) -> Merged:
             paid[purpose] = handler
         for event_type, handler in flow.events.items():
             events.setdefault(event_type, []).append(handler)
+        for event_type, batch in flow.batches.items():
+            if event_type in batches:
+                raise ValueError(f"{event_type.__name__} handled in batches twice "
+                                 f"(flow {flow.name})")
+            batches[event_type] = batch
         jobs.extend(flow.jobs)
+    for event_type in batches:
+        if event_type in events:  # one handler for all, so it alone decides the order
+            raise ValueError(f"{event_type.__name__} has a batch handler and others")
     names = [job.name for job in jobs]
     if len(names) != len(set(names)):
         raise ValueError("two scheduled jobs share a name")
-    return Merged(outbox, events, paid, tuple(jobs))
+    return Merged(outbox, events, paid, tuple(jobs), batches)

@@ -15,7 +15,7 @@ from adapter.results.jobs import escalate_critical_alerts, release_held_results,
 FLOW = Flow(
     name="results",
     outbox={KIND: OutboxKind(deliver_result_push, link="wallet")},
-    events={ResultsReported: results_reported},
+    batches={ResultsReported: results_reported},
     jobs=(
         ScheduledJob("release_held_results", release_held_results, seconds=300),
         ScheduledJob("escalate_critical_alerts", escalate_critical_alerts, seconds=30),

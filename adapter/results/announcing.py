@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,15 +33,23 @@ def recipients(session: Session, document_index: str) -> list[Patient]:
 
     An unverified link may be a stranger who knows the person's document (docs/identity.md).
     """
+    return recipients_of(session, [document_index]).get(document_index, [])
+
+
+def recipients_of(session: Session, document_indexes: list[str]) -> dict[str, list[Patient]]:
+    """``recipients`` of several people in one query (a batch of results at once)."""
+    wanted = sorted(set(document_indexes))
+    if not wanted:
+        return {}
     links = session.scalars(
         select(Patient)
-        .where(Patient.document_index == document_index,
+        .where(Patient.document_index.in_(wanted),
                Patient.verification.in_(Verification.VERIFIED), Patient.removed_at.is_(None))
         .order_by(Patient.id))
-    seen: dict[int, Patient] = {}
+    seen: dict[str, dict[int, Patient]] = {}
     for link in links:
-        seen.setdefault(link.wallet_account_id, link)
-    return list(seen.values())
+        seen.setdefault(link.document_index, {}).setdefault(link.wallet_account_id, link)
+    return {index: list(by_account.values()) for index, by_account in seen.items()}
 
 
 def notice_of(result: Result) -> str:
@@ -50,20 +59,50 @@ def notice_of(result: Result) -> str:
     return "corrected" if result.corrected else "ready"
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """A result's version to be announced, with the notice it is announced with."""
+
+    result: Result
+    version: int
+    notice: str
+    document_index: str
+
+
+def due_announcement(result: Result) -> Announcement | None:
+    """The announcement the result's current version is owed, marked as made; None when that
+    version was announced already or the result is nobody's yet."""
+    if result.announced_version >= result.version or not result.document_index:
+        return None
+    result.announced_version = result.version
+    return Announcement(result, result.version, notice_of(result), result.document_index)
+
+
+def queue_announcements(session: Session, announcements: list[Announcement],
+                        now: dt.datetime) -> int:
+    """Queue each announcement to each recipient (one query for all the recipients; the
+    results must have their ids); returns how many messages were queued."""
+    if not announcements:
+        return 0
+    with session.no_autoflush:  # the results' own changes are flushed once, with these
+        links = recipients_of(session, [a.document_index for a in announcements])
+    queued = 0
+    for due in announcements:
+        accounts = links.get(due.document_index, [])
+        for link in accounts:
+            enqueue(session, KIND, ("result", due.result.id), now,
+                    account_id=link.wallet_account_id, version=due.version, notice=due.notice)
+        queued += len(accounts)
+        logger.info("result %s version %d announced to %d account(s)", due.result.id,
+                    due.version, len(accounts))
+    return queued
+
+
 def announce(session: Session, result: Result, now: dt.datetime) -> int:
     """Queue the announcement of the result's current version to each recipient, once;
     returns how many were queued."""
-    if result.announced_version >= result.version or not result.document_index:
-        return 0
-    with session.no_autoflush:  # the result's own changes are flushed once, with these
-        links = recipients(session, result.document_index)
-    for link in links:
-        enqueue(session, KIND, ("result", result.id), now, account_id=link.wallet_account_id,
-                version=result.version, notice=notice_of(result))
-    result.announced_version = result.version
-    logger.info("result %s version %d announced to %d account(s)", result.id, result.version,
-                len(links))
-    return len(links)
+    due = due_announcement(result)
+    return queue_announcements(session, [due], now) if due is not None else 0
 
 
 def deliver_result_push(services: Services, job: OutboxJob, now: dt.datetime) -> None:

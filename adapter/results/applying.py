@@ -13,16 +13,18 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from adapter.models import Result, ResultAttachment, ResultObservation, ResultState
+from adapter.ports import ResultAttachment as ReportedFile
 from adapter.ports import ResultOrder, ResultReport, ResultsReported, ResultStatus
 from adapter.protection import DataProtector
 from adapter.results.alerts import raise_alert
-from adapter.results.announcing import announce
-from adapter.results.matching import Match, match_report
+from adapter.results.announcing import Announcement, due_announcement, queue_announcements
+from adapter.results.matching import Match, links_of, match_links
 from adapter.results.policy import ReleasePolicy
 
 logger = logging.getLogger(__name__)
@@ -33,14 +35,57 @@ _SHOWABLE = (ResultStatus.FINAL.value, ResultStatus.CORRECTED.value)
 def apply_results(session: Session, event: ResultsReported, policy: ReleasePolicy,
                   protector: DataProtector, now: dt.datetime) -> list[int]:
     """Apply every order of an ORU^R01; returns the ids of the results it touched."""
-    touched = []
-    for report in event.reports:
-        match = match_report(session, report, protector)
-        for position, order in enumerate(report.orders, start=1):
-            result = apply_order(session, event, report, match, order, position, policy, now)
-            if result is not None:
-                touched.append(result.id)
-    return touched
+    return apply_reported(session, [event], policy, protector, now)
+
+
+def apply_reported(session: Session, events: list[ResultsReported], policy: ReleasePolicy,
+                   protector: DataProtector, now: dt.datetime) -> list[int]:
+    """Apply the ORU^R01 of a batch, in arrival order; returns the ids of the results touched
+    (one per order applied).
+
+    What the orders need is read for the whole batch at once (the links of their HIS patient
+    ids, the results already kept for them, the recipients of the announcements) and what
+    they change is written at its end (the new results in one INSERT, their observations in
+    one executemany, the announcements in one INSERT): under a backlog the round trips of
+    each order on its own were most of the inbound runner's time.
+    """
+    reports = [(event, report) for event in events for report in event.reports]
+    links = links_of(session, [report.his_patient_id for _, report in reports])
+    keys = [order_key(event, order, position) for event, report in reports
+            for position, order in enumerate(report.orders, start=1)]
+    kept: dict[str, Result] = {}
+    for chunk in range(0, len(keys), 500):
+        kept.update((result.order_key, result) for result in session.scalars(
+            select(Result).where(Result.order_key.in_(keys[chunk:chunk + 500]))))
+    pending = _Pending()
+    touched: list[Result] = []
+    with session.no_autoflush:  # everything goes to the database once, in _write
+        for event, report in reports:
+            match = match_links(report, links.get(report.his_patient_id, []), protector)
+            for position, order in enumerate(report.orders, start=1):
+                result = _apply_order(kept, pending, event, report, match, order, position,
+                                      policy, now)
+                if result is not None:
+                    touched.append(result)
+    _write(session, pending, now)
+    return [result.id for result in touched]
+
+
+@dataclass
+class _Pending:
+    """What a batch changes, written once at its end."""
+
+    new: list[Result] = field(default_factory=list)  # results to add
+    # The observations each changed result is to keep (with the file of each, if any).
+    observations: dict[Result, list[tuple[dict, ReportedFile | None]]] = field(
+        default_factory=dict)
+    replaced: set[int] = field(default_factory=set)  # kept results whose rows are replaced
+    alerts: dict[Result, None] = field(default_factory=dict)  # critical ones, in order
+    announcements: list[Announcement] = field(default_factory=list)
+    notes: list[tuple[Result, str, tuple]] = field(default_factory=list)  # logged once written
+
+    def note(self, result: Result, text: str, *args: object) -> None:
+        self.notes.append((result, text, args))
 
 
 def order_key(event: ResultsReported, order: ResultOrder, position: int) -> str:
@@ -61,26 +106,29 @@ def content_digest(order: ResultOrder) -> str:
     return hashlib.sha256(json.dumps([order.kind_name, shown]).encode("utf-8")).hexdigest()
 
 
-def apply_order(session: Session, event: ResultsReported, report: ResultReport, match: Match,
-                order: ResultOrder, position: int, policy: ReleasePolicy,
-                now: dt.datetime) -> Result | None:
-    """Apply one order; None when the message says nothing new about it."""
+def _apply_order(kept: dict[str, Result], pending: _Pending, event: ResultsReported,
+                 report: ResultReport, match: Match, order: ResultOrder, position: int,
+                 policy: ReleasePolicy, now: dt.datetime) -> Result | None:
+    """Apply one order to the result kept for it (in ``kept``, a new one added there); None
+    when the message says nothing new about it."""
     key = order_key(event, order, position)
     digest = content_digest(order)
-    result = session.scalar(select(Result).where(Result.order_key == key))
+    result = kept.get(key)
+    new = result is None
     if result is None:
         result = Result(order_key=key, sender=event.sender[:200], status=order.status.value,
                         state=ResultState.PENDING, version=1, announced_version=0,
                         corrected=False, critical=False, received_at=now, updated_at=now,
                         hold_reason="", his_patient_id="", content_digest="")
-        session.add(result)
+        kept[key] = result
+        pending.new.append(result)
         changed = True
     else:
         if result.status == ResultStatus.CANCELLED.value:
-            logger.info("result %s: cancelled order reported again; ignored", result.id)
+            pending.note(result, "cancelled order reported again; ignored")
             return None
         if order.status is ResultStatus.PRELIMINARY and result.status in _SHOWABLE:
-            logger.info("result %s: preliminary after final; ignored", result.id)
+            pending.note(result, "preliminary after final; ignored")
             return None
         same_person = (result.document_index == match.document_index
                        and result.hold_reason == match.hold_reason)
@@ -99,27 +147,27 @@ def apply_order(session: Session, event: ResultsReported, report: ResultReport, 
     if order.status is ResultStatus.CANCELLED:
         result.status, result.state = ResultStatus.CANCELLED.value, ResultState.WITHDRAWN
         result.version += 1
-        session.flush()
-        logger.info("result %s withdrawn (order cancelled)", result.id)
+        pending.note(result, "withdrawn (order cancelled)")
         return result
     result.status = (ResultStatus.CORRECTED.value if result.corrected
                      else order.status.value)
     if changed:
-        new = result.id is None
         if not new:
             result.version += 1
+        if result.id is not None:
+            pending.replaced.add(result.id)
         result.content_digest = digest
-        session.flush()
-        result.critical = _store_observations(session, result, order, policy, replace=not new)
+        pending.observations[result], result.critical = _observation_rows(order, policy)
     _decide_state(result, match, policy, now)
-    # No flush here: the state and the announced version go to the database in one UPDATE.
     if result.critical and changed:
-        raise_alert(session, result, now)
+        pending.alerts[result] = None
     if result.state != ResultState.UNMATCHED and (result.state == ResultState.RELEASED
                                                    or result.critical):
-        announce(session, result, now)
-    logger.info("result %s: %s, %s%s", result.id, result.status, result.state,
-                f" ({result.hold_reason})" if result.hold_reason else "")
+        due = due_announcement(result)
+        if due is not None:
+            pending.announcements.append(due)
+    pending.note(result, "%s, %s%s", result.status, result.state,
+                 f" ({result.hold_reason})" if result.hold_reason else "")
     return result
 
 
@@ -148,42 +196,56 @@ def _decide_state(result: Result, match: Match, policy: ReleasePolicy,
         result.state, result.released_at, result.released_by = ResultState.RELEASED, now, None
 
 
-def _store_observations(session: Session, result: Result, order: ResultOrder,
-                        policy: ReleasePolicy, *, replace: bool = True) -> bool:
-    """Replace the result's observations (and files) with the order's; True when critical.
-    A new result has none to replace (two statements fewer per result in a backlog)."""
-    if replace:
-        session.execute(delete(ResultObservation).where(
-            ResultObservation.result_id == result.id))
-        session.execute(delete(ResultAttachment).where(ResultAttachment.result_id == result.id))
+def _observation_rows(order: ResultOrder,
+                      policy: ReleasePolicy) -> tuple[list[tuple[dict, ReportedFile | None]], bool]:
+    """The order's observations as table rows (each with its file, if any); True when one of
+    them is critical."""
     critical = False
     rows = []
     for position, observation in enumerate(order.observations, start=1):
         is_critical = policy.is_critical(observation)
         critical = critical or is_critical
-        row = {"result_id": result.id, "position": position, "set_id": observation.set_id[:20],
-               "value_type": observation.value_type[:10], "code": observation.code[:80],
-               "name": observation.name[:200], "text": observation.text,
-               "number": observation.number[:40], "comparator": observation.comparator[:2],
-               "units": observation.units[:60],
-               "reference_range": observation.reference_range[:120],
-               "abnormal_flags": "~".join(observation.abnormal_flags)[:40],
-               "status": observation.status[:2], "critical": is_critical,
-               "attachment_id": None, "attachment_problem": ""}
         file = observation.attachment
-        if file is not None and file.data:
-            attachment = ResultAttachment(result_id=result.id, content_type=file.content_type,
-                                          size=len(file.data), data=file.data,
-                                          created_at=result.updated_at)
-            session.add(attachment)
-            session.flush()
+        rows.append(({
+            "position": position, "set_id": observation.set_id[:20],
+            "value_type": observation.value_type[:10], "code": observation.code[:80],
+            "name": observation.name[:200], "text": observation.text,
+            "number": observation.number[:40], "comparator": observation.comparator[:2],
+            "units": observation.units[:60], "reference_range": observation.reference_range[:120],
+            "abnormal_flags": "~".join(observation.abnormal_flags)[:40],
+            "status": observation.status[:2], "critical": is_critical, "attachment_id": None,
+            "attachment_problem": file.problem if file is not None and not file.data else "",
+        }, file if file is not None and file.data else None))
+    return rows, critical
+
+
+def _write(session: Session, pending: _Pending, now: dt.datetime) -> None:
+    """Write what a batch changed: the results first (their ids), then what refers to them."""
+    session.add_all(pending.new)
+    session.flush()  # new results in one INSERT ... RETURNING, changed ones updated
+    if pending.replaced:
+        replaced = sorted(pending.replaced)
+        session.execute(delete(ResultObservation).where(
+            ResultObservation.result_id.in_(replaced)))
+        session.execute(delete(ResultAttachment).where(ResultAttachment.result_id.in_(replaced)))
+    files = [(row, ResultAttachment(result_id=result.id, content_type=file.content_type,
+                                    size=len(file.data), data=file.data,
+                                    created_at=result.updated_at))
+             for result, rows in pending.observations.items() for row, file in rows
+             if file is not None]
+    if files:
+        session.add_all([attachment for _, attachment in files])
+        session.flush()
+        for row, attachment in files:
             row["attachment_id"] = attachment.id
-        elif file is not None:
-            row["attachment_problem"] = file.problem
-        rows.append(row)
+    rows = [{**row, "result_id": result.id}
+            for result, observed in pending.observations.items() for row, _ in observed]
     if rows:
         # One executemany of plain rows, not ORM objects: nothing reads them back in this
-        # transaction, and an ORM insert asks for every new id (RETURNING), which under a
-        # backlog cost more than the rest of the result together.
+        # transaction, and an ORM insert asks for every new id (RETURNING).
         session.execute(insert(ResultObservation.__table__), rows)
-    return critical
+    for result in pending.alerts:
+        raise_alert(session, result, now)
+    queue_announcements(session, pending.announcements, now)
+    for result, text, args in pending.notes:
+        logger.info("result %s: " + text, result.id, *args)

@@ -9,15 +9,16 @@ from sqlalchemy.orm import Session
 from adapter.flows import Services
 from adapter.ports import ResultsReported
 from adapter.results.alerts import escalate_alerts
-from adapter.results.applying import apply_results
+from adapter.results.applying import apply_reported
 from adapter.results.policy import policy_of
 from adapter.results.release import release_due
 
 
-def results_reported(services: Services, session: Session, event: ResultsReported,
+def results_reported(services: Services, session: Session, events: list[ResultsReported],
                      now: dt.datetime) -> None:
-    """An ORU^R01 read by the inbound runner: apply it in the runner's transaction."""
-    apply_results(session, event, policy_of(services), services.protector, now)
+    """ORU^R01 read by the inbound runner, one after another: applied together in the
+    runner's transaction (adapter.results.applying.apply_reported)."""
+    apply_reported(session, events, policy_of(services), services.protector, now)
 
 
 def release_held_results(services: Services) -> int:

@@ -29,10 +29,25 @@ class Match:
 def match_report(session: Session, report: ResultReport, protector: DataProtector) -> Match:
     """Match a report to a person by PID-3's HIS patient id; PID-5 must name them, and PID-7
     and a PID-3 document (where sent) must agree with what their links hold."""
+    links = links_of(session, [report.his_patient_id]).get(report.his_patient_id, [])
+    return match_links(report, links, protector)
+
+
+def links_of(session: Session, his_patient_ids: list[str]) -> dict[str, list[Patient]]:
+    """The live links of each HIS patient id, in one query (a batch's reports at once)."""
+    wanted = sorted({his_id for his_id in his_patient_ids if his_id})
+    found: dict[str, list[Patient]] = {}
+    if wanted:
+        for link in session.scalars(select(Patient).where(
+                Patient.his_patient_id.in_(wanted), Patient.removed_at.is_(None))):
+            found.setdefault(link.his_patient_id, []).append(link)
+    return found
+
+
+def match_links(report: ResultReport, links: list[Patient], protector: DataProtector) -> Match:
+    """``match_report`` over the links already read for the report's HIS patient id."""
     if not report.his_patient_id:
         return Match(None, "no_patient_id")
-    links = list(session.scalars(select(Patient).where(
-        Patient.his_patient_id == report.his_patient_id, Patient.removed_at.is_(None))))
     if not links:
         return Match(None, "unknown_patient")
     people = {link.document_index for link in links}

@@ -9,13 +9,14 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, exists, select, text, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from adapter.failures import safe_code, stack
-from adapter.flows import EventHandler, Services
+from adapter.flows import BatchEventHandler, EventHandler, Services
 from adapter.his.inbound import read_event, routed_types
 from adapter.models import InboundMessage, InboundStatus
 from adapter.ports import InboundRefused
@@ -98,22 +99,33 @@ def claim_keys(session: Session, types: list[str], keys: set[str],
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class Handlers:
+    """Who applies each event type: handlers of one event, or one handler of a run of them."""
+
+    each: Mapping[type, list[EventHandler]]
+    batches: Mapping[type, BatchEventHandler] = field(default_factory=dict)
+
+    def handles(self, event_type: type) -> bool:
+        return bool(self.each.get(event_type)) or event_type in self.batches
+
+
 def process_inbound(services: Services,
                     handlers: Mapping[type, list[EventHandler]] | None = None) -> int:
     """Apply received messages of the routed types; returns how many.
 
     Messages with an ordering key (results, by patient) are applied in parallel across
     workers, each key's in arrival order; the others one worker at a time, in arrival order.
-    ``handlers`` defaults to the merged flows' event handlers; types with no handler stay
-    ``received`` until a flow handles them.
+    ``handlers`` defaults to the merged flows' event handlers (and batch handlers); types with
+    no handler stay ``received`` until a flow handles them.
     """
-    handlers = services.flows.events if handlers is None else handlers
-    routes = {kind: event for kind, event in routed_types(services.profile).items()
-              if handlers.get(event)}
-    if not routes:
+    routes = (Handlers(services.flows.events, services.flows.batches) if handlers is None
+              else Handlers(handlers))
+    types = sorted(kind for kind, event in routed_types(services.profile).items()
+                   if routes.handles(event))
+    if not types:
         return 0
-    types = sorted(routes)
-    return _process_keyed(services, handlers, types) + _process_serial(services, handlers, types)
+    return _process_keyed(services, routes, types) + _process_serial(services, routes, types)
 
 
 def drain_inbound(services: Services,
@@ -133,7 +145,7 @@ def drain_inbound(services: Services,
             return total
 
 
-def _process_serial(services: Services, handlers: Mapping[type, list[EventHandler]],
+def _process_serial(services: Services, handlers: Handlers,
                     types: list[str]) -> int:
     if not _claim_keys([SERIAL], 1):
         return 0  # another thread of this process applies them
@@ -150,7 +162,7 @@ def _process_serial(services: Services, handlers: Mapping[type, list[EventHandle
         _release_keys([SERIAL])
 
 
-def _process_keyed(services: Services, handlers: Mapping[type, list[EventHandler]],
+def _process_keyed(services: Services, handlers: Handlers,
                    types: list[str]) -> int:
     batch = services.config.inbound_batch_size
     with services.session_factory() as session:
@@ -184,31 +196,46 @@ def _process_keyed(services: Services, handlers: Mapping[type, list[EventHandler
         _release_keys(keys)
 
 
-def _handle(services: Services, session: Session, handlers: Mapping[type, list[EventHandler]],
-            message: InboundMessage, document_types_by_hl7: dict[str, str]) -> None:
-    event = read_event(message.raw, services.config.tz, services.mappings.fee_fen,
-                       profile=services.profile, document_types_by_hl7=document_types_by_hl7)
-    now = services.clock.now()
-    for handle in handlers.get(type(event), ()):
-        handle(services, session, event, now)
+def _handle(services: Services, session: Session, handlers: Handlers,
+            messages: list[InboundMessage], document_types_by_hl7: dict[str, str]) -> None:
+    """Read the messages' events and apply them in arrival order: each run of one type that
+    has a batch handler at once, the others one by one."""
+    run: list[object] = []
+
+    def flush_run() -> None:
+        if run:
+            handlers.batches[type(run[0])](services, session, list(run), services.clock.now())
+            run.clear()
+
+    for message in messages:
+        event = read_event(message.raw, services.config.tz, services.mappings.fee_fen,
+                           profile=services.profile, document_types_by_hl7=document_types_by_hl7)
+        if run and type(event) is not type(run[0]):
+            flush_run()
+        if type(event) in handlers.batches:
+            run.append(event)
+            continue
+        now = services.clock.now()
+        for handle in handlers.each.get(type(event), ()):
+            handle(services, session, event, now)
+    flush_run()
 
 
 def _apply_together(services: Services, session: Session,
-                    handlers: Mapping[type, list[EventHandler]], messages: list[InboundMessage],
+                    handlers: Handlers, messages: list[InboundMessage],
                     document_types_by_hl7: dict[str, str]) -> list[InboundMessage] | None:
     """All of them in one savepoint (two round trips a message fewer than one savepoint
     each); None, with nothing kept, as soon as one fails or is refused."""
     try:
         with session.begin_nested():
-            for message in messages:
-                _handle(services, session, handlers, message, document_types_by_hl7)
+            _handle(services, session, handlers, messages, document_types_by_hl7)
     except Exception:  # noqa: BLE001 - told apart message by message in _apply_each
         return None
     return messages
 
 
 def _apply_each(services: Services, session: Session,
-                handlers: Mapping[type, list[EventHandler]], messages: list[InboundMessage],
+                handlers: Handlers, messages: list[InboundMessage],
                 document_types_by_hl7: dict[str, str]) -> list[InboundMessage]:
     """Each in its own savepoint: a refused one is failed for good, one that raised is
     retried later (and holds back the later messages of its key)."""
@@ -219,7 +246,7 @@ def _apply_each(services: Services, session: Session,
             continue
         try:
             with session.begin_nested():
-                _handle(services, session, handlers, message, document_types_by_hl7)
+                _handle(services, session, handlers, [message], document_types_by_hl7)
             processed.append(message)
         except InboundRefused as exc:
             message.status = InboundStatus.FAILED
@@ -239,7 +266,7 @@ def _apply_each(services: Services, session: Session,
     return processed
 
 
-def _apply(services: Services, session: Session, handlers: Mapping[type, list[EventHandler]],
+def _apply(services: Services, session: Session, handlers: Handlers,
            messages: list[InboundMessage]) -> int:
     """Apply claimed messages in the session's transaction: together in one savepoint, or,
     when one of them fails, each in its own.

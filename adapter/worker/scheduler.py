@@ -85,7 +85,7 @@ def make_scheduler(runtime: Any, *, blocking: bool) -> BackgroundScheduler | Blo
                              if at_start else {}))
 
     add("deliver_outbox", deliver_outbox, 1, (runtime, merged.outbox))
-    add("process_inbound", drain_inbound, 2, (runtime, merged.events))
+    add("process_inbound", drain_inbound, 2, (runtime,))
     add("check_links", check_links, runtime.config.link_check_interval, (runtime,),
         at_start=True)
     for job in merged.jobs:

@@ -76,12 +76,12 @@ def test_two_runners_apply_every_result_once_and_each_orders_messages_in_order(r
     total = store(runtime.session_factory, runtime.profile)
     applied: list[tuple[str, str]] = []  # (control id, runner) in the order applied
     lock = threading.Lock()
-    [handle] = runtime.flows.events[ResultsReported]
+    apply_batch = runtime.flows.batches[ResultsReported]
 
     def recording(name: str):
         def handler(services, session, event, now):
             time.sleep(0.002)  # as long as a real message's work: the runners overlap
-            handle(services, session, event, now)
+            apply_batch(services, session, [event], now)
             with lock:
                 applied.append((event.control_id, name))
         return {ResultsReported: [handler]}
@@ -133,12 +133,12 @@ def test_two_runners_apply_every_result_once_and_each_orders_messages_in_order(r
 
 def test_a_message_that_keeps_failing_holds_back_only_its_own_patients_later_ones(runtime):
     store(runtime.session_factory, runtime.profile)
-    [handle] = runtime.flows.events[ResultsReported]
+    apply_batch = runtime.flows.batches[ResultsReported]
 
     def failing_for_patient_zero(services, session, event, now):
         if event.control_id == "C0-0-1":
             raise RuntimeError("the database hiccupped")
-        handle(services, session, event, now)
+        apply_batch(services, session, [event], now)
 
     handlers = {ResultsReported: [failing_for_patient_zero]}
     runtime.config = replace(runtime.config, inbound_batch_size=500)

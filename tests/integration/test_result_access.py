@@ -80,8 +80,8 @@ class Clinic:
         event = ResultsReported(f"M{self.controls}", "LIS^DEMO_HOSPITAL",
                                 (ResultReport(his_id, name, birth, orders=orders),))
         with self.runtime.session_factory.begin() as db:
-            for handle in self.runtime.flows.events[ResultsReported]:
-                handle(self.runtime, db, event, self.runtime.clock.now())
+            self.runtime.flows.batches[ResultsReported](self.runtime, db, [event],
+                                                        self.runtime.clock.now())
 
     def ids(self) -> dict[str, int]:
         from adapter.models import Result

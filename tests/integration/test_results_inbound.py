@@ -182,3 +182,60 @@ def test_every_generated_variant_is_acked_applied_and_each_order_kept_or_held(ru
     assert set(states) <= {"released", "pending", "unmatched", "withdrawn"}
     # Orders repeat across variants (the same order number and kind): each is kept once.
     assert 0 < len(states) <= expected
+
+
+def _snapshot(session_factory) -> dict:
+    """What the patient and staff would see: each result with its values, alerts, pushes."""
+    from adapter.models import ResultObservation
+
+    with session_factory() as session:
+        results = {r.id: r for r in session.scalars(select(Result))}
+        values: dict[int, list[str]] = {}
+        for row in session.scalars(select(ResultObservation).order_by(ResultObservation.id)):
+            values.setdefault(row.result_id, []).append(f"{row.code}={row.text}")
+        pushes = sorted((results[int(m.subject_id)].kind, m.payload)
+                        for m in session.scalars(select(OutboxMessage)))
+        return {
+            "results": sorted((r.kind, r.status, r.state, r.version, r.announced_version,
+                               r.corrected, r.critical, tuple(values.get(r.id, ())))
+                              for r in results.values()),
+            "alerts": sorted((results[a.result_id].kind, a.result_version)
+                             for a in session.scalars(select(CriticalAlert))),
+            "files": session.scalar(select(func.count()).select_from(ResultAttachment)),
+            "pushes": pushes,
+        }
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one batch", "one by one"])
+def test_a_batch_of_messages_ends_as_the_messages_applied_one_by_one(runtime, send, together):
+    """An order, its correction, a repeat and a cancellation in one runner batch end as they
+    do when each message is applied on its own (the batch reads and writes once for all)."""
+    pdf = base64.b64encode(PDF).decode()
+    messages = [
+        oru("B1", obr(1, "CBC", "F"), "OBX|1|NM|WBC^WBC^L||6.2|10*9/L|3.5-9.5|N|||F",
+            obr(2, "CT", "F"), f"OBX|1|ED|RPT^CT^L||^AP^PDF^Base64^{pdf}||||||F"),
+        oru("B2", obr(3, "BMP", "F"), "OBX|1|NM|K^K^L||6.9|mmol/L|3.5-5.3|HH|||F"),
+        oru("B3", obr(1, "CBC", "C"), "OBX|1|NM|WBC^WBC^L||8.4|10*9/L|3.5-9.5|N|||C"),
+        oru("B4", obr(1, "CBC", "C"), "OBX|1|NM|WBC^WBC^L||8.4|10*9/L|3.5-9.5|N|||C"),
+        oru("B5", obr(2, "CT", "X")),
+        oru("B6", obr(3, "BMP", "C"), "OBX|1|NM|K^K^L||7.1|mmol/L|3.5-5.3|HH|||C"),
+    ]
+    for payload in messages:
+        assert send(payload) == "AA"
+        if not together:
+            assert process_inbound(runtime) == 1
+    if together:
+        assert process_inbound(runtime) == len(messages)  # one batch: one patient, in order
+    assert process_inbound(runtime) == 0
+    snapshot = _snapshot(runtime.session_factory)
+    assert snapshot["results"] == [
+        ("BMP", "corrected", "released", 2, 2, True, True, ("K=7.1",)),
+        ("CBC", "corrected", "released", 2, 2, True, False, ("WBC=8.4",)),
+        ("CT", "cancelled", "withdrawn", 2, 1, False, False, ("RPT=",)),
+    ]
+    assert snapshot["alerts"] == [("BMP", 2)]  # one open alert, showing the latest values
+    assert snapshot["files"] == 1
+    notices = [(kind, payload.split('"notice": ')[1]) for kind, payload in snapshot["pushes"]]
+    assert sorted(notices) == [("BMP", '"critical"}'), ("BMP", '"critical"}'),
+                               ("CBC", '"corrected"}'), ("CBC", '"ready"}'),
+                               ("CT", '"ready"}')]

@@ -177,9 +177,11 @@ class Hospital:
     def hear(self, event: object) -> None:
         """A HIS event applied by the handlers the flows declare for it, in one transaction
         (as the inbound runner does once it has read the stored message)."""
-        handlers = self.runtime.flows.events[type(event)]
+        flows = self.runtime.flows
         with self.runtime.session_factory.begin() as session:
-            for handle in handlers:
+            if type(event) in flows.batches:
+                flows.batches[type(event)](self.runtime, session, [event], self.clock.now())
+            for handle in flows.events.get(type(event), ()):
                 handle(self.runtime, session, event, self.clock.now())
 
     def deliver(self) -> int:
