@@ -130,6 +130,7 @@ def worker_command() -> None:
     from adapter.worker import make_scheduler
 
     runtime = _role_runtime()
+    runtime.warm_up()
     scheduler = make_scheduler(runtime, blocking=True)
     click.echo("worker started")
     scheduler.start()
@@ -156,8 +157,10 @@ def web_command(workers: int) -> None:
             self.cfg.set("child_exit", child_exit)
             self.cfg.set("on_exit", on_exit)
 
-        def load(self) -> Flask:
-            return create_app(runtime=Runtime.from_config(runtime.config))
+        def load(self) -> Flask:  # in each worker process, before it serves
+            served = Runtime.from_config(runtime.config)
+            served.warm_up()
+            return create_app(runtime=served)
 
     _Gunicorn().run()
 

@@ -714,9 +714,10 @@ def db_checks(url: str) -> dict[str, Any]:
     return found
 
 
-def start_profiles(args: argparse.Namespace, system: System,
-                   scene: str) -> list[subprocess.Popen[bytes]]:
-    """py-spy on every gunicorn worker for --profile-seconds, from 1 s before the moment."""
+def start_profiles(args: argparse.Namespace, system: System, scene: str,
+                   roles: tuple[str, ...] = ("web",)) -> list[subprocess.Popen[bytes]]:
+    """py-spy on the processes of ``roles`` (a gunicorn role's workers) for
+    --profile-seconds: from 1 s before the moment of a booking scene, or over the payments."""
     if args.profile is None or "web" not in system.processes:
         return []
     spy = Path(sys.executable).with_name("py-spy")
@@ -724,15 +725,21 @@ def start_profiles(args: argparse.Namespace, system: System,
         print("--profile: py-spy is not installed in this environment", file=sys.stderr)
         return []
     args.profile.mkdir(parents=True, exist_ok=True)
-    master = system.processes["web"].pid
-    workers = [int(e) for e in os.listdir("/proc") if e.isdigit()
-               and (_proc_stat(int(e)) or ("", 0, 0.0))[1] == master]
+    targets: list[tuple[str, int]] = []
+    for role in roles:
+        if role not in system.processes:
+            continue
+        parent = system.processes[role].pid
+        children = [int(e) for e in os.listdir("/proc") if e.isdigit()
+                    and (_proc_stat(int(e)) or ("", 0, 0.0))[1] == parent]
+        targets += [(role, pid) for pid in (children if role in ("web", "notify")
+                                            else [parent])]
     return [subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration",
                               str(args.profile_seconds), "--rate", "250", "--format", "raw",
                               "--nonblocking", "--output",
-                              str(args.profile / f"web-{scene}-{n}.txt")],
+                              str(args.profile / f"{role}-{scene}-{n}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for n, pid in enumerate(workers)]
+            for n, (role, pid) in enumerate(targets)]
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -792,8 +799,9 @@ def main() -> int:  # noqa: C901 - one linear script
     parser.add_argument("--throttle", action="store_true",
                         help="keep the web role's throttles on (ADAPTER_THROTTLE); off by default")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                        help="record each gunicorn worker with py-spy during the bursts "
-                             "(collapsed stacks, one file per worker and scene, into DIR)")
+                        help="record with py-spy each gunicorn worker during the bursts, and "
+                             "every role during the payments (collapsed stacks, one file per "
+                             "process and phase, into DIR)")
     parser.add_argument("--profile-seconds", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
@@ -1025,6 +1033,8 @@ def main() -> int:  # noqa: C901 - one linear script
         paid_lock = threading.Lock()
         winners = [(p, s) for p in signed for s in scenes if s in p.bookings]
         before, t0, p0 = cpu(), time.monotonic(), time.perf_counter()
+        spies = start_profiles(args, system, "payments",
+                               ("web", "notify", "worker", "worker2", "sandbox", "his"))
         list(pool.map(lambda ps: pay(bench, ps[0], ps[1], paid, paid_lock), winners))
         pay_cpu = cpu_used(before, cpu(), time.monotonic() - t0,
                            web_requests(bench, p0, time.perf_counter()))
@@ -1051,6 +1061,8 @@ def main() -> int:  # noqa: C901 - one linear script
 
             list(pool.map(look, pending))
             time.sleep(POLL_SECONDS)
+        for spy in spies:
+            spy.wait(timeout=args.profile_seconds + 30)
         to_confirm = sorted(confirmed[b] - paid[b][2] for b in confirmed)
         stages = paid_stages(args.database_url, {b: v[3] for b, v in paid.items()},
                              first_posts(sandbox))
