@@ -102,6 +102,18 @@ def write_transaction(session: Any) -> None:  # noqa: ANN401 - a Session
     session.connection()
 
 
+def try_exclusive(session: Any, key: int) -> bool:  # noqa: ANN401 - a Session
+    """Take the PostgreSQL advisory lock ``key`` for the session's transaction, unless another
+    transaction holds it (then False, at once). Work that every worker would do alike (a whole
+    pool's sync) is then done by one at a time; on SQLite (one process, transactions already
+    serialised) always True."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    from sqlalchemy import text
+
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}))
+
+
 def utcnow() -> dt.datetime:
     """The current time, aware, in UTC."""
     return dt.datetime.now(dt.UTC)

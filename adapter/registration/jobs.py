@@ -8,7 +8,7 @@ import logging
 
 from sqlalchemy import select
 
-from adapter.db import write_transaction
+from adapter.db import try_exclusive, write_transaction
 from adapter.failures import safe_code, stack
 from adapter.flows import Services
 from adapter.links import record_link
@@ -79,6 +79,9 @@ def release_cancelled_slots(services: Services, limit: int = 200) -> int:
     return len(bookings)
 
 
+SLOT_SYNC_LOCK = 0x534C4F54  # "SLOT": one worker at a time applies the HIS's pool
+
+
 def sync_slots(services: Services) -> None:
     """Pull the wallet channel's slot pool for the coming days from the HIS."""
     tz = services.config.tz
@@ -96,6 +99,11 @@ def sync_slots(services: Services) -> None:
         record_link(services, "his", False, type(exc).__name__)
         return
     with services.session_factory.begin() as session:
+        if not try_exclusive(session, SLOT_SYNC_LOCK):
+            # Another worker applies the same pool now (every worker syncs at its start):
+            # applying it beside it would race its inserts of the new slots.
+            logger.info("slot pool sync: another worker is applying the pool; skipped")
+            return
         apply_slot_pool(session, records, today, end, tz, now, on_closed=lambda s, slot:
                         cancel_for_closed_slot(s, slot, mappings=services.mappings, tz=tz,
                                                now=now))

@@ -11,10 +11,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, exists, select, text, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
+from adapter.db import try_exclusive
 from adapter.failures import safe_code, stack
 from adapter.flows import BatchEventHandler, EventHandler, Services
 from adapter.his.inbound import read_event, routed_types
@@ -151,8 +152,7 @@ def _process_serial(services: Services, handlers: Handlers,
         return 0  # another thread of this process applies them
     try:
         with services.session_factory() as session:
-            if session.get_bind().dialect.name == "postgresql" and not session.scalar(
-                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": INBOUND_LOCK}):
+            if not try_exclusive(session, INBOUND_LOCK):
                 return 0  # another worker is applying them: they go in arrival order
             messages = claim_inbound(session, types, services.config.inbound_batch_size)
             done = _apply(services, session, handlers, messages)

@@ -136,6 +136,34 @@ def test_worker_syncs_the_whole_pool_into_the_database(
         assert session.scalar(select(func.count()).select_from(Slot)) == count
 
 
+def test_two_workers_syncing_at_once_apply_the_pool_once_without_a_race(
+    simulator, his_address, engine, session_factory, caplog
+):
+    """Every worker syncs the pool at its start: while one applies it (holding the sync's
+    advisory lock), another skips instead of racing its inserts of the new slots."""
+    from sqlalchemy import text
+
+    from adapter.registration.jobs import SLOT_SYNC_LOCK
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("several workers are a PostgreSQL deployment")
+    config = replace(load_config({}), his_mllp=Address(*his_address[:2]))
+    runtime = Runtime(config, engine, session_factory, MAPPINGS, Hl7Profile())
+    runtime.his = _gateway(his_address)
+    with engine.connect() as other:  # the other worker, in the middle of its sync
+        other.execute(text("BEGIN"))
+        assert other.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SLOT_SYNC_LOCK})
+        with caplog.at_level("INFO", logger="adapter.registration.jobs"):
+            sync_slots(runtime)
+        assert "another worker is applying the pool" in caplog.text
+        with session_factory() as session:
+            assert session.scalar(select(func.count()).select_from(Slot)) == 0
+        other.execute(text("COMMIT"))
+    sync_slots(runtime)  # its turn: the pool is applied
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Slot)) > 100
+
+
 def test_a_check_in_reaches_the_his_as_adt_a10_once(simulator, his_address):
     from adapter.ports import ArrivalNotice
 
