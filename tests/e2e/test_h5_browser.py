@@ -4,6 +4,7 @@ system (`hospital-adapter run`: the adapter, the HIS simulator and the wallet sa
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -112,6 +113,74 @@ def test_parent_books_pays_and_cancels_for_a_child(system, phone, tmp_path):
     expected = (f"status of 422 (UNPROCESSABLE ENTITY) at {system.web}/api/v1/patients?",
                 f"status of 404 (NOT FOUND) at {system.sandbox}/favicon.ico")
     assert [e for e in phone.errors if not any(x in e for x in expected)] == []
+
+
+def test_a_wechat_user_binds_her_identity_books_and_pays_with_wechat_pay(system, phone):
+    """WeChat shares no real name: the patient signs in with the official account's OAuth,
+    binds her identity on the page (the HIS knows her; a code to the phone on file), books and
+    pays on the WeChat Pay sandbox's cashier, and hears of it in a template message."""
+    from adapter.demo import WechatDemo
+
+    page = phone.page
+    person = WechatDemo.PERSON
+    _, users = get_json(f"{system.wechatpay}/_sandbox/users")
+    user = next(u for u in users if u["subscribed"])  # type: ignore[union-attr]
+
+    page.goto(f"{system.web}/h5/?platform=wechatpay")
+    page.locator("#login").click()
+    page.wait_for_url(f"{system.wechatpay}/connect/oauth2/authorize**")
+    page.locator(f"input[name=openid][value='{user['openid']}']").check()
+    page.get_by_role("button", name="允许 / Allow").click()
+    page.wait_for_url(f"{system.web}/h5/**")
+    expect(page.locator("#signed-in")).to_be_visible()
+    expect(page.locator("#uncertified")).to_be_visible()  # no real name from WeChat
+
+    page.locator("#binding-link").click()
+    page.wait_for_url("**/h5/binding**")
+    form = page.locator("#his-form")
+    form.get_by_label("姓名").fill(person["name"])
+    form.get_by_label("证件类型").select_option(person["document_type"])
+    form.get_by_label("证件号码").fill(person["document_number"])
+    form.get_by_label("手机号").fill(person["phone"])
+    form.get_by_role("button", name="获取验证码").click()
+    expect(page.locator("#code-form")).to_be_visible()
+    deadline = time.monotonic() + 15
+    texts: list = []
+    while not texts and time.monotonic() < deadline:
+        _, inbox = get_json(f"{system.sandbox}/sms/inbox/{person['phone']}")
+        texts = inbox.get("messages", []) if isinstance(inbox, dict) else []
+        time.sleep(0.2)
+    code = re.search(r"\d{6}", texts[-1]["text"]).group(0)  # type: ignore[union-attr]
+    page.locator("#code-form").get_by_label("短信验证码").fill(code)
+    page.get_by_role("button", name="确认绑定").click()
+    expect(page.locator("#bound")).to_be_visible()
+    assert person["document_number"] not in page.content()
+
+    page.goto(f"{system.web}/h5/?platform=wechatpay")
+    page.get_by_role("link", name="预约挂号").click()
+    page.locator("#departments button[data-code=GIM]").click()
+    page.locator("#doctors button[data-code='']").click()
+    page.locator(f"#dates button[data-date='{days_ahead(2)}']").click()
+    page.locator("#slots button:enabled").first.click()
+    page.locator("#patients button", has_text=person["name"]).click()
+    page.get_by_role("button", name="确认预约并支付").click()
+
+    page.wait_for_url(f"{system.wechatpay}/sandbox/cashier**")
+    expect(page.locator("body")).to_contain_text("¥")
+    page.get_by_role("button", name="立即支付 / Pay").click()
+    page.get_by_role("link", name="完成 / Back to the hospital").click()
+    page.wait_for_url(re.compile(r".*/h5/bookings/B\w+(\?.*)?$"))
+    status = page.locator("#status-card")
+    expect(status).to_have_attribute("data-status", "confirmed", timeout=30_000)
+    expect(page.locator("#d-patient")).to_have_text(person["name"])
+    deadline = time.monotonic() + 15
+    inbox: object = []
+    while not inbox and time.monotonic() < deadline:
+        _, inbox = get_json(f"{system.wechatpay}/inbox/{user['openid']}")
+        time.sleep(0.2)
+    assert inbox, "the confirmation reached her WeChat as a template message"
+    favicon = f"status of 404 (NOT FOUND) at {system.wechatpay}/favicon.ico"
+    assert [e for e in phone.errors if favicon not in e] == []
 
 
 def test_english_is_kept_across_pages(system, phone):
