@@ -115,6 +115,9 @@ class Settlement(Base):
     # Raised for staff (the status page lists them): a payment that could not be posted.
     raised_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     raised_reason: Mapped[str] = mapped_column(String(40), default="")
+    # A staff user has handled what was raised (who, when): it leaves the parked work page.
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     committed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adapter.billing.paying import give_back_charges, lines_of
@@ -192,7 +192,27 @@ def deliver_his_release(services: Services, job: OutboxJob, now: dt.datetime) ->
         finish(session, job, now)
 
 
-def raised_settlements(session: Session, limit: int = 100) -> list[Settlement]:
-    """Paid bills that could not be posted, newest first (for the status page)."""
-    return list(session.scalars(select(Settlement).where(Settlement.raised_at.is_not(None))
+def raised_settlements(session: Session, limit: int = 100) -> tuple[list[Settlement], int]:
+    """Paid bills that could not be posted and no staff user has handled yet, newest first
+    (for the parked work page), and how many there are."""
+    where = (Settlement.raised_at.is_not(None), Settlement.acknowledged_at.is_(None))
+    total = session.scalar(select(func.count()).select_from(Settlement).where(*where)) or 0
+    rows = list(session.scalars(select(Settlement).where(*where)
                                 .order_by(Settlement.raised_at.desc()).limit(limit)))
+    return rows, total
+
+
+def acknowledge_settlement(session: Session, public_id: str, actor: str,
+                           now: dt.datetime) -> tuple[Settlement | None, bool]:
+    """A staff user has handled a raised bill (refunded at the window, posted by hand...): the
+    first acknowledgment is kept. (None, False) when no raised bill has that id; the bool says
+    whether this call acknowledged it."""
+    settlement = session.scalar(select(Settlement).where(
+        Settlement.public_id == public_id, Settlement.raised_at.is_not(None))
+        .with_for_update())
+    if settlement is None or settlement.acknowledged_at is not None:
+        return settlement, False
+    settlement.acknowledged_at, settlement.acknowledged_by = now, actor[:64]
+    logger.info("settlement %s: raised %s, acknowledged by staff user %s",
+                settlement.public_id, settlement.raised_reason, settlement.acknowledged_by)
+    return settlement, True

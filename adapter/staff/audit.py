@@ -31,6 +31,7 @@ class Action(StrEnum):
     MESSAGE_REPROCESSED = "message_reprocessed"
     MESSAGE_ACKNOWLEDGED = "message_acknowledged"
     DISCREPANCY_ACKNOWLEDGED = "discrepancy_acknowledged"
+    SETTLEMENT_ACKNOWLEDGED = "settlement_acknowledged"
     RECONCILIATION_RUN = "reconciliation_run"
     MESSAGES_PRUNED = "messages_pruned"  # by the retention job or `prune`: counts only
 

@@ -63,7 +63,7 @@ def test_the_blueprint_has_the_routes_this_test_expects(app):
             "admin.messages_reprocess", "admin.messages_acknowledge",
             "admin.message_raw", "admin.parked", "admin.reconciliation",
             "admin.reconciliation_report", "admin.reconciliation_rerun",
-            "admin.discrepancy_acknowledge"} <= endpoints
+            "admin.discrepancy_acknowledge", "admin.settlement_acknowledge"} <= endpoints
     for endpoint in endpoints - PUBLIC:  # every other view declares what it needs
         assert getattr(app.view_functions[endpoint], "staff_permission", None), endpoint
 

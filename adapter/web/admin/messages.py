@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, gettext
 
+from adapter.billing.posting import acknowledge_settlement, raised_settlements
 from adapter.his.masking import readable
+from adapter.money import yuan
 from adapter.staff.accounts import Permission
 from adapter.staff.audit import Action, record
 from adapter.staff.messages import (
@@ -162,11 +164,32 @@ def messages_acknowledge() -> ResponseReturnValue:
 @bp.get("/parked")
 @requires(Permission.STATUS)
 def parked() -> ResponseReturnValue:
-    """Parked work awaiting staff: failed and parked inbound messages, parked outbox items."""
+    """Parked work awaiting staff: failed and parked inbound messages, parked outbox items,
+    and paid bills that could not be posted to the HIS."""
     with runtime().session_factory() as db:
         sections = parked_work(db)
+        settlements, raised = raised_settlements(db)
     return render_template("admin/parked.html", title=gettext("待处理的工作"),
-                           sections=sections)
+                           sections=sections, settlements=settlements, raised=raised,
+                           yuan=yuan)
+
+
+@bp.post("/settlements/<string(maxlength=32):public_id>/acknowledge")
+@requires(Permission.OPERATE)
+def settlement_acknowledge(public_id: str) -> ResponseReturnValue:
+    """A raised bill handled by staff (refunded at the window, posted by hand): it leaves the
+    parked work page; the first acknowledgment is kept, and audited."""
+    rt = runtime()
+    with rt.session_factory.begin() as db:
+        settlement, now_handled = acknowledge_settlement(db, public_id, staff().username,
+                                                         rt.clock.now())
+        if now_handled:
+            record(db, staff().username, Action.SETTLEMENT_ACKNOWLEDGED,
+                   f"settlement:{public_id}", remote(), rt.clock.now())
+    if settlement is None:
+        abort(404)  # no raised bill has that id
+    flash(gettext("已确认该账单为已处理。"))
+    return redirect(url_for("admin.parked"), code=303)
 
 
 @bp.get(f"/messages/<any(inbound, outbox, notification):source>/<{ID}:message_id>")
