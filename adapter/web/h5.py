@@ -272,10 +272,12 @@ def booking(booking_id: str) -> ResponseReturnValue:
 
 @bp.get("/check-in")
 def check_in() -> ResponseReturnValue:
-    """Where the hospital's check-in QR code leads: today's confirmed bookings, each to its
-    queue page carrying the code's token (straight there when there is one)."""
+    """Where the hospital's check-in QR code leads: today's confirmed bookings (and one just
+    after midnight whose check-in has opened), each to its queue page carrying the code's
+    token (straight there when there is one)."""
+    opens = current_app.extensions["adapter"].config.check_in_opens_minutes
     return _page("check_in.html", "check_in", js_config={
-        "token": request.args.get("token", "")[:200]})
+        "token": request.args.get("token", "")[:200], "opens_ms": opens * 60_000})
 
 
 @bp.get("/bookings/<booking_id>/queue")
