@@ -51,8 +51,10 @@ def apply_reported(session: Session, events: list[ResultsReported], policy: Rele
     """
     reports = [(event, report) for event in events for report in event.reports]
     links = links_of(session, [report.his_patient_id for _, report in reports])
-    keys = [order_key(event, order, position) for event, report in reports
-            for position, order in enumerate(report.orders, start=1)]
+    keyed = [[(order_key(event, order, position), order)
+              for position, order in enumerate(report.orders, start=1)]
+             for event, report in reports]  # each report's orders with their keys
+    keys = [key for orders in keyed for key, _ in orders]
     kept: dict[str, Result] = {}
     for chunk in range(0, len(keys), 500):
         kept.update((result.order_key, result) for result in session.scalars(
@@ -60,11 +62,11 @@ def apply_reported(session: Session, events: list[ResultsReported], policy: Rele
     pending = _Pending()
     touched: list[Result] = []
     with session.no_autoflush:  # everything goes to the database once, in _write
-        for event, report in reports:
+        for (event, report), orders in zip(reports, keyed, strict=True):
             match = match_links(report, links.get(report.his_patient_id, []), protector)
-            for position, order in enumerate(report.orders, start=1):
-                result = _apply_order(kept, pending, event, report, match, order, position,
-                                      policy, now)
+            for key, order in orders:
+                result = _apply_order(kept, pending, key, event, report, match, order, policy,
+                                      now)
                 if result is not None:
                     touched.append(result)
     _write(session, pending, now)
@@ -106,12 +108,11 @@ def content_digest(order: ResultOrder) -> str:
     return hashlib.sha256(json.dumps([order.kind_name, shown]).encode("utf-8")).hexdigest()
 
 
-def _apply_order(kept: dict[str, Result], pending: _Pending, event: ResultsReported,
-                 report: ResultReport, match: Match, order: ResultOrder, position: int,
-                 policy: ReleasePolicy, now: dt.datetime) -> Result | None:
-    """Apply one order to the result kept for it (in ``kept``, a new one added there); None
-    when the message says nothing new about it."""
-    key = order_key(event, order, position)
+def _apply_order(kept: dict[str, Result], pending: _Pending, key: str, event: ResultsReported,
+                 report: ResultReport, match: Match, order: ResultOrder, policy: ReleasePolicy,
+                 now: dt.datetime) -> Result | None:
+    """Apply one order (``key``: its order_key) to the result kept for it (in ``kept``, a new
+    one added there); None when the message says nothing new about it."""
     digest = content_digest(order)
     result = kept.get(key)
     new = result is None

@@ -26,13 +26,6 @@ class Match:
     hold_reason: str = ""  # a code: no_patient_id, unknown_patient, ambiguous_patient, ...
 
 
-def match_report(session: Session, report: ResultReport, protector: DataProtector) -> Match:
-    """Match a report to a person by PID-3's HIS patient id; PID-5 must name them, and PID-7
-    and a PID-3 document (where sent) must agree with what their links hold."""
-    links = links_of(session, [report.his_patient_id]).get(report.his_patient_id, [])
-    return match_links(report, links, protector)
-
-
 def links_of(session: Session, his_patient_ids: list[str]) -> dict[str, list[Patient]]:
     """The live links of each HIS patient id, in one query (a batch's reports at once)."""
     wanted = sorted({his_id for his_id in his_patient_ids if his_id})
@@ -45,7 +38,9 @@ def links_of(session: Session, his_patient_ids: list[str]) -> dict[str, list[Pat
 
 
 def match_links(report: ResultReport, links: list[Patient], protector: DataProtector) -> Match:
-    """``match_report`` over the links already read for the report's HIS patient id."""
+    """Match a report to a person by PID-3's HIS patient id (``links``: the live links holding
+    it, from ``links_of``); PID-5 must name them, and PID-7 and a PID-3 document (where sent)
+    must agree with what their links hold."""
     if not report.his_patient_id:
         return Match(None, "no_patient_id")
     if not links:
